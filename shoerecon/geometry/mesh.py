@@ -1,0 +1,102 @@
+"""The triangle mesh shared by every module: geometry, UV layout and an optional texture image.
+
+Conventions (DESIGN.md): faces are counter-clockwise seen from outside (outward normals), UV in
+[0, 1] with v up, so texture row 0 is v = 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Mesh:
+    """One triangle mesh.
+
+    Attributes:
+        verts: (N, 3) float positions.
+        faces: (F, 3) long vertex indices, counter-clockwise seen from outside.
+        uvs: (T, 2) float texture coordinates in [0, 1], v up; None if the mesh has no UV layout.
+        uv_faces: (F, 3) long indices into ``uvs`` (UV seams split UV vertices, not positions).
+        texture: (3, Ht, Wt) float in [0, 1], row 0 is v = 1; None if untextured.
+    """
+
+    verts: Tensor
+    faces: Tensor
+    uvs: Optional[Tensor] = None
+    uv_faces: Optional[Tensor] = None
+    texture: Optional[Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.verts.ndim != 2 or self.verts.shape[-1] != 3:
+            raise ValueError(f"verts must be (N, 3), got {tuple(self.verts.shape)}")
+        if self.faces.ndim != 2 or self.faces.shape[-1] != 3:
+            raise ValueError(f"faces must be (F, 3), got {tuple(self.faces.shape)}")
+        if (self.uvs is None) != (self.uv_faces is None):
+            raise ValueError("uvs and uv_faces come together")
+        if self.uv_faces is not None and self.uv_faces.shape != self.faces.shape:
+            raise ValueError(f"uv_faces {tuple(self.uv_faces.shape)} must match faces {tuple(self.faces.shape)}")
+
+    @property
+    def num_verts(self) -> int:
+        return self.verts.shape[0]
+
+    @property
+    def num_faces(self) -> int:
+        return self.faces.shape[0]
+
+    def to(self, device=None, dtype=None) -> "Mesh":
+        move = lambda t, floating: None if t is None else t.to(device=device, dtype=dtype if floating else None)  # noqa: E731
+        return Mesh(move(self.verts, True), move(self.faces, False), move(self.uvs, True), move(self.uv_faces, False), move(self.texture, True))
+
+    def with_verts(self, verts: Tensor) -> "Mesh":
+        """The same topology, UV layout and texture on new positions (N, 3)."""
+        return replace(self, verts=verts)
+
+    def face_normals(self) -> Tensor:
+        """(F, 3) unit face normals."""
+        return face_normals(self.verts, self.faces)
+
+    def vertex_normals(self) -> Tensor:
+        """(N, 3) unit vertex normals, area-weighted mean of the adjacent face normals."""
+        return vertex_normals(self.verts, self.faces)
+
+    def edges(self) -> Tensor:
+        """(E, 2) unique undirected edges, smaller index first."""
+        return unique_edges(self.faces)
+
+
+def face_areas_normals(verts: Tensor, faces: Tensor) -> Tensor:
+    """Unnormalised face normals, length = 2 * area. verts (..., N, 3), faces (F, 3) -> (..., F, 3)."""
+    v0, v1, v2 = (verts[..., faces[:, i], :] for i in range(3))
+    return torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)
+
+
+def face_normals(verts: Tensor, faces: Tensor) -> Tensor:
+    """Unit face normals. verts (..., N, 3), faces (F, 3) -> (..., F, 3)."""
+    return torch.nn.functional.normalize(face_areas_normals(verts, faces), dim=-1, eps=1e-12)
+
+
+def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
+    """Area-weighted unit vertex normals. verts (..., N, 3), faces (F, 3) -> (..., N, 3)."""
+    fn = face_areas_normals(verts, faces)
+    normals = torch.zeros_like(verts)
+    for i in range(3):
+        normals = normals.index_add(-2, faces[:, i], fn)
+    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
+
+
+def unique_edges(faces: Tensor) -> Tensor:
+    """(E, 2) unique undirected edges of a face list (F, 3), smaller index first, sorted."""
+    e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], dim=0)
+    e = torch.sort(e, dim=1).values
+    return torch.unique(e, dim=0)
+
+
+def normalize_verts(verts: Tensor, extent: float = 1.0) -> Tensor:
+    """Centre the bounding box at the origin and scale its longest side to ``extent``. (N, 3) -> (N, 3)."""
+    lo, hi = verts.min(dim=0).values, verts.max(dim=0).values
+    return (verts - (lo + hi) / 2) * (extent / (hi - lo).max().clamp_min(1e-12))
