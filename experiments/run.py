@@ -1,0 +1,37 @@
+"""Train shoerecon: ``python experiments/run.py --config X.yaml [--set section.key=value ...] [--resume]``.
+
+The same script runs under ``accelerate launch [--multi_gpu --num_processes N] experiments/run.py ...``
+(on a CPU-only machine that gives N data-parallel gloo processes). Output: ``<train.out_dir>/<train.name>/``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", required=True, help="experiment YAML (may name a 'base:' file)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, e.g. --set train.lr=1e-3 (repeatable; value parsed as YAML)")
+    p.add_argument("--resume", action="store_true", help="continue from <run>/checkpoints/last.pt")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from shoerecon.train.config import ConfigError
+    from shoerecon.train.trainer import main as train
+
+    try:
+        metrics = train(args.config, args.overrides, resume=args.resume)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    if metrics:
+        print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

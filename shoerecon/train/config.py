@@ -1,0 +1,332 @@
+"""The one experiment config: a dataclass tree loaded from YAML files with ``base:`` inheritance.
+
+Each module owns its config dataclass (``DataConfig``, ``ModelConfig``, ...); ``ExperimentConfig``
+composes them under one section each, next to ``TrainConfig`` (owned here). A YAML file holds any
+subset of the sections; ``base: other.yaml`` (relative to the file) names a file it overrides,
+recursively. Dicts merge deeply; any other value replaces. Command-line overrides are dotted
+paths, ``train.lr=1e-3``, parsed as YAML. Unknown keys and ill-typed values are errors naming the
+file, the key path and the valid keys. Later (v2) sections are new fields of ``ExperimentConfig``.
+
+>>> cfg = config_from_dict({"train": {"lr": "1e-3", "name": "demo"}})
+>>> cfg.train.lr, cfg.train.name
+(0.001, 'demo')
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence, Union
+
+import yaml
+
+from shoerecon.data import DataConfig
+from shoerecon.data.synthetic import SynthConfig
+from shoerecon.losses import LossConfig
+from shoerecon.model import ModelConfig
+from shoerecon.render import RendererConfig
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema; the message names where and why."""
+
+
+@dataclass
+class SyntheticDataConfig:
+    """Generate the synthetic dataset into ``data.root`` when that folder does not exist yet.
+
+    ``shoes``/``views``: dataset size; ``image_size`` None: ``data.image_size``. The procedural shoe
+    family itself is configured in the ``synth`` section (``SynthConfig``).
+    """
+
+    enabled: bool = False
+    shoes: int = 200
+    views: int = 36
+    image_size: int | None = None
+    seed: int = 0
+    workers: int = 1
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedule, logging and run-folder settings.
+
+    Steps count optimizer steps (each process sees ``batch_size`` shoes per step). ``max_steps``
+    (when set) ends training before ``epochs`` do and fixes the schedule length.
+    """
+
+    name: str = "default"
+    out_dir: str = "runs"
+    seed: int = 0
+    epochs: int = 100
+    max_steps: int | None = None
+    batch_size: int = 8
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    lr_schedule: Literal["constant", "cosine", "step", "linear"] = "constant"
+    warmup_steps: int = 0
+    lr_min_factor: float = 0.0          # cosine/linear: final lr = lr * lr_min_factor
+    lr_step_every: int = 10000          # step schedule: multiply by lr_gamma every this many steps
+    lr_gamma: float = 0.5
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"   # GPU only; CPU runs in fp32
+    grad_clip: float | None = 1.0       # max global grad norm; None: no clipping
+    log_every: int = 10
+    sample_every: int = 200
+    val_every: int = 500                # steps; 0: only at the end
+    checkpoint_every: int = 1000        # periodic step_XXXXXXX.pt besides last.pt; 0: last.pt only
+    keep_checkpoints: int = 3           # periodic checkpoints kept (oldest removed); 0: keep all
+    num_workers: int = 0
+    val_shoes: int | None = None        # None: every held-out shoe
+    val_views: list[int] | None = None  # None: every view of each held-out shoe
+    sample_shoes: int = 4               # rows in the sample grids
+    template: str | None = None         # None: the packaged template
+    uv_mode: Literal["islands", "spherical"] = "islands"
+    device: str = "auto"                # auto | cpu | cuda (accelerate picks within the choice)
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything one run needs. Sections: train, data, synthetic, synth, model, losses, render."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+    render: RendererConfig = field(default_factory=RendererConfig)
+
+
+# ------------------------------------------------------------------------------------------ files
+def read_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML file merged over its ``base:`` chain (paths relative to each file). Each file is
+    checked against the schema on its own, so errors name the file that has the bad key."""
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ConfigError(f"{path}: circular 'base:' chain: {chain}")
+    if not path.is_file():
+        where = f" (named as base by {_seen[-1]})" if _seen else ""
+        raise ConfigError(f"config file not found: {path}{where}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    check_tree(raw, ExperimentConfig, source=str(path))
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'base' must be a file path, got {base!r}")
+    return deep_merge(read_yaml_tree(path.parent / base, (*_seen, path)), raw)
+
+
+def deep_merge(base: Mapping, override: Mapping) -> dict:
+    """Dicts merge key by key (recursively); any other override value replaces the base value.
+
+    >>> deep_merge({"a": {"x": 1, "y": 2}, "b": [1]}, {"a": {"y": 3}, "b": [2]})
+    {'a': {'x': 1, 'y': 3}, 'b': [2]}
+    """
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> dict:
+    """``"train.lr=1e-3"`` -> ``{"train": {"lr": "1e-3" parsed as YAML}}``.
+
+    >>> parse_override("train.betas=[0.5, 0.9]")
+    {'train': {'betas': [0.5, 0.9]}}
+    """
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. train.lr=1e-3")
+    key, value = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {text!r}: empty key in {key!r}")
+    try:
+        node: Any = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: value is not valid YAML: {err}") from err
+    for part in reversed(parts):
+        node = {part: node}
+    return node
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] | None = None) -> ExperimentConfig:
+    """Load a YAML file (with its ``base:`` chain), apply dotted overrides, type-check, build the tree."""
+    tree = read_yaml_tree(path) if path is not None else {}
+    for text in overrides or ():
+        override = parse_override(text)
+        check_tree(override, ExperimentConfig, source=f"override {text!r}")
+        tree = deep_merge(tree, override)
+    return config_from_dict(tree, source=str(path) if path is not None else "config")
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """Plain dict/list/scalar tree (tuples become lists) ready for YAML."""
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+    return plain(cfg)
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    """Write the resolved config; ``load_config(path)`` gives back an equal config."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def config_from_dict(tree: Mapping, source: str = "config", cls: type = ExperimentConfig) -> Any:
+    """Build (and type-check) a config dataclass from a nested dict; missing keys keep defaults."""
+    check_tree(tree, cls, source)
+    return _build(cls, tree, source, ())
+
+
+# ------------------------------------------------------------------------------------------ schema
+def _fields(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def check_tree(tree: Mapping, cls: type, source: str, prefix: tuple[str, ...] = ()) -> None:
+    """Raise ConfigError for keys that ``cls`` (recursively) does not have, listing the valid ones."""
+    if not isinstance(tree, Mapping):
+        raise ConfigError(f"{source}: '{'.'.join(prefix) or '<top>'}' must be a mapping, got {tree!r}")
+    fields = _fields(cls)
+    for key, value in tree.items():
+        path = (*prefix, str(key))
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            where = f"in section '{'.'.join(prefix)}'" if prefix else "at the top level"
+            raise ConfigError(
+                f"{source}: unknown key '{'.'.join(path)}'{hint}; valid keys {where}: {', '.join(fields)}"
+            )
+        sub = _dataclass_in(fields[key])
+        if sub is not None and isinstance(value, Mapping):
+            check_tree(value, sub, source, path)
+
+
+def _dataclass_in(tp: Any) -> type | None:
+    if dataclasses.is_dataclass(tp):
+        return tp
+    for arg in typing.get_args(tp) if _is_union(tp) else ():
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType)
+
+
+def _build(cls: type, tree: Mapping, source: str, prefix: tuple[str, ...]) -> Any:
+    fields = _fields(cls)
+    default = cls()
+    kwargs = {}
+    for key, value in tree.items():
+        path = (*prefix, key)
+        tp = fields[key]
+        sub = _dataclass_in(tp)
+        if sub is not None and isinstance(value, Mapping):
+            current = getattr(default, key)
+            base = config_to_dict(current) if dataclasses.is_dataclass(current) else {}
+            kwargs[key] = _build(sub, deep_merge(base, value), source, path)
+        else:
+            kwargs[key] = coerce(value, tp, f"{source}: '{'.'.join(path)}'")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: section '{'.'.join(prefix) or '<top>'}': {err}") from err
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; convert lists to tuples and numeric strings
+    (PyYAML reads ``1e-4`` as a string) to floats. Raise ConfigError naming ``where`` otherwise.
+
+    >>> coerce([1, 2], tuple[float, float], "x")
+    (1.0, 2.0)
+    >>> coerce("fast", Literal["a", "b"], "train.mode")
+    Traceback (most recent call last):
+    ...
+    shoerecon.train.config.ConfigError: train.mode: expected one of ['a', 'b'], got 'fast'
+    """
+    if tp is Any:
+        return value
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if _is_union(tp):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, arg, where)
+            except ConfigError as err:
+                errors.append(str(err).split(": ", 1)[-1])
+        raise ConfigError(f"{where}: {value!r} fits none of {_type_name(tp)} ({'; '.join(errors)})")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (tuple, list) or tp in (tuple, list):
+        if isinstance(value, (list, tuple)):
+            if origin is tuple and args and args[-1] is not Ellipsis:
+                if len(value) != len(args):
+                    raise ConfigError(f"{where}: expected {len(args)} values ({_type_name(tp)}), got {list(value)!r}")
+                items = [coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+            else:
+                item_tp = args[0] if args else Any
+                items = [coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+            return tuple(items) if (origin or tp) is tuple else items
+    elif origin is dict or tp is dict:
+        if isinstance(value, Mapping):
+            return dict(value)
+    elif dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+    elif isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+    else:  # an annotation we do not model: accept as is
+        return value
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__name__
+    return str(tp).replace("typing.", "")

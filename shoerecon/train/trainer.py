@@ -1,0 +1,587 @@
+"""The v1 training loop: input view -> ShoeReconNet -> render V target views -> losses -> accelerate step.
+
+One ``Trainer`` runs the same way under ``python experiments/run.py`` and ``accelerate launch``.
+Data order is owned here, not by accelerate: every epoch is a permutation seeded by (seed, epoch),
+split into per-process batches (rank r takes batches r, r + W, ...), and every item is loaded
+under its own seed, so a resumed run sees exactly the batches (and random target views) of an
+uninterrupted one, whatever the number of loader workers.
+
+Run folder ``<out_dir>/<name>/``: ``config.yaml`` (resolved), ``checkpoints/`` (``last.pt`` +
+periodic), ``logs/`` (tensorboard + ``scalars.csv``), ``samples/`` (PNG grids: input | renders |
+targets), ``exports/`` (GLB of validation shoes), ``metrics.json`` (final validation).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from shoerecon.render.cameras import Cameras
+from shoerecon.train.checkpoint import (
+    NonFiniteCheckpointError,
+    build_checkpoint,
+    capture_rng_state,
+    load_checkpoint,
+    restore_model_template,
+    restore_rng_state,
+    save_checkpoint,
+)
+from shoerecon.train.config import ConfigError, ExperimentConfig, TrainConfig, config_to_dict, save_config
+from shoerecon.train.logging import ScalarLogger
+
+
+# ------------------------------------------------------------------------------------------ functional core
+def lr_factor(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """Multiplier of ``cfg.lr`` at optimizer step ``step`` (0-based): linear warm-up, then the schedule.
+
+    >>> cfg = TrainConfig(lr_schedule="cosine", warmup_steps=10, lr_min_factor=0.1)
+    >>> [round(lr_factor(s, 110, cfg), 3) for s in (0, 9, 10, 60, 110)]
+    [0.1, 1.0, 1.0, 0.55, 0.1]
+    """
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+    low = cfg.lr_min_factor
+    if cfg.lr_schedule == "cosine":
+        return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * t))
+    if cfg.lr_schedule == "linear":
+        return 1 - (1 - low) * t
+    if cfg.lr_schedule == "step":
+        return cfg.lr_gamma ** ((step - cfg.warmup_steps) // max(1, cfg.lr_step_every))
+    return 1.0
+
+
+def silhouette_iou(alpha: Tensor, mask: Tensor, threshold: float = 0.5) -> Tensor:
+    """Hard IoU of thresholded silhouettes. alpha, mask (..., H, W) in [0,1] -> (...).
+    Two empty silhouettes count as IoU 1.
+
+    >>> a = torch.zeros(1, 4, 4); a[0, :2] = 1; m = torch.zeros(1, 4, 4); m[0, 1:3] = 1
+    >>> silhouette_iou(a, m)
+    tensor([0.3333])
+    """
+    a, m = alpha > threshold, mask > threshold
+    inter = (a & m).flatten(-2).sum(-1).float()
+    union = (a | m).flatten(-2).sum(-1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def psnr(image: Tensor, target: Tensor) -> Tensor:
+    """PSNR in dB of images in [0,1]. image, target (..., C, H, W) -> (...); capped at 100 dB.
+
+    >>> psnr(torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.1))
+    tensor([20.0000])
+    """
+    mse = (image - target).pow(2).flatten(-3).mean(-1)
+    return (-10 * torch.log10(mse.clamp_min(1e-10))).clamp(max=100.0)
+
+
+def render_prediction(renderer, verts: Tensor, net, texture: Tensor | None, cameras: Tensor) -> Tensor:
+    """Render meshes (B, N, 3) with the network's topology/UV from cameras (B, V, 4) -> (B, V, 4, H, W)."""
+    cams = Cameras.from_tensor(cameras.to(verts.dtype))
+    return renderer(verts, net.faces, cams, texture, net.uvs, net.uv_faces)
+
+
+def sample_grid(inputs: Tensor, renders: Tensor, targets: Tensor, max_rows: int = 4) -> Tensor:
+    """One image: a row per shoe of input | V renders (RGB) | V targets.
+
+    inputs (B,3,H,W), renders (B,V,4,H,W), targets (B,V,3,H,W) -> (3, rows*H', (1+2V)*W') with a
+    2-px white gutter.
+    """
+    import torchvision.utils as vutils
+
+    b = min(max_rows, inputs.shape[0])
+    tiles = []
+    for i in range(b):
+        tiles += [inputs[i], *renders[i, :, :3], *targets[i]]
+    tiles = [t.detach().float().cpu().clamp(0, 1) for t in tiles]
+    return vutils.make_grid(tiles, nrow=1 + 2 * renders.shape[1], padding=2, pad_value=1.0)
+
+
+# ------------------------------------------------------------------------------------------ data order
+@contextlib.contextmanager
+def seeded_rng(seed: int) -> Iterator[None]:
+    """Seed python/numpy/torch global RNGs inside the block; restore the previous states after."""
+    state = capture_rng_state()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        restore_rng_state(state)
+
+
+class SeededItems(Dataset):
+    """Wraps a dataset so that ``ds[(index, seed)]`` loads item ``index`` under RNG seed ``seed``."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, seed = key
+        with seeded_rng(seed):
+            return self.dataset[index]
+
+
+class ShardedEpochBatches(Sampler):
+    """Batch sampler: a (seed, epoch) permutation cut into batches of ``batch_size`` for each of
+    ``world`` processes (rank r takes global batches r, r+W, ...; the incomplete tail is dropped so
+    every rank takes the same number of steps). Yields lists of (index, item_seed).
+
+    >>> s = ShardedEpochBatches(10, batch_size=2, rank=1, world=2, seed=0, shuffle=False)
+    >>> [[i for i, _ in b] for b in s]
+    [[2, 3], [6, 7]]
+    """
+
+    def __init__(self, size: int, batch_size: int, rank: int, world: int, seed: int, shuffle: bool = True):
+        self.size, self.batch_size, self.rank, self.world = size, batch_size, rank, world
+        self.seed, self.shuffle = seed, shuffle
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip_batches
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.size // (self.batch_size * self.world)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.skip
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=g) if self.shuffle else torch.arange(self.size)
+        item_seeds = torch.randint(0, 2**31 - 1, (self.size,), generator=g)
+        for b in range(self.skip, self.batches_per_epoch):
+            start = (b * self.world + self.rank) * self.batch_size
+            idx = order[start:start + self.batch_size].tolist()
+            yield [(i, int(item_seeds[i])) for i in idx]
+
+
+# ------------------------------------------------------------------------------------------ setup helpers
+def build_accelerator(cfg: TrainConfig):
+    """An Accelerator that really is data-parallel on CPU-only launches.
+
+    ``accelerate launch --multi_gpu --num_processes 2`` on a machine without CUDA sets WORLD_SIZE=2
+    but ``Accelerator()`` then runs two independent single processes; ``cpu=True`` makes it
+    initialise a gloo process group (MULTI_CPU). Mixed precision is GPU-only here.
+    """
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    env_cpu = os.environ.get("ACCELERATE_USE_CPU", "false").lower() in ("1", "true", "yes")
+    use_cpu = cfg.device == "cpu" or env_cpu or not torch.cuda.is_available()
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but CUDA is not available on this machine")
+    precision = cfg.mixed_precision
+    if use_cpu and precision != "no":
+        warnings.warn(f"train.mixed_precision={precision!r} ignored on CPU; training in float32")
+        precision = "no"
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(cpu=use_cpu, mixed_precision=precision, kwargs_handlers=[ddp])
+
+
+def ensure_dataset(cfg: ExperimentConfig, accelerator) -> None:
+    """Generate the synthetic dataset into ``data.root`` (main process; others wait) when the folder
+    is missing and ``synthetic.enabled``; else a missing folder is an error saying what to do."""
+    root = Path(cfg.data.root)
+    if accelerator.is_main_process and not root.exists():
+        if not cfg.synthetic.enabled:
+            raise FileNotFoundError(
+                f"data folder {root} does not exist; point data.root at a turntable dataset or set "
+                f"synthetic.enabled: true to generate a synthetic one there"
+            )
+        from shoerecon.data.synthetic import generate_dataset
+
+        s = cfg.synthetic
+        tmp = root.with_name(root.name + f".partial-{os.getpid()}")
+        print(f"generating synthetic dataset: {s.shoes} shoes x {s.views} views -> {root}")
+        generate_dataset(tmp, num_shoes=s.shoes, num_views=s.views, image_size=s.image_size or cfg.data.image_size,
+                         seed=s.seed, workers=s.workers, **_synth_kwargs(cfg))
+        os.replace(tmp, root)  # a crashed generation never looks like a finished dataset
+    accelerator.wait_for_everyone()
+
+
+def _synth_kwargs(cfg: ExperimentConfig) -> dict:
+    import inspect
+
+    from shoerecon.data.synthetic import generate_dataset
+
+    params = inspect.signature(generate_dataset).parameters
+    for name in ("cfg", "config", "synth", "synth_cfg"):
+        if name in params:
+            return {name: cfg.synth}
+    return {}
+
+
+def check_config(cfg: ExperimentConfig) -> None:
+    """Cross-section consistency the schema alone cannot express."""
+    size = cfg.render.image_size
+    if (tuple(size) if isinstance(size, (tuple, list)) else (size, size)) != (cfg.data.image_size,) * 2:
+        raise ConfigError(
+            f"render.image_size ({cfg.render.image_size}) must equal data.image_size ({cfg.data.image_size})"
+        )
+    if cfg.train.batch_size < 1:
+        raise ConfigError(f"train.batch_size must be >= 1, got {cfg.train.batch_size}")
+
+
+def build_lpips(cfg: ExperimentConfig, device):
+    """The LPIPS module the losses need (None when the perceptual weight is 0); losses owns its construction."""
+    from shoerecon import losses as L
+
+    make = getattr(L, "make_lpips", None)
+    module = make(cfg.losses) if make is not None else None
+    return module.to(device) if module is not None else None
+
+
+def to_device(batch: Mapping, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
+# ------------------------------------------------------------------------------------------ trainer
+@dataclass
+class StepResult:
+    skipped: bool
+    losses: dict[str, float]
+    grad_norm: float
+
+
+class Trainer:
+    """Builds everything from one ExperimentConfig; ``fit()`` trains, validates, checkpoints."""
+
+    def __init__(self, cfg: ExperimentConfig, resume: bool = False, accelerator=None):
+        from accelerate.utils import set_seed
+
+        from shoerecon.data import TurntableDataset
+        from shoerecon.geometry.template import load_template
+        from shoerecon.model import ShoeReconNet
+        from shoerecon.render import Renderer
+
+        check_config(cfg)
+        self.cfg = cfg
+        t = cfg.train
+        self.acc = accelerator or build_accelerator(t)
+        self.device = self.acc.device
+        self.run_dir = Path(t.out_dir) / t.name
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        if self.acc.is_main_process:
+            for sub in ("checkpoints", "logs", "samples", "exports"):
+                (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+        ensure_dataset(cfg, self.acc)
+
+        self.train_set = TurntableDataset(cfg.data, split="train", seed=t.seed)
+        self.val_set = TurntableDataset(cfg.data, split="val", seed=t.seed)
+        self.sampler = ShardedEpochBatches(len(self.train_set), t.batch_size, self.acc.process_index,
+                                           self.acc.num_processes, t.seed)
+        if self.sampler.batches_per_epoch == 0:
+            raise ValueError(
+                f"{cfg.data.root}: {len(self.train_set)} training shoes are fewer than batch_size x processes "
+                f"({t.batch_size} x {self.acc.num_processes}); lower train.batch_size or add shoes"
+            )
+        self.loader = DataLoader(SeededItems(self.train_set), batch_sampler=self.sampler,
+                                 num_workers=t.num_workers, persistent_workers=False)
+        self.total_steps = t.max_steps if t.max_steps is not None else t.epochs * self.sampler.batches_per_epoch
+
+        set_seed(t.seed)  # identical initial weights on every rank
+        template = load_template(t.template, uv_mode=t.uv_mode)
+        self.net = ShoeReconNet(cfg.model, template)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        state = self._find_resume_state() if resume else None
+        if state is not None:
+            restore_model_template(self.net, state)
+            self.net.load_state_dict(state["model"])
+        self.net.to(self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, self.total_steps, t))
+        if state is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.model, self.optimizer = self.acc.prepare(self.net, self.optimizer)
+        self.renderer = Renderer(cfg.render).to(self.device)
+        self.lpips = build_lpips(cfg, self.device)
+        if state is not None:
+            self._restore_progress(state)
+        else:
+            set_seed(t.seed + 7919 * self.acc.process_index)  # per-rank stream for model-side randomness
+        self.logger = ScalarLogger(self.run_dir / "logs", enabled=self.acc.is_main_process)
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    # ---------------------------------------------------------------- resume
+    def _find_resume_state(self) -> dict | None:
+        path = self.ckpt_dir / "last.pt"
+        if not path.exists():
+            if self.acc.is_main_process:
+                warnings.warn(f"--resume: no checkpoint at {path}; starting from scratch")
+            return None
+        return load_checkpoint(path)
+
+    def _restore_progress(self, state: dict) -> None:
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.batch_in_epoch = state["extra"].get("batch_in_epoch", 0)
+        if state.get("scaler") is not None and self.acc.scaler is not None:
+            self.acc.scaler.load_state_dict(state["scaler"])
+        rng = state["rng"]
+        rank = self.acc.process_index
+        if rank < len(rng):
+            restore_rng_state(rng[rank])
+        if self.acc.is_main_process:
+            print(f"resumed from {self.ckpt_dir / 'last.pt'} at step {self.step} (epoch {self.epoch})")
+
+    # ---------------------------------------------------------------- one step
+    def compute(self, batch: dict, model=None) -> tuple[dict[str, Tensor], object, Tensor]:
+        """Forward: network on the input views, render its meshes from the target cameras, losses."""
+        model = model or self.model
+        from shoerecon.losses import compute_losses
+
+        with self.acc.autocast():
+            out = model(batch["input"])
+            renders = render_prediction(self.renderer, out.verts, self.net, out.texture, batch["target_cameras"])
+            losses = compute_losses(out, renders, batch, self.net.faces, self.cfg.losses, lpips=self.lpips)
+        return losses, out, renders
+
+    def train_step(self, batch: dict) -> StepResult:
+        """One optimizer step; a NaN/inf loss (on any rank) or gradient skips it on every rank."""
+        self.model.train()
+        losses, _, renders = self.compute(batch)
+        total = losses["total"]
+        finite = self.acc.gather(torch.isfinite(total.detach()).float().reshape(1)).min().item() > 0
+        grad_norm = float("nan")
+        if finite:
+            self.acc.backward(total)
+            grad_norm = self._clip_and_norm()
+            # fp16: the grad scaler itself skips steps with inf gradients and lowers its scale
+            if math.isfinite(grad_norm) or self.acc.scaler is not None:
+                self.optimizer.step()
+            else:
+                finite = False
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self._last_renders = renders
+        values = {k: float(v.detach()) for k, v in losses.items() if isinstance(v, Tensor) and v.numel() == 1}
+        if not finite and self.acc.is_main_process:
+            warnings.warn(f"step {self.step}: non-finite loss or gradient "
+                          f"(total={values.get('total')}, grad_norm={grad_norm}); step skipped")
+        return StepResult(skipped=not finite, losses=values, grad_norm=grad_norm)
+
+    def _clip_and_norm(self) -> float:
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if self.cfg.train.grad_clip is not None:
+            norm = self.acc.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else torch.tensor(0.0)
+        return float(norm)
+
+    # ---------------------------------------------------------------- loop
+    def fit(self, stop_at_step: int | None = None) -> dict | None:
+        """Train to ``total_steps`` (or stop early at ``stop_at_step``, saving ``last.pt`` for resume).
+        Returns the final validation metrics (main process) when training completes."""
+        t = self.cfg.train
+        end = self.total_steps if stop_at_step is None else min(stop_at_step, self.total_steps)
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=t.name, dynamic_ncols=True,
+                   disable=not self.acc.is_main_process)
+        while self.step < end:
+            self.sampler.set_epoch(self.epoch, skip_batches=self.batch_in_epoch)
+            for batch in self.loader:
+                batch = to_device(batch, self.device)
+                result = self.train_step(batch)
+                self.step += 1
+                self.batch_in_epoch += 1
+                self._accumulate(result)
+                bar.update(1)
+                if result.losses.get("total") is not None:
+                    bar.set_postfix(loss=f"{result.losses['total']:.4f}", refresh=False)
+                self._periodic(batch)
+                if self.step >= end:
+                    break
+            if self.batch_in_epoch >= self.sampler.batches_per_epoch:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+        bar.close()
+        self.save("last.pt")
+        if self.step < self.total_steps:
+            return None
+        metrics = self.finish()
+        self.logger.close()
+        return metrics
+
+    def _accumulate(self, result: StepResult) -> None:
+        self._count += 1
+        self._sums["skipped"] = self._sums.get("skipped", 0.0) + float(result.skipped)
+        if result.skipped:
+            return
+        for k, v in result.losses.items():
+            self._sums[f"loss/{k}"] = self._sums.get(f"loss/{k}", 0.0) + v
+        self._sums["grad_norm"] = self._sums.get("grad_norm", 0.0) + result.grad_norm
+        self._sums["_ok"] = self._sums.get("_ok", 0.0) + 1
+
+    def _periodic(self, batch: dict) -> None:
+        t, step = self.cfg.train, self.step
+        if t.log_every and step % t.log_every == 0:
+            self._log_scalars()
+        if t.sample_every and step % t.sample_every == 0:
+            self.save_samples(batch)
+        if t.val_every and step % t.val_every == 0 and step < self.total_steps:
+            self.validate_and_log()
+        if t.checkpoint_every and step % t.checkpoint_every == 0:
+            self.save(f"step_{step:07d}.pt")
+            self.save("last.pt")
+
+    def _log_scalars(self) -> None:
+        ok = max(1.0, self._sums.pop("_ok", 0.0))
+        names = sorted(self._sums)
+        local = torch.tensor([self._sums[n] / (self._count if n == "skipped" else ok) for n in names],
+                             device=self.device, dtype=torch.float64)
+        mean = self.acc.reduce(local, "mean") if self.acc.num_processes > 1 else local
+        scalars = dict(zip(names, mean.tolist()))
+        scalars["lr"] = self.scheduler.get_last_lr()[0]
+        self.logger.log(scalars, self.step)
+        self._sums, self._count = {}, 0
+
+    def save_samples(self, batch: dict) -> None:
+        if not self.acc.is_main_process:
+            return
+        import torchvision.utils as vutils
+
+        grid = sample_grid(batch["input"], self._last_renders, batch["targets"], self.cfg.train.sample_shoes)
+        vutils.save_image(grid, self.run_dir / "samples" / f"step_{self.step:07d}.png")
+
+    # ---------------------------------------------------------------- validation
+    def val_shoe_ids(self) -> list[str]:
+        ids = list(self.val_set.shoe_ids)
+        return ids[: self.cfg.train.val_shoes] if self.cfg.train.val_shoes is not None else ids
+
+    def validate(self) -> dict[str, float]:
+        """Mean silhouette IoU / PSNR over all (or ``val_views``) views of each held-out shoe; main process."""
+        per_shoe = evaluate_shoes(self.net, self.renderer, self.val_set, self.val_shoe_ids(),
+                                  self.cfg.train.val_views, self.device)
+        return summarize(per_shoe)
+
+    def validate_and_log(self) -> dict[str, float] | None:
+        metrics = None
+        if self.acc.is_main_process and len(self.val_set) > 0:
+            metrics = self.validate()
+            self.logger.log({f"val/{k}": v for k, v in metrics.items()}, self.step)
+        self.acc.wait_for_everyone()
+        return metrics
+
+    def finish(self) -> dict | None:
+        """Final validation (network and bare template) -> metrics.json, and GLB exports."""
+        metrics = None
+        if self.acc.is_main_process and len(self.val_set) > 0:
+            ids, views = self.val_shoe_ids(), self.cfg.train.val_views
+            net = summarize(evaluate_shoes(self.net, self.renderer, self.val_set, ids, views, self.device))
+            tmpl = summarize(evaluate_shoes(self.net, self.renderer, self.val_set, ids, views, self.device,
+                                            template_only=True))
+            metrics = {"step": self.step, "val_shoes": len(ids), **{f"val/{k}": v for k, v in net.items()},
+                       **{f"template/{k}": v for k, v in tmpl.items()}}
+            self.logger.log({k: v for k, v in metrics.items() if "/" in k}, self.step)
+            (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            self.export_val_shoes(ids[:4])
+        self.acc.wait_for_everyone()
+        return metrics
+
+    def export_val_shoes(self, shoe_ids: Sequence[str]) -> None:
+        try:
+            from shoerecon.export.glb import save_glb
+        except ImportError as err:
+            warnings.warn(f"GLB export skipped ({err})")
+            return
+        from shoerecon.geometry.mesh import Mesh
+
+        self.net.eval()
+        with torch.no_grad():
+            for sid in shoe_ids:
+                image = input_of(self.val_set, sid)[None].to(self.device)
+                out = self.net(image)
+                mesh = Mesh(out.verts[0].cpu(), self.net.faces.cpu(), self.net.uvs.cpu(), self.net.uv_faces.cpu(),
+                            out.texture[0].float().cpu().clamp(0, 1))
+                save_glb(mesh, self.run_dir / "exports" / f"{sid}.glb")
+
+    # ---------------------------------------------------------------- checkpoints
+    def save(self, filename: str) -> None:
+        """All ranks: gather RNG states; main: write atomically (never with NaN/inf weights)."""
+        from accelerate.utils import gather_object
+
+        rng = [capture_rng_state()]
+        rng = gather_object(rng) if self.acc.num_processes > 1 else rng
+        if self.acc.is_main_process:
+            state = build_checkpoint(
+                self.net, config_to_dict(self.cfg), self.step, self.epoch, self.optimizer.optimizer
+                if hasattr(self.optimizer, "optimizer") else self.optimizer, self.scheduler, self.acc.scaler, rng,
+                extra={"batch_in_epoch": self.batch_in_epoch})
+            try:
+                save_checkpoint(self.ckpt_dir / filename, state)
+            except NonFiniteCheckpointError as err:
+                warnings.warn(str(err))
+            if filename.startswith("step_"):
+                self._prune_periodic()
+        self.acc.wait_for_everyone()
+
+    def _prune_periodic(self) -> None:
+        keep = self.cfg.train.keep_checkpoints
+        if keep <= 0:
+            return
+        for old in sorted(self.ckpt_dir.glob("step_*.pt"))[:-keep]:
+            old.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+def input_of(dataset, shoe_id: str) -> Tensor:
+    """The (3, H, W) network input of one shoe, prepared exactly as in training."""
+    return dataset[dataset.shoe_ids.index(shoe_id)]["input"]
+
+
+@torch.no_grad()
+def evaluate_shoes(net, renderer, dataset, shoe_ids: Sequence[str], views: Sequence[int] | None, device,
+                   template_only: bool = False, chunk: int = 12) -> list[dict[str, float]]:
+    """Per shoe: mean silhouette IoU and PSNR over its views, predicted from its input view alone.
+
+    ``template_only``: render the bare template (no offsets) with the predicted texture: the
+    baseline a network has to beat on shape.
+    """
+    was_training = net.training
+    net.eval()
+    rows = []
+    for sid in tqdm(shoe_ids, desc="validate", leave=False, disable=len(shoe_ids) < 8):
+        image = input_of(dataset, sid)[None].to(device)
+        full = dataset.load_shoe(sid, views)
+        cams, masks, targets = (full[k].to(device) for k in ("target_cameras", "target_masks", "targets"))
+        out = net(image)
+        verts = net.template_verts[None].to(out.verts.dtype) if template_only else out.verts
+        ious, psnrs = [], []
+        for s in range(0, cams.shape[0], chunk):
+            r = render_prediction(renderer, verts, net, out.texture, cams[None, s:s + chunk])[0].float()
+            ious.append(silhouette_iou(r[:, 3], masks[s:s + chunk, 0]))
+            psnrs.append(psnr(r[:, :3], targets[s:s + chunk]))
+        rows.append({"shoe_id": sid, "iou": torch.cat(ious).mean().item(), "psnr": torch.cat(psnrs).mean().item()})
+    net.train(was_training)
+    return rows
+
+
+def summarize(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in ("iou", "psnr")} if rows else {}
+
+
+def main(config: str, overrides: Sequence[str] = (), resume: bool = False) -> dict | None:
+    from shoerecon.train.config import load_config
+
+    cfg = load_config(config, overrides)
+    return Trainer(cfg, resume=resume).fit()
