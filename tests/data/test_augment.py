@@ -1,0 +1,105 @@
+import pytest
+import torch
+
+from shoerecon.data.augment import AugmentConfig, InputAugment, augment_input_batch
+
+S = 32
+
+
+def square_scene(batch=4, side=8, colour=(0.8, 0.2, 0.1)):
+    """A coloured square centred on white, and its mask."""
+    mask = torch.zeros(batch, 1, S, S)
+    lo = (S - side) // 2
+    mask[:, :, lo : lo + side, lo : lo + side] = 1
+    c = torch.tensor(colour).view(1, 3, 1, 1)
+    image = 1 + mask * (c - 1)
+    return image, mask
+
+
+def make(**kw):
+    return InputAugment(AugmentConfig(enabled=True, **kw)).train()
+
+
+def test_off_is_identity():
+    image, mask = square_scene()
+    out = InputAugment(AugmentConfig(enabled=False)).train()(image, mask)
+    assert out[0] is image and out[1] is mask
+    out = make().eval()(image, mask)  # evaluation mode never augments
+    assert out[0] is image and out[1] is mask
+
+
+def test_shapes_and_range():
+    image, mask = square_scene()
+    out, out_mask = make()(image, mask, generator=torch.Generator().manual_seed(1))
+    assert out.shape == image.shape and out_mask.shape == mask.shape
+    assert out.dtype == image.dtype
+    assert out.min() >= 0 and out.max() <= 1 and out_mask.min() >= 0 and out_mask.max() <= 1 + 1e-6
+
+
+def test_image_and_mask_move_together():
+    """Without colour jitter, image = white + mask * (colour - white) must hold after the warp as before it."""
+    image, mask = square_scene()
+    aug = make(brightness=0, contrast=0, saturation=0, hue=0)
+    out, out_mask = aug(image, mask, generator=torch.Generator().manual_seed(2))
+    c = torch.tensor((0.8, 0.2, 0.1)).view(1, 3, 1, 1)
+    assert torch.allclose(out, 1 + out_mask * (c - 1), atol=1e-5)
+    assert not torch.allclose(out_mask, mask)  # it did move
+
+
+def test_background_stays_white():
+    image, mask = square_scene()
+    out, out_mask = make(brightness=0.5, contrast=0.5)(image, mask, generator=torch.Generator().manual_seed(3))
+    background = (out_mask < 1e-6).expand_as(out)
+    assert background.any()
+    assert torch.allclose(out[background], torch.ones(()), atol=1e-6)
+    shoe = (out_mask > 0.999).expand_as(out)
+    assert (out[shoe] < 0.99).any()  # the shoe is not white
+
+
+def test_affine_within_configured_ranges():
+    """Area ratio within scale^2 bounds and centroid shift within the translate bound, over many draws."""
+    image, mask = square_scene(batch=64)
+    aug = make(scale=(0.8, 1.2), translate=0.1)
+    _, out_mask = aug(image, mask, generator=torch.Generator().manual_seed(4))
+    area = out_mask.sum((1, 2, 3)) / mask.sum((1, 2, 3))
+    assert area.min() > 0.8**2 - 0.05 and area.max() < 1.2**2 + 0.05
+    assert area.max() - area.min() > 0.3  # scales do vary
+    ys, xs = torch.meshgrid(torch.arange(S, dtype=torch.float32), torch.arange(S, dtype=torch.float32), indexing="ij")
+    cx = (out_mask[:, 0] * xs).sum((1, 2)) / out_mask[:, 0].sum((1, 2))
+    cy = (out_mask[:, 0] * ys).sum((1, 2)) / out_mask[:, 0].sum((1, 2))
+    centre = (S - 1) / 2
+    assert (cx - centre).abs().max() <= 0.1 * S + 0.5 and (cy - centre).abs().max() <= 0.1 * S + 0.5
+    assert (cx - centre).abs().max() > 1.0  # shifts do happen
+
+
+def test_deterministic_under_generator_and_global_rng_untouched():
+    image, mask = square_scene()
+    aug = make()
+    torch.manual_seed(123)
+    a = aug(image, mask, generator=torch.Generator().manual_seed(7))
+    after_a = torch.rand(3)
+    torch.manual_seed(123)
+    b = aug(image, mask, generator=torch.Generator().manual_seed(7))
+    after_b = torch.rand(3)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert torch.equal(after_a, expected) and torch.equal(after_b, expected)
+    c = aug(image, mask, generator=torch.Generator().manual_seed(8))
+    assert not torch.equal(a[0], c[0])
+
+
+def test_batch_helper_touches_the_input_only():
+    image, mask = square_scene(batch=2)
+    batch = {"input": image, "input_mask": mask, "targets": torch.rand(2, 3, 3, S, S), "input_camera": torch.zeros(2, 4)}
+    out = augment_input_batch(batch, make(), generator=torch.Generator().manual_seed(0))
+    assert out["targets"] is batch["targets"] and out["input_camera"] is batch["input_camera"]
+    assert not torch.equal(out["input"], image)
+    assert batch["input"] is image  # the original dict is not modified
+
+
+def test_bad_config_errors():
+    with pytest.raises(ValueError, match="augment.scale"):
+        InputAugment(AugmentConfig(scale=(1.2, 0.8)))
+    with pytest.raises(ValueError, match="mask"):
+        make()(torch.ones(2, 3, S, S), torch.ones(2, 1, S + 1, S))
