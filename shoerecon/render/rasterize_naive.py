@@ -1,0 +1,97 @@
+"""Reference rasteriser: plain Python loops over images, pixels and faces, in Python floats.
+
+Slow and obviously correct; the oracle for the fast rasteriser in tests. Same semantics as
+``rasterize.rasterize_meshes`` (see its module docstring), written independently: pixel centres,
+barycentrics from sub-triangle areas, point-segment distances, then a plain sort by depth.
+Only for tiny images (a 16 x 16 image with 80 faces takes about a second).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from shoerecon.render.rasterize import Fragments, ImageSize, image_hw
+
+
+def _cross(ax: float, ay: float, bx: float, by: float) -> float:
+    return ax * by - ay * bx
+
+
+def _segment_dist2(p, a, b) -> float:
+    ex, ey = b[0] - a[0], b[1] - a[1]
+    l2 = ex * ex + ey * ey
+    t = 0.0 if l2 <= 1e-8 else min(max(((p[0] - a[0]) * ex + (p[1] - a[1]) * ey) / l2, 0.0), 1.0)
+    dx, dy = p[0] - (a[0] + t * ex), p[1] - (a[1] + t * ey)
+    return dx * dx + dy * dy
+
+
+def _hit(p, tri, perspective_correct: bool, clip: bool, blur2: float):
+    """(z, bary, signed dist2) if the face counts at pixel centre p, else None."""
+    (x0, y0, z0), (x1, y1, z1), (x2, y2, z2) = tri
+    area = _cross(x1 - x0, y1 - y0, x2 - x0, y2 - y0)
+    # Barycentric i = area of the sub-triangle opposite vertex i over the whole area.
+    b = [
+        _cross(x1 - p[0], y1 - p[1], x2 - p[0], y2 - p[1]) / area,
+        _cross(x2 - p[0], y2 - p[1], x0 - p[0], y0 - p[1]) / area,
+        _cross(x0 - p[0], y0 - p[1], x1 - p[0], y1 - p[1]) / area,
+    ]
+    if perspective_correct:  # weights b_i / z_i, renormalised
+        t = [z1 * z2 * b[0], z0 * z2 * b[1], z0 * z1 * b[2]]
+        s = max(sum(t), 1e-8)
+        b = [ti / s for ti in t]
+    inside = all(bi > 0 for bi in b)
+    if clip:
+        c = [max(bi, 0.0) for bi in b]
+        s = max(sum(c), 1e-5)
+        b = [ci / s for ci in c]
+    z = b[0] * z0 + b[1] * z1 + b[2] * z2
+    d2 = min(_segment_dist2(p, tri[0], tri[1]), _segment_dist2(p, tri[1], tri[2]), _segment_dist2(p, tri[2], tri[0]))
+    if z < 0 or not (inside or d2 < blur2):
+        return None
+    return z, b, -d2 if inside else d2
+
+
+def rasterize_naive(
+    verts_ndc: Tensor,
+    faces: Tensor,
+    image_size: ImageSize,
+    faces_per_pixel: int = 8,
+    blur_radius: float = 0.0,
+    cull_backfaces: bool = False,
+    perspective_correct: bool = True,
+    clip_barycentrics: bool = False,
+    znear: float = 0.01,
+) -> Fragments:
+    """Same arguments and outputs as ``rasterize_meshes``; returns float64 tensors on the CPU."""
+    height, width = image_hw(image_size)
+    s = min(height, width)
+    n_img, n_faces = verts_ndc.shape[0], faces.shape[0]
+    verts, face_list = verts_ndc.detach().double().cpu().tolist(), faces.cpu().tolist()
+    K = faces_per_pixel
+    p2f = torch.full((n_img, height, width, K), -1, dtype=torch.long)
+    zbuf = torch.full((n_img, height, width, K), -1.0, dtype=torch.float64)
+    bary = torch.full((n_img, height, width, K, 3), -1.0, dtype=torch.float64)
+    dists = torch.full((n_img, height, width, K), -1.0, dtype=torch.float64)
+    for n in range(n_img):
+        tris = []
+        for f, (a, b, c) in enumerate(face_list):
+            tri = (verts[n][a], verts[n][b], verts[n][c])
+            area = _cross(tri[1][0] - tri[0][0], tri[1][1] - tri[0][1], tri[2][0] - tri[0][0], tri[2][1] - tri[0][1])
+            if min(v[2] for v in tri) <= znear or abs(area) <= 1e-8 or (cull_backfaces and area < 0):
+                continue
+            tris.append((f, tri))
+        for i in range(height):
+            for j in range(width):
+                p = ((2 * j + 1 - width) / s, (height - 2 * i - 1) / s)
+                hits = []
+                for f, tri in tris:
+                    h = _hit(p, tri, perspective_correct, clip_barycentrics, blur_radius**2)
+                    if h is not None:
+                        hits.append((h[0], f, h[1], h[2]))
+                hits.sort(key=lambda h: (h[0], h[1]))
+                for k, (z, f, bc, d) in enumerate(hits[:K]):
+                    p2f[n, i, j, k] = n * n_faces + f
+                    zbuf[n, i, j, k] = z
+                    bary[n, i, j, k] = torch.tensor(bc, dtype=torch.float64)
+                    dists[n, i, j, k] = d
+    return Fragments(p2f, zbuf, bary, dists)

@@ -1,0 +1,146 @@
+"""Renderer: B meshes (same topology) x V cameras each -> RGBA images (B, V, 4, H, W).
+
+cameras -> NDC -> rasterise (backend) -> texture sampling -> soft or hard blending.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from shoerecon.render.backends import get_rasterizer
+from shoerecon.render.cameras import Cameras
+from shoerecon.render.rasterize import Fragments, PackedFragments, blur_radius_from_sigma, image_hw
+from shoerecon.render.shade import packed_hard_rgb_blend, packed_sample_texture, packed_softmax_rgb_blend
+
+
+@dataclass
+class RendererConfig:
+    """Renderer settings.
+
+    image_size: int, or [H, W] for non-square images. faces_per_pixel: K.
+    sigma: SoftRas silhouette / blend sharpness (NDC**2). gamma: softmax blend depth temperature.
+    blur_radius: NDC distance within which outside faces still count; None derives it from sigma
+        (sqrt(log(1/1e-4 - 1) * sigma), where the silhouette probability falls to 1e-4) for
+        blend="soft" and uses 0 for blend="hard" (exact coverage).
+    blend: "soft" (pytorch3d softmax_rgb_blend) | "hard" (nearest face, alpha = coverage).
+    background: RGB of empty pixels. znear/zfar: blend depth range; faces with a vertex at
+        z <= max(znear, cameras.znear) are not rasterised.
+    clip_barycentrics: None clips when blur_radius > 0 (pytorch3d's MeshRasterizer default).
+    backend: "torch" | "pytorch3d".
+    """
+
+    image_size: Union[int, tuple[int, int]] = 64
+    faces_per_pixel: int = 8
+    sigma: float = 1e-4
+    gamma: float = 1e-4
+    blur_radius: Optional[float] = None
+    blend: str = "soft"
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    znear: float = 0.01
+    zfar: float = 100.0
+    cull_backfaces: bool = False
+    perspective_correct: bool = True
+    clip_barycentrics: Optional[bool] = None
+    backend: str = "torch"
+
+    def __post_init__(self) -> None:
+        if self.blend not in ("soft", "hard"):
+            raise ValueError(f"RendererConfig.blend must be 'soft' or 'hard', got {self.blend!r}")
+        if self.faces_per_pixel < 1:
+            raise ValueError(f"RendererConfig.faces_per_pixel must be >= 1, got {self.faces_per_pixel}")
+        if len(self.background) != 3:
+            raise ValueError(f"RendererConfig.background must be 3 floats, got {self.background!r}")
+
+    def resolved_blur_radius(self) -> float:
+        if self.blur_radius is not None:
+            return float(self.blur_radius)
+        return blur_radius_from_sigma(self.sigma) if self.blend == "soft" else 0.0
+
+    def resolved_clip(self) -> bool:
+        return self.resolved_blur_radius() > 0 if self.clip_barycentrics is None else bool(self.clip_barycentrics)
+
+
+def _check_inputs(verts: Tensor, faces: Tensor, cameras: Cameras) -> Cameras:
+    if verts.ndim != 3 or verts.shape[-1] != 3:
+        raise ValueError(f"Renderer: verts must be (B, N, 3), got {tuple(verts.shape)}")
+    if faces.ndim != 2 or faces.shape[-1] != 3 or faces.dtype != torch.long:
+        raise ValueError(f"Renderer: faces must be (F, 3) long, got {tuple(faces.shape)} {faces.dtype}")
+    if len(cameras.shape) == 1:  # one set of V cameras for every mesh
+        cameras = Cameras.from_tensor(cameras.to_tensor().expand(verts.shape[0], -1, -1), znear=cameras.znear)
+    if len(cameras.shape) != 2 or cameras.shape[0] != verts.shape[0]:
+        raise ValueError(f"Renderer: cameras must have batch shape (B, V) = ({verts.shape[0]}, V), got {tuple(cameras.shape)}")
+    return cameras
+
+
+class Renderer(nn.Module):
+    """Differentiable mesh renderer (no parameters; all settings in ``RendererConfig``).
+
+    >>> from shoerecon.geometry.primitives import ico_sphere
+    >>> m = ico_sphere(1)
+    >>> cams = Cameras.turntable(2).reshape(1, 2)
+    >>> Renderer(RendererConfig(image_size=16))(m.verts[None], m.faces, cams).shape
+    torch.Size([1, 2, 4, 16, 16])
+    """
+
+    def __init__(self, cfg: RendererConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or RendererConfig()
+
+    def rasterize_packed(self, verts: Tensor, faces: Tensor, cameras: Cameras) -> PackedFragments:
+        """verts (B, N, 3), faces (F, 3), cameras (B, V) -> packed fragments of N_img = B * V images,
+        image n = b * V + v, packed faces n * F + f."""
+        cameras = _check_inputs(verts, faces, cameras)
+        b, v = cameras.shape
+        cameras = cameras.to(device=verts.device, dtype=verts.dtype)
+        verts_ndc = cameras.transform_points_ndc(verts[:, None]).reshape(b * v, verts.shape[1], 3)
+        cfg = self.cfg
+        return get_rasterizer(cfg.backend)(
+            verts_ndc, faces.to(verts.device), image_hw(cfg.image_size), cfg.faces_per_pixel,
+            cfg.resolved_blur_radius(), cfg.cull_backfaces, cfg.perspective_correct, cfg.resolved_clip(),
+            max(cfg.znear, cameras.znear),
+        )
+
+    def rasterize(self, verts: Tensor, faces: Tensor, cameras: Cameras) -> Fragments:
+        """Dense pytorch3d fragments (B * V, H, W, K) of the batch; see ``rasterize_packed``."""
+        return self.rasterize_packed(verts, faces, cameras).to_dense()
+
+    def forward(
+        self,
+        verts: Tensor,
+        faces: Tensor,
+        cameras: Cameras,
+        texture: Tensor | None = None,
+        uvs: Tensor | None = None,
+        uv_faces: Tensor | None = None,
+    ) -> Tensor:
+        """Render RGBA.
+
+        Args:
+            verts: (B, N, 3) world space. faces: (F, 3) long. cameras: batch shape (B, V) (or (V,), shared).
+            texture: (B, 3, Ht, Wt) with uvs (T, 2) and uv_faces (F, 3); None renders white.
+        Returns:
+            (B, V, 4, H, W): RGB and alpha (soft silhouette for blend="soft", coverage for "hard").
+        """
+        frags = self.rasterize_packed(verts, faces, cameras)
+        b = verts.shape[0]
+        v = frags.shape[0] // b
+        if texture is None:
+            colors = frags.bary.new_ones(frags.bary.shape[0], 3)
+        else:
+            if uvs is None or uv_faces is None:
+                raise ValueError("Renderer: a texture needs uvs and uv_faces")
+            if texture.ndim != 4 or texture.shape[0] != b:
+                raise ValueError(f"Renderer: texture must be (B={b}, C, Ht, Wt), got {tuple(texture.shape)}")
+            if uv_faces.shape != faces.shape:
+                raise ValueError(f"Renderer: uv_faces {tuple(uv_faces.shape)} must match faces {tuple(faces.shape)}")
+            colors = packed_sample_texture(frags, texture.to(verts.dtype), uvs.to(verts), uv_faces.to(verts.device), v)
+        cfg = self.cfg
+        if cfg.blend == "soft":
+            rgba = packed_softmax_rgb_blend(colors, frags, cfg.sigma, cfg.gamma, cfg.znear, cfg.zfar, cfg.background)
+        else:
+            rgba = packed_hard_rgb_blend(colors, frags, cfg.background)
+        n, h, w, _ = frags.shape
+        return rgba.view(b, v, h, w, 4).permute(0, 1, 4, 2, 3)
