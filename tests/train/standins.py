@@ -220,4 +220,19 @@ def tiny_overrides(root: str, out_dir: str, name: str = "tiny", steps: int = 3) 
     return [f"data.root={root}", "data.image_size=32", "render.image_size=32", f"train.out_dir={out_dir}",
             f"train.name={name}", f"train.max_steps={steps}", "train.batch_size=1", "train.log_every=1",
             "train.sample_every=2", "train.val_every=0", "train.checkpoint_every=0", "synthetic.enabled=true",
-            "synthetic.shoes=4", "synthetic.views=6", "synthetic.image_size=32", "train.val_views=[0, 3]", "losses.perceptual=0"]
+            "synthetic.shoes=4", "synthetic.views=6", "synthetic.image_size=32", "train.val_views=[0, 3]",
+            *_real_only_overrides()]
+
+
+def _real_only_overrides() -> list[str]:
+    """Small network / no LPIPS for the real modules (the stand-ins are tiny already)."""
+    out = []
+    from shoerecon.losses import LossConfig as L
+    from shoerecon.model import ModelConfig as M
+
+    if hasattr(L, "perceptual"):
+        out.append("losses.perceptual=0")
+    if hasattr(M, "unet_depth"):
+        out += ["model.unet_depth=2", "model.unet_width=4", "model.latent_dim=16", "model.shape_hidden=16",
+                "model.texture_size=32", "model.flow_hidden=4"]
+    return out
