@@ -1,0 +1,105 @@
+"""LPIPS perceptual loss (Zhang et al. 2018) with an AlexNet trunk, built without any download.
+
+Weights come from two local files:
+
+* the torchvision ImageNet AlexNet weights ``alexnet-owt-7be5be79.pth``, read from the torch hub cache
+  (``$TORCH_HOME/hub/checkpoints/``, by default ``~/.cache/torch/hub/checkpoints/``) or a path you give;
+* LPIPS's own linear calibration layers, which ship inside the ``lpips`` package (``lpips/weights/v0.1/alex.pth``).
+
+``lpips.LPIPS`` is always built with ``pnet_rand=True`` (torchvision never fetches anything); the trunk
+weights are then copied in from the local file.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
+ALEXNET_WEIGHTS_URL = "https://download.pytorch.org/models/" + ALEXNET_WEIGHTS_FILE
+
+
+def default_alexnet_path() -> Path:
+    """Where the torchvision AlexNet weights are looked for: ``<torch hub dir>/checkpoints/alexnet-owt-7be5be79.pth``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS_FILE
+
+
+def _lpips_linear_path(version: str = "0.1") -> Path:
+    import lpips
+
+    return Path(lpips.__file__).parent / "weights" / f"v{version}" / "alex.pth"
+
+
+def _missing(path: Path, what: str, hint: str) -> FileNotFoundError:
+    return FileNotFoundError(f"LPIPS: {what} not found at {path}. {hint}")
+
+
+def _load_alexnet_trunk(net: nn.Module, path: Path) -> None:
+    """Copy torchvision AlexNet ``features.*`` weights into lpips' sliced trunk (``sliceK.<i>.*``)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt or wrong file: say which one
+        raise RuntimeError(f"LPIPS: could not read AlexNet weights {path}: {err}") from err
+    mapped = {}
+    for name in net.state_dict():
+        key = "features." + name.split(".", 1)[1]  # "slice2.3.weight" -> "features.3.weight"
+        if key not in state:
+            raise RuntimeError(f"LPIPS: {path} is not a torchvision AlexNet state dict (missing {key})")
+        mapped[name] = state[key]
+    net.load_state_dict(mapped)
+
+
+def build_lpips(pretrained: Union[bool, str, os.PathLike] = True, linear_path: Optional[str] = None) -> nn.Module:
+    """An ``lpips.LPIPS(net="alex")`` module, frozen and in eval mode, that never downloads.
+
+    Args:
+        pretrained: True: real weights, AlexNet from :func:`default_alexnet_path`; a path: real weights,
+            AlexNet from that file; False: randomly initialised trunk and linear layers (tests only).
+        linear_path: LPIPS linear-layer weights; default the file inside the ``lpips`` package.
+    Returns:
+        nn.Module called as ``module(x, y, normalize=True)`` on (B, 3, H, W) images in [0, 1] -> (B, 1, 1, 1).
+    Raises:
+        FileNotFoundError naming the missing file and where to put it.
+    """
+    import lpips
+
+    use_real = pretrained is not False
+    if use_real:
+        trunk = default_alexnet_path() if pretrained is True else Path(pretrained)
+        if not trunk.is_file():
+            raise _missing(
+                trunk,
+                "AlexNet ImageNet weights",
+                f"Download {ALEXNET_WEIGHTS_URL} on a machine with internet and copy it to {trunk} "
+                f"(or set TORCH_HOME, or pass the file's path as the LPIPS weights path in the config).",
+            )
+        linear = Path(linear_path) if linear_path else _lpips_linear_path()
+        if not linear.is_file():
+            raise _missing(linear, "linear-layer weights", "Reinstall the `lpips` package (the file ships with it) "
+                           "or pass its path as linear_path.")
+    with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=` argument
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(pretrained=use_real, net="alex", pnet_rand=True,
+                            model_path=str(linear) if use_real else None, verbose=False)
+    if use_real:
+        _load_alexnet_trunk(model.net, trunk)
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def perceptual_loss(lpips_model: nn.Module, rgb: Tensor, target: Tensor) -> Tensor:
+    """Mean LPIPS distance: ``mean_i LPIPS(rgb_i, target_i)`` with inputs mapped from [0, 1] to [-1, 1].
+
+    Args:
+        lpips_model: from :func:`build_lpips`. rgb, target: (..., 3, H, W) in [0, 1], H, W >= 32.
+    Returns:
+        () scalar.
+    """
+    x = rgb.reshape(-1, *rgb.shape[-3:])
+    y = target.reshape(-1, *target.shape[-3:])
+    return lpips_model(x, y, normalize=True).mean()

@@ -1,0 +1,90 @@
+"""Shape regularizers on the predicted mesh: Laplacian, flatten (SoftRas), normal consistency, edge length.
+
+All take vertices with a batch dimension (B, N, 3) and faces (F, 3), and return a scalar averaged over
+the batch. ``reduction`` says how the per-vertex / per-edge terms of one mesh are combined: "sum" (as
+SoftRas, so the weight scales with the mesh resolution) or "mean".
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor
+
+from shoerecon.geometry.laplacian import (
+    adjacent_normal_cosines,
+    dihedral_cosines,
+    edge_lengths,
+    edge_quads,
+    uniform_laplacian,
+)
+from shoerecon.geometry.mesh import unique_edges
+
+
+def _reduce(per_item: Tensor, reduction: str) -> Tensor:
+    """(B, K) -> () : sum or mean over K, then mean over the batch."""
+    if reduction == "sum":
+        return per_item.sum(-1).mean()
+    if reduction == "mean":
+        return per_item.mean()
+    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+
+
+def laplacian_loss(verts: Tensor, faces: Tensor, reduction: str = "sum") -> Tensor:
+    """Uniform Laplacian smoothness: ``reduce_i |L(x)_i|^2`` with ``L(x)_i = mean_{j in N(i)} x_j - x_i``.
+
+    Pass absolute vertices to smooth the surface itself (SoftRas), or offsets from the template to
+    smooth only the deformation (keeps the template's own detail).
+
+    Args:
+        verts: (B, N, 3) vertices or offsets. faces: (F, 3) long.
+    Returns:
+        () scalar.
+    """
+    return _reduce(uniform_laplacian(verts, faces).pow(2).sum(-1), reduction)
+
+
+def flatten_loss(verts: Tensor, faces: Tensor, reduction: str = "sum", eps: float = 1e-6) -> Tensor:
+    """SoftRas flatten loss: ``reduce_e (1 + cos theta_e)^2`` over interior edges e.
+
+    ``theta_e`` is the interior dihedral angle between the two faces on edge e (pi when flat, so the
+    term is 0; 0 when folded shut, term 4), computed as in SoftRas
+    (:func:`shoerecon.geometry.laplacian.dihedral_cosines`).
+
+    Args:
+        verts: (B, N, 3). faces: (F, 3) long.
+    Returns:
+        () scalar.
+    """
+    cos = dihedral_cosines(verts, edge_quads(faces).verts, eps)
+    return _reduce((1 + cos).pow(2), reduction)
+
+
+def normal_consistency_loss(verts: Tensor, faces: Tensor, reduction: str = "mean") -> Tensor:
+    """Normal consistency: ``reduce_e (1 - n_f . n_g)`` over interior edges e between faces f and g.
+
+    Args:
+        verts: (B, N, 3). faces: (F, 3) long, consistently oriented.
+    Returns:
+        () scalar, 0 on a plane.
+    """
+    cos = adjacent_normal_cosines(verts, faces, edge_quads(faces).faces)
+    return _reduce(1 - cos, reduction)
+
+
+def edge_length_loss(verts: Tensor, faces: Tensor, template: Optional[Tensor] = None, reduction: str = "mean") -> Tensor:
+    """Edge-length regularizer.
+
+    With ``template`` (B or 1, N, 3): ``reduce_e (|e| - |e_template|)^2`` (keep the template's edge
+    lengths). Without: ``var_e |e|`` per mesh, the variance of the edge lengths (even triangles);
+    ``reduction`` does not apply to the variance.
+
+    Args:
+        verts: (B, N, 3). faces: (F, 3) long. template: (B or 1, N, 3) or None.
+    Returns:
+        () scalar.
+    """
+    edges = unique_edges(faces)
+    lengths = edge_lengths(verts, edges)
+    if template is None:
+        return lengths.var(dim=-1, unbiased=False).mean()
+    return _reduce((lengths - edge_lengths(template, edges)).pow(2).expand_as(lengths), reduction)

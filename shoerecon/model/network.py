@@ -1,0 +1,141 @@
+"""ShoeReconNet: input view -> template + offsets (shape) and a UV texture sampled by a flow map."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from shoerecon.geometry.mesh import Mesh
+from shoerecon.model.flow import TextureFlowHead, sample_texture, uv_coverage_mask
+from shoerecon.model.shape import LatentHead, ShapeDecoder
+from shoerecon.model.unet import NORMS, UNet
+
+TEMPLATE_BUFFERS = ("template_verts", "faces", "uvs", "uv_faces", "uv_mask")
+
+
+@dataclass
+class ModelConfig:
+    """Network sizes and options. The defaults run one 64x64 image in well under 50 ms on 2 CPU cores."""
+
+    unet_depth: int = 4              # downsamplings; bottleneck at H / 2^depth
+    unet_width: int = 16             # channels at full resolution, doubling per level
+    unet_max_width: int = 256
+    norm: str = "group"              # group | batch | instance | none
+    latent_dim: int = 256
+    latent_pool: int = 4             # bottleneck pooled to pool x pool before the latent FC
+    shape_hidden: int = 128
+    shape_layers: int = 3
+    pe_freqs: int = 4                # positional-encoding frequencies of template positions
+    offset_scale: float = 0.25       # max |offset| per axis with tanh; multiplier with linear
+    offset_activation: str = "tanh"  # tanh | linear
+    offset_init_std: float = 1e-4    # last shape layer init: initial prediction ~ template
+    texture_size: int = 128          # UV texture Ht = Wt
+    flow_hidden: int = 16
+    flow_init_scale: float = 0.5     # initial flow = this * texel grid (0: all texels at the image centre)
+    uv_mask_dilate: int = 1          # texels the UV coverage mask grows by (flow loss)
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"ModelConfig.norm={self.norm!r}; valid: {', '.join(NORMS)}")
+        if self.offset_activation not in ("tanh", "linear"):
+            raise ValueError(f"ModelConfig.offset_activation={self.offset_activation!r}; valid: tanh, linear")
+        for name in ("unet_depth", "unet_width", "latent_dim", "shape_hidden", "shape_layers", "texture_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class ReconOutput:
+    """What the network predicts for a batch.
+
+    Attributes:
+        verts: (B, N, 3) template + offsets, world space. offsets: (B, N, 3).
+        texture: (B, 3, Ht, Wt) in [0, 1], row 0 is v = 1.
+        flow: (B, Ht, Wt, 2) grid_sample (x, y) coordinates in [-1, 1] into the input image.
+        variance: (B, 1, H, W) v2 adaptive variance; None in v1.
+        uv_mask: (Ht, Wt) texels used by the UV layout (for the flow loss); None: all.
+    """
+
+    verts: Tensor
+    offsets: Tensor
+    texture: Tensor
+    flow: Tensor
+    variance: Optional[Tensor] = None
+    uv_mask: Optional[Tensor] = None
+
+
+def _check_template(mesh: Mesh) -> None:
+    if mesh.uvs is None or mesh.uv_faces is None:
+        raise ValueError("ShoeReconNet needs a template with a UV layout (mesh.uvs / mesh.uv_faces are None)")
+    if mesh.faces.numel() and (mesh.faces.min() < 0 or mesh.faces.max() >= mesh.num_verts):
+        raise ValueError(f"template faces index outside [0, {mesh.num_verts})")
+
+
+class ShoeReconNet(nn.Module):
+    """UNet over the input view; shape decoder on the bottleneck latent; texture-flow head on the decoder features.
+
+    Buffers (move with ``.to()``, saved in the state dict): template_verts (N, 3), faces (F, 3),
+    uvs (T, 2), uv_faces (F, 3), uv_mask (Ht, Wt). Loading a state dict whose template has other
+    sizes (saved after a remesh) adopts that template.
+    """
+
+    def __init__(self, cfg: ModelConfig, template: Mesh):
+        super().__init__()
+        self.cfg = cfg
+        self.unet = UNet(3, cfg.unet_width, cfg.unet_depth, cfg.unet_max_width, cfg.norm)
+        self.latent_head = LatentHead(self.unet.bottleneck_channels, cfg.latent_dim, cfg.latent_pool)
+        self.shape_decoder = ShapeDecoder(cfg.latent_dim, cfg.shape_hidden, cfg.shape_layers, cfg.pe_freqs,
+                                          cfg.offset_scale, cfg.offset_activation, cfg.offset_init_std)
+        self.flow_head = TextureFlowHead(self.unet.feature_channels, cfg.texture_size, cfg.flow_hidden,
+                                         cfg.latent_dim, cfg.flow_init_scale)
+        _check_template(template)
+        for name, value in self._template_tensors(template).items():
+            self.register_buffer(name, value)
+
+    def _template_tensors(self, mesh: Mesh) -> dict[str, Tensor]:
+        verts = mesh.verts.float()
+        uvs = mesh.uvs.float()
+        return {
+            "template_verts": verts,
+            "faces": mesh.faces.long(),
+            "uvs": uvs,
+            "uv_faces": mesh.uv_faces.long(),
+            "uv_mask": uv_coverage_mask(uvs, mesh.uv_faces.long(), self.cfg.texture_size, self.cfg.uv_mask_dilate),
+        }
+
+    def set_template(self, mesh: Mesh) -> None:
+        """Swap the template (any vertex count / UV layout); the learned weights stay and apply to the new vertices."""
+        _check_template(mesh)
+        device = self.template_verts.device
+        for name, value in self._template_tensors(mesh.to(device=device)).items():
+            setattr(self, name, value.to(device))
+
+    def template_mesh(self) -> Mesh:
+        """The current template as a Mesh (no texture)."""
+        return Mesh(self.template_verts, self.faces, self.uvs, self.uv_faces)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint saved after remeshing holds template buffers of other sizes: adopt them.
+        for name in TEMPLATE_BUFFERS:
+            saved = state_dict.get(prefix + name)
+            current = getattr(self, name)
+            if saved is not None and saved.shape != current.shape:
+                setattr(self, name, torch.empty(saved.shape, dtype=current.dtype, device=current.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def encode(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """image (B, 3, H, W) in [0, 1] -> (latent (B, latent_dim), decoder features (B, unet_width, H, W))."""
+        bottleneck, features = self.unet(image * 2 - 1)
+        return self.latent_head(bottleneck), features
+
+    def forward(self, image: Tensor) -> ReconOutput:
+        """image (B, 3, H, W) in [0, 1] -> ReconOutput (see its fields for shapes)."""
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"ShoeReconNet expects images (B, 3, H, W), got {tuple(image.shape)}")
+        latent, features = self.encode(image)
+        offsets = self.shape_decoder(latent, self.template_verts.to(latent.dtype))
+        flow = self.flow_head(features, latent)
+        texture = sample_texture(image, flow)
+        return ReconOutput(self.template_verts + offsets, offsets, texture, flow, None, self.uv_mask)
