@@ -336,7 +336,7 @@ def rasterize_meshes(
     >>> v = torch.tensor([[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.0]]])
     >>> frags = rasterize_meshes(v, torch.tensor([[0, 1, 2]]), image_size=4, faces_per_pixel=2)
     >>> frags.pix_to_face[0, :, :, 0].tolist()
-    [[-1, -1, -1, -1], [-1, 0, 0, -1], [-1, 0, 0, -1], [-1, -1, -1, -1]]
+    [[-1, -1, -1, -1], [-1, -1, -1, -1], [-1, 0, 0, -1], [-1, -1, -1, -1]]
     """
     return rasterize_packed(
         verts_ndc, faces, image_size, faces_per_pixel, blur_radius,
