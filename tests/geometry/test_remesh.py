@@ -1,0 +1,129 @@
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from scipy.spatial import cKDTree
+
+from shoerecon.geometry.remesh import (
+    RemeshConfig,
+    Remesher,
+    euler_characteristic,
+    is_closed_genus0,
+    is_closed_manifold,
+    isotropic_remesh,
+    mesh_quality,
+    triangle_angles,
+)
+
+
+def noisy_sphere(seed=0):
+    """An icosphere with radial and tangential noise: jagged, with sliver triangles (min angle ~1 deg)."""
+    g = torch.Generator().manual_seed(seed)
+    s = trimesh.creation.icosphere(subdivisions=3)
+    v = torch.tensor(s.vertices, dtype=torch.float32)
+    v = v * (1 + 0.05 * torch.randn(v.shape[0], 1, generator=g)) + 0.03 * torch.randn(v.shape, generator=g)
+    return v, torch.tensor(s.faces, dtype=torch.long)
+
+
+def edge_use_counts(faces):
+    """Oracle: how many faces use each undirected edge (plain Python)."""
+    c = Counter()
+    for a, b, d in faces.tolist():
+        for e in ((a, b), (b, d), (d, a)):
+            c[tuple(sorted(e))] += 1
+    return c
+
+
+def chamfer(v1, f1, v2, f2, n=50000):
+    """Mean symmetric nearest-neighbour distance between surface samples (trimesh sampling, scipy KD-tree)."""
+    a = trimesh.sample.sample_surface(trimesh.Trimesh(v1.numpy(), f1.numpy(), process=False), n, seed=0)[0]
+    b = trimesh.sample.sample_surface(trimesh.Trimesh(v2.numpy(), f2.numpy(), process=False), n, seed=1)[0]
+    return 0.5 * (cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean())
+
+
+@pytest.fixture(scope="module")
+def remeshed():
+    v, f = noisy_sphere()
+    return v, f, isotropic_remesh(v, f, target_faces=800)
+
+
+def test_quality_improves(remeshed):
+    v, f, (v2, f2) = remeshed
+    before, after = mesh_quality(v, f), mesh_quality(v2, f2)
+    assert before["min_angle_deg"] < 5  # the input really is bad
+    assert after["min_angle_deg"] > 3 * before["min_angle_deg"]
+    assert after["mean_min_angle_deg"] > before["mean_min_angle_deg"]
+    assert after["frac_angles_below_20deg"] < before["frac_angles_below_20deg"]
+
+
+def test_face_count_near_target(remeshed):
+    _, _, (_, f2) = remeshed
+    assert abs(f2.shape[0] / 800 - 1) < 0.2
+
+
+def test_closed_genus0_outward(remeshed):
+    _, _, (v2, f2) = remeshed
+    counts = edge_use_counts(f2)
+    assert set(counts.values()) == {2}
+    num_v = len(set(f2.reshape(-1).tolist()))
+    assert num_v - len(counts) + f2.shape[0] == 2  # Euler characteristic of a sphere
+    assert trimesh.Trimesh(v2.numpy(), f2.numpy(), process=False).volume > 0  # outward faces
+    assert is_closed_genus0(v2, f2)
+
+
+def test_stays_on_the_input_surface(remeshed):
+    v, f, (v2, f2) = remeshed
+    assert chamfer(v, f, v2, f2) < 0.03  # the shape is ~2 across: within 1.5 %
+    # At the input's resolution the remesh follows the jags, much closer than the smooth sphere underneath.
+    v3, f3 = isotropic_remesh(v, f, target_faces=3000)
+    s = trimesh.creation.icosphere(subdivisions=5)
+    smooth = chamfer(v, f, torch.tensor(s.vertices, dtype=torch.float32), torch.tensor(s.faces))
+    assert chamfer(v, f, v3, f3) < 0.6 * smooth
+
+
+def test_target_edge_length_and_dtype_device():
+    v, f = noisy_sphere(1)
+    v2, f2 = isotropic_remesh(v.double(), f, target_edge_length=0.15)
+    assert v2.dtype == torch.float64 and f2.dtype == torch.long and v2.device == v.device
+    e = torch.cat([f2[:, [0, 1]], f2[:, [1, 2]], f2[:, [2, 0]]])
+    mean_len = (v2[e[:, 0]] - v2[e[:, 1]]).norm(dim=-1).mean()
+    assert mean_len == pytest.approx(0.15, rel=0.25)
+
+
+def test_not_genus0_falls_back_with_warning():
+    torus = trimesh.creation.torus(major_radius=0.5, minor_radius=0.2, major_sections=24, minor_sections=12)
+    v, f = torch.tensor(torus.vertices, dtype=torch.float32), torch.tensor(torus.faces, dtype=torch.long)
+    assert euler_characteristic(v, f) == 0 and is_closed_manifold(f)
+    with pytest.warns(UserWarning, match="not closed genus 0"):
+        v2, f2 = isotropic_remesh(v, f, target_faces=400)
+    assert v2 is v and f2 is f
+
+
+def test_quality_helpers_oracles():
+    v, f = noisy_sphere()
+    angles = triangle_angles(v.double(), f)
+    assert torch.allclose(angles.sum(-1), torch.full((f.shape[0],), math.pi, dtype=torch.float64), atol=1e-9)
+    # law of cosines in numpy for one face
+    p = v[f[0]].double().numpy()
+    a, b, c = (np.linalg.norm(p[(i + 1) % 3] - p[(i + 2) % 3]) for i in range(3))  # side opposite corner i
+    assert angles[0, 0].item() == pytest.approx(math.acos((b * b + c * c - a * a) / (2 * b * c)))
+    assert is_closed_manifold(f) and not is_closed_manifold(f[1:])
+    assert not is_closed_manifold(torch.cat([f, f[:1]]))  # a repeated face breaks manifoldness
+    assert not is_closed_genus0(v, f[:, [0, 2, 1]])  # inward orientation
+
+
+def test_remesher_schedule():
+    r = Remesher(RemeshConfig(every_epochs=3))
+    assert [e for e in range(10) if r.due(e)] == [3, 6, 9]
+    assert not any(Remesher(RemeshConfig(every_epochs=0)).due(e) for e in range(10))
+
+
+def test_bad_input():
+    v, f = noisy_sphere()
+    with pytest.raises(ValueError, match="target_edge_length"):
+        isotropic_remesh(v, f, target_edge_length=-1.0)
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        isotropic_remesh(v[:, :2], f, target_faces=100)
