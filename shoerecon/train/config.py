@@ -63,6 +63,7 @@ class TrainConfig:
     seed: int = 0
     epochs: int = 100
     max_steps: int | None = None
+    max_minutes: float | None = None    # wall-clock budget: stop (checkpoint, final eval) once exceeded
     batch_size: int = 8
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import random
-import shutil
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -395,6 +395,7 @@ class Trainer:
         Returns the final validation metrics (main process) when training completes."""
         t = self.cfg.train
         end = self.total_steps if stop_at_step is None else min(stop_at_step, self.total_steps)
+        self._start = time.monotonic()
         bar = tqdm(total=self.total_steps, initial=self.step, desc=t.name, dynamic_ncols=True,
                    disable=not self.acc.is_main_process)
         while self.step < end:
@@ -409,6 +410,8 @@ class Trainer:
                 if result.losses.get("total") is not None:
                     bar.set_postfix(loss=f"{result.losses['total']:.4f}", refresh=False)
                 self._periodic(batch)
+                if self._out_of_time():
+                    end = self.total_steps = self.step
                 if self.step >= end:
                     break
             if self.batch_in_epoch >= self.sampler.batches_per_epoch:
@@ -421,6 +424,18 @@ class Trainer:
         metrics = self.finish()
         self.logger.close()
         return metrics
+
+    def _out_of_time(self) -> bool:
+        """True on every rank once the main process has used up ``train.max_minutes``."""
+        limit = self.cfg.train.max_minutes
+        if limit is None:
+            return False
+        over = torch.tensor([float(time.monotonic() - self._start > 60 * limit)], device=self.device)
+        if self.acc.num_processes > 1:
+            over = self.acc.gather(over)[:1]  # the main process decides
+        if over.item() and self.acc.is_main_process:
+            print(f"train.max_minutes={limit} reached at step {self.step}; finishing")
+        return bool(over.item())
 
     def _accumulate(self, result: StepResult) -> None:
         self._count += 1

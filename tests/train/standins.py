@@ -202,8 +202,11 @@ def install() -> list[str]:
         "shoerecon.losses": ["LossConfig", "compute_losses"],
         "shoerecon.render": ["RendererConfig", "Renderer"],
     }
+    # the dataset and its generator must agree on the folder layout: stand in for both or neither
+    data_real = all(_has(m, n) for m in ("shoerecon.data", "shoerecon.data.synthetic") for n in wanted[m])
     for module, names in wanted.items():
-        if all(_has(module, n) for n in names):
+        real = data_real if module.startswith("shoerecon.data") else all(_has(module, n) for n in names)
+        if real:
             continue
         mod = _module(module)
         for n in names:
