@@ -38,16 +38,17 @@ class ConfigError(ValueError):
 class SyntheticDataConfig:
     """Generate the synthetic dataset into ``data.root`` when that folder does not exist yet.
 
-    ``shoes``/``views``: dataset size; ``image_size`` None: ``data.image_size``. The procedural shoe
-    family itself is configured in the ``synth`` section (``SynthConfig``).
+    ``shoes``: dataset size. ``views`` None: ``synth.num_views``; ``image_size`` None:
+    ``data.image_size``. The procedural shoe family and the rig are the ``synth`` section
+    (``SynthConfig``). ``workers`` None: every CPU core.
     """
 
     enabled: bool = False
     shoes: int = 200
-    views: int = 36
+    views: int | None = None
     image_size: int | None = None
     seed: int = 0
-    workers: int = 1
+    workers: int | None = None
 
 
 @dataclass

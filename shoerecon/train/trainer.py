@@ -210,23 +210,11 @@ def ensure_dataset(cfg: ExperimentConfig, accelerator) -> None:
 
         s = cfg.synthetic
         tmp = root.with_name(root.name + f".partial-{os.getpid()}")
-        print(f"generating synthetic dataset: {s.shoes} shoes x {s.views} views -> {root}")
+        print(f"generating synthetic dataset: {s.shoes} shoes -> {root}")
         generate_dataset(tmp, num_shoes=s.shoes, num_views=s.views, image_size=s.image_size or cfg.data.image_size,
-                         seed=s.seed, workers=s.workers, **_synth_kwargs(cfg))
+                         seed=s.seed, workers=s.workers, cfg=cfg.synth)
         os.replace(tmp, root)  # a crashed generation never looks like a finished dataset
     accelerator.wait_for_everyone()
-
-
-def _synth_kwargs(cfg: ExperimentConfig) -> dict:
-    import inspect
-
-    from shoerecon.data.synthetic import generate_dataset
-
-    params = inspect.signature(generate_dataset).parameters
-    for name in ("cfg", "config", "synth", "synth_cfg"):
-        if name in params:
-            return {name: cfg.synth}
-    return {}
 
 
 def check_config(cfg: ExperimentConfig) -> None:

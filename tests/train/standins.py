@@ -49,7 +49,7 @@ class SynthConfig:
     jitter: float = 0.1
 
 
-def generate_dataset(out_dir, num_shoes=4, num_views=8, image_size=32, seed=0, workers=1):
+def generate_dataset(out_dir, num_shoes=4, num_views=8, image_size=32, seed=0, workers=1, cfg=None):
     out = Path(out_dir)
     out.mkdir(parents=True)
     ids = [f"shoe_{i:03d}" for i in range(num_shoes)]
