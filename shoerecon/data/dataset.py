@@ -1,0 +1,263 @@
+"""A torch Dataset over a turntable folder (synthetic renders or real photos, same code).
+
+Per shoe and view: read the image (any mode, any size), get its mask (file, alpha or threshold),
+pad non-square images to a square on the background colour (the camera's fov grows to match),
+resize to ``image_size``. The input view is additionally framed by ``prepare_input`` (as in predict).
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from shoerecon.data.layout import (
+    DataError,
+    Rig,
+    list_shoes,
+    mask_files,
+    read_image,
+    read_mask,
+    read_rig,
+    read_splits,
+    shoe_rig,
+    view_files,
+)
+from shoerecon.data.masks import threshold_mask
+from shoerecon.data.preprocess import pad_to_square, prepare_input, resize
+from shoerecon.render.cameras import fov_after_padding
+
+log = logging.getLogger(__name__)
+
+MASK_SOURCES = ("auto", "file", "alpha", "threshold")
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how a sample is built.
+
+    Attributes:
+        root: dataset folder (DESIGN layout). image_size: side of every returned image.
+        num_target_views: V target views sampled per item (without replacement).
+        input_view: view index used as input; None = rig.json's ``input_view``.
+        center_input: frame the input view with ``prepare_input`` (crop to mask, centre, scale to
+            ``input_fill``, pad), exactly as predict does; else it is resized like the targets.
+        mask_source: auto (mask file, else alpha, else threshold) | file | alpha | threshold.
+        mask_threshold / mask_kernel: background distance and morphology kernel of threshold masks.
+        min_mask_fraction: a view whose mask covers less of the image is an "empty mask" error.
+        on_error: raise | skip (a broken shoe is skipped with one warning).
+        background: RGB of the photos' background (white).
+        exclude_input_from_targets: never sample the input view as a target.
+        split_fractions: train/val/test fractions of the hash split used when splits.json is absent.
+        check_images: decode every image when the dataset is built (finds corrupt files up front).
+        max_shoes: use only the first N shoes of the split (quick runs).
+    """
+
+    root: str = "data/synthetic"
+    image_size: int = 64
+    num_target_views: int = 4
+    input_view: int | None = None
+    center_input: bool = True
+    input_fill: float = 0.9
+    mask_source: str = "auto"
+    mask_threshold: float = 0.08
+    mask_kernel: int = 3
+    min_mask_fraction: float = 1e-3
+    on_error: str = "raise"
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    exclude_input_from_targets: bool = False
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    check_images: bool = False
+    max_shoes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mask_source not in MASK_SOURCES:
+            raise ValueError(f"DataConfig.mask_source must be one of {MASK_SOURCES}, got {self.mask_source!r}")
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"DataConfig.on_error must be 'raise' or 'skip', got {self.on_error!r}")
+        if not 0 < self.input_fill <= 1:
+            raise ValueError(f"DataConfig.input_fill must be in (0, 1], got {self.input_fill}")
+
+
+def load_view(path: Path, mask_path: Path | None, cfg: DataConfig, camera: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One view at full resolution, square: image (3, S, S), mask (1, S, S), camera (4,) with the padded fov.
+
+    Errors (``DataError``) name the file: unreadable image, mask of another size, empty mask.
+    """
+    rgb, alpha = read_image(path)
+    h, w = rgb.shape[-2:]
+    bg = rgb.new_tensor(cfg.background).view(3, 1, 1)
+    if alpha is not None:  # straight alpha: composite on the background like a photo on white
+        rgb = rgb * alpha + bg * (1 - alpha)
+    source = cfg.mask_source
+    if source == "auto":
+        source = "file" if mask_path is not None else "alpha" if alpha is not None else "threshold"
+    if source == "file":
+        if mask_path is None:
+            raise DataError(f"{path}: mask_source='file' but the shoe has no masks/ folder")
+        mask = read_mask(mask_path, (h, w))
+    elif source == "alpha":
+        if alpha is None:
+            raise DataError(f"{path}: mask_source='alpha' but the image has no alpha channel")
+        mask = alpha
+    else:
+        mask = threshold_mask(rgb, cfg.background, cfg.mask_threshold, cfg.mask_kernel)
+    if float((mask > 0.5).float().mean()) < cfg.min_mask_fraction:
+        where = mask_path if source == "file" else path
+        raise DataError(f"{where}: empty mask (foreground covers < {cfg.min_mask_fraction:.1%} of the image, source={source})")
+    camera = camera.clone()
+    if h != w:
+        camera[3] = fov_after_padding(float(camera[3]), h, w)
+    return pad_to_square(rgb, cfg.background), pad_to_square(mask, 0.0), camera
+
+
+class TurntableDataset(torch.utils.data.Dataset):
+    """Items of one split: the input view and ``num_target_views`` random target views of a shoe.
+
+    Item dict: "shoe_id" str, "input" (3,H,W), "input_mask" (1,H,W), "input_camera" (4,) (the
+    rig camera of the uncropped view), "targets" (V,3,H,W), "target_masks" (V,1,H,W),
+    "target_cameras" (V,4), "target_views" (V,) long. Target views are drawn from a generator
+    seeded by (seed, epoch, index): reproducible, different per item and per ``set_epoch``.
+    """
+
+    def __init__(self, cfg: DataConfig, split: str = "train", seed: int = 0) -> None:
+        self.cfg, self.split, self.seed, self.epoch = cfg, split, seed, 0
+        self.root = Path(cfg.root)
+        rig_path = self.root / "rig.json"
+        self.rig = read_rig(rig_path)
+        shoes = list_shoes(self.root)
+        if not shoes:
+            raise DataError(f"{self.root}: no shoe folders (expected <shoe_id>/views/*.png)")
+        splits = read_splits(self.root, shoes, cfg.split_fractions)
+        if split not in splits and split != "all":
+            raise ValueError(f"split must be one of {list(splits) + ['all']}, got {split!r}")
+        ids = shoes if split == "all" else splits[split]
+        self.bad: set[str] = set()
+        self.rigs: dict[str, Rig] = {}
+        self.shoe_ids = [s for s in ids if self._check_shoe(s)]
+        if cfg.max_shoes is not None:
+            self.shoe_ids = self.shoe_ids[: cfg.max_shoes]
+        if not self.shoe_ids:
+            raise DataError(f"{self.root}: split {split!r} has no usable shoes")
+
+    # ------------------------------------------------------------------ validation
+    def _fail(self, shoe_id: str, err: DataError) -> None:
+        if self.cfg.on_error == "raise":
+            raise err
+        if shoe_id not in self.bad:
+            warnings.warn(f"skipping shoe {shoe_id!r}: {err}", stacklevel=3)
+            self.bad.add(shoe_id)
+
+    def _check_shoe(self, shoe_id: str) -> bool:
+        try:
+            rig = shoe_rig(self.root, shoe_id, self.rig)
+            views = view_files(self.root / shoe_id, rig.num_views)
+            masks = mask_files(self.root / shoe_id, rig.num_views)
+            self.input_index(rig)
+            if self.cfg.check_images:
+                for i, v in enumerate(views):
+                    load_view(v, None if masks is None else masks[i], self.cfg, rig.cameras[i])
+        except DataError as e:
+            self._fail(shoe_id, e)
+            return False
+        self.rigs[shoe_id] = rig
+        return True
+
+    def input_index(self, rig: Rig) -> int:
+        i = rig.input_view if self.cfg.input_view is None else self.cfg.input_view
+        if not 0 <= i < rig.num_views:
+            raise DataError(f"{self.root}: input_view {i} is outside the rig's {rig.num_views} views")
+        return i
+
+    # ------------------------------------------------------------------ loading
+    def set_epoch(self, epoch: int) -> None:
+        """Draw other target views next epoch (still reproducible)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.shoe_ids)
+
+    def _views(self, shoe_id: str, indices: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
+        """Views resized to image_size: images (V,3,S,S), masks (V,1,S,S), cameras (V,4)."""
+        rig = self.rigs[shoe_id]
+        views = view_files(self.root / shoe_id, rig.num_views)
+        masks = mask_files(self.root / shoe_id, rig.num_views)
+        out = [self._load_resized(views[i], None if masks is None else masks[i], rig.cameras[i]) for i in indices]
+        return tuple(torch.stack(t) for t in zip(*out))  # type: ignore[return-value]
+
+    def _load_resized(self, path: Path, mask_path: Path | None, camera: Tensor):
+        img, mask, cam = load_view(path, mask_path, self.cfg, camera)
+        return resize(img, self.cfg.image_size), resize(mask, self.cfg.image_size), cam
+
+    def _input(self, shoe_id: str, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        rig = self.rigs[shoe_id]
+        views = view_files(self.root / shoe_id, rig.num_views)
+        masks = mask_files(self.root / shoe_id, rig.num_views)
+        path, mask_path = views[index], None if masks is None else masks[index]
+        if not self.cfg.center_input:
+            return self._load_resized(path, mask_path, rig.cameras[index])
+        img, mask, cam = load_view(path, mask_path, self.cfg, rig.cameras[index])
+        img, mask = prepare_input(img, mask, self.cfg.image_size, self.cfg.input_fill, self.cfg.background)
+        return img, mask, cam
+
+    def sample_targets(self, index: int, num_views: int, input_view: int) -> Tensor:
+        """(V,) long target views of item ``index``, from a generator seeded by (seed, epoch, index)."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        pool = [v for v in range(num_views) if not (self.cfg.exclude_input_from_targets and v == input_view)]
+        k = self.cfg.num_target_views
+        if k > len(pool):
+            raise ValueError(f"num_target_views={k} but only {len(pool)} views are available")
+        return torch.as_tensor(np.sort(rng.choice(pool, size=k, replace=False)), dtype=torch.long)
+
+    def __getitem__(self, index: int) -> dict:
+        for attempt in range(len(self.shoe_ids)):
+            shoe_id = self.shoe_ids[(index + attempt) % len(self.shoe_ids)]
+            if shoe_id in self.bad:
+                continue
+            try:
+                return self._item(index, shoe_id)
+            except DataError as e:
+                self._fail(shoe_id, e)
+        raise DataError(f"{self.root}: every shoe of split {self.split!r} failed to load")
+
+    def _item(self, index: int, shoe_id: str) -> dict:
+        rig = self.rigs[shoe_id]
+        input_view = self.input_index(rig)
+        targets = self.sample_targets(index, rig.num_views, input_view)
+        inp, inp_mask, inp_cam = self._input(shoe_id, input_view)
+        imgs, masks, cams = self._views(shoe_id, targets.tolist())
+        return {
+            "shoe_id": shoe_id, "input": inp, "input_mask": inp_mask, "input_camera": inp_cam,
+            "targets": imgs, "target_masks": masks, "target_cameras": cams, "target_views": targets,
+        }
+
+    def load_shoe(self, shoe_id: str, views: Sequence[int] | None = None) -> dict:
+        """Every (or the given) view of a shoe, for evaluation.
+
+        Returns: "shoe_id", "images" (V,3,S,S), "masks" (V,1,S,S), "cameras" (V,4), "views" (V,) long,
+        "input"/"input_mask"/"input_camera" (the prepared input view), "mesh_path" (str or None).
+        """
+        if shoe_id not in self.rigs:
+            if shoe_id in self.bad:
+                raise DataError(f"{self.root / shoe_id}: this shoe was skipped because it is broken")
+            if not (self.root / shoe_id / "views").is_dir():
+                raise DataError(f"{self.root / shoe_id}: no such shoe (no views/ folder)")
+            self._check_shoe(shoe_id)
+        rig = self.rigs[shoe_id]
+        idx = list(range(rig.num_views)) if views is None else [int(v) for v in views]
+        bad = [v for v in idx if not 0 <= v < rig.num_views]
+        if bad:
+            raise DataError(f"{self.root / shoe_id}: views {bad} outside the rig's {rig.num_views} views")
+        imgs, masks, cams = self._views(shoe_id, idx)
+        inp, inp_mask, inp_cam = self._input(shoe_id, self.input_index(rig))
+        mesh = self.root / shoe_id / "mesh.glb"
+        return {
+            "shoe_id": shoe_id, "images": imgs, "masks": masks, "cameras": cams,
+            "views": torch.as_tensor(idx, dtype=torch.long), "input": inp, "input_mask": inp_mask,
+            "input_camera": inp_cam, "mesh_path": str(mesh) if mesh.exists() else None,
+        }
