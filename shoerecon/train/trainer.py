@@ -388,6 +388,8 @@ class Trainer:
                    disable=not self.acc.is_main_process)
         while self.step < end:
             self.sampler.set_epoch(self.epoch, skip_batches=self.batch_in_epoch)
+            if hasattr(self.train_set, "set_epoch"):  # the dataset draws target views per (seed, epoch, index)
+                self.train_set.set_epoch(self.epoch)
             for batch in self.loader:
                 batch = to_device(batch, self.device)
                 result = self.train_step(batch)
@@ -549,7 +551,7 @@ class Trainer:
 # ------------------------------------------------------------------------------------------ evaluation
 def input_of(dataset, shoe_id: str) -> Tensor:
     """The (3, H, W) network input of one shoe, prepared exactly as in training."""
-    return dataset[dataset.shoe_ids.index(shoe_id)]["input"]
+    return dataset.load_shoe(shoe_id, views=[0])["input"]
 
 
 @torch.no_grad()
@@ -564,9 +566,9 @@ def evaluate_shoes(net, renderer, dataset, shoe_ids: Sequence[str], views: Seque
     net.eval()
     rows = []
     for sid in tqdm(shoe_ids, desc="validate", leave=False, disable=len(shoe_ids) < 8):
-        image = input_of(dataset, sid)[None].to(device)
         full = dataset.load_shoe(sid, views)
-        cams, masks, targets = (full[k].to(device) for k in ("target_cameras", "target_masks", "targets"))
+        image = full["input"][None].to(device)
+        cams, masks, targets = (full[k].to(device) for k in ("cameras", "masks", "images"))
         out = net(image)
         verts = net.template_verts[None].to(out.verts.dtype) if template_only else out.verts
         ious, psnrs = [], []

@@ -94,8 +94,9 @@ class TurntableDataset(torch.utils.data.Dataset):
     def load_shoe(self, shoe_id, views=None):
         views = list(range(self.num_views)) if views is None else list(views)
         t, tm, tc = self._views(shoe_id, views)
-        return {"shoe_id": shoe_id, "targets": t, "target_masks": tm, "target_cameras": tc,
-                "target_views": torch.tensor(views)}
+        img, mask, cam = self._views(shoe_id, [0])
+        return {"shoe_id": shoe_id, "images": t, "masks": tm, "cameras": tc, "views": torch.tensor(views),
+                "input": img[0], "input_mask": mask[0], "input_camera": cam[0]}
 
 
 # ------------------------------------------------------------------------------------------ template

@@ -107,8 +107,8 @@ def test_saved_config_round_trips(tmp_path):
     cfg = load_config(None, ["train.lr=0.003", "train.betas=[0.1, 0.2]", "train.val_views=[0, 9]", "train.name=x"])
     save_config(cfg, tmp_path / "run/config.yaml")
     again = load_config(tmp_path / "run/config.yaml")
-    assert again == cfg
     assert config_to_dict(again) == config_to_dict(cfg)
+    assert again.train == cfg.train and again.data == cfg.data and again.model == cfg.model
 
 
 @pytest.mark.parametrize("name", ["base.yaml", "v1_report.yaml", "quickstart.yaml"])
