@@ -50,7 +50,7 @@ class Rig:
         return self.cameras.shape[0]
 
     def to_json(self, **extra) -> dict:
-        views = [dict(zip(("azimuth", "elevation", "distance", "fov"), map(float, c))) for c in self.cameras.tolist()]
+        views = [dict(zip(("azimuth", "elevation", "distance", "fov"), (round(float(x), 6) for x in c))) for c in self.cameras.tolist()]
         return {"num_views": self.num_views, "input_view": self.input_view, "views": views, **extra}
 
 

@@ -168,6 +168,18 @@ class SynthConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
 
+    def __post_init__(self) -> None:
+        names = {f.name for f in fields(ShoeParams) if f.type in ("float", float)}
+        for what, ranges in (("shape_ranges", self.shape_ranges), ("texture_ranges", self.texture_ranges)):
+            unknown = set(ranges) - names
+            if unknown:
+                raise ValueError(f"SynthConfig.{what}: unknown parameters {sorted(unknown)}; valid: {sorted(names)}")
+            for k, r in ranges.items():
+                if len(r) != 2 or not float(r[0]) <= float(r[1]):
+                    raise ValueError(f"SynthConfig.{what}[{k!r}] must be (low, high) with low <= high, got {r}")
+        if self.supersample < 1 or self.image_size < 1 or self.num_views < 1:
+            raise ValueError("SynthConfig: supersample, image_size and num_views must be >= 1")
+
 
 # ----------------------------------------------------------------------------------------- sampling
 

@@ -1,0 +1,25 @@
+"""A tiny synthetic turntable dataset shared by the data tests (3 shoes x 6 views at 32 px)."""
+import shutil
+
+import pytest
+
+NUM_SHOES, NUM_VIEWS, SIZE = 3, 6, 32
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    pytest.importorskip("shoerecon.render.renderer")
+    from shoerecon.data.synthetic import SynthConfig, generate_dataset
+
+    root = tmp_path_factory.mktemp("synth") / "ds"
+    cfg = SynthConfig(edge_length=0.05, texture_size=64, supersample=1)
+    generate_dataset(root, NUM_SHOES, NUM_VIEWS, SIZE, seed=3, workers=1, cfg=cfg, progress=False)
+    return root
+
+
+@pytest.fixture
+def dataset_copy(tiny_dataset, tmp_path):
+    """A private copy the test may break."""
+    dst = tmp_path / "ds"
+    shutil.copytree(tiny_dataset, dst)
+    return dst

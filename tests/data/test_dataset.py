@@ -1,0 +1,138 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from shoerecon.data import DataConfig, TurntableDataset
+from shoerecon.data.layout import hash_split, read_rig
+from shoerecon.data.preprocess import mask_bbox
+from shoerecon.render.cameras import fov_after_padding
+
+from conftest import NUM_SHOES, NUM_VIEWS, SIZE
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a > 0.5, b > 0.5
+    return ((a & b).sum() / (a | b).sum().clamp_min(1)).item()
+
+
+def test_item_matches_the_contract(tiny_dataset):
+    ds = TurntableDataset(DataConfig(root=str(tiny_dataset), image_size=24, num_target_views=3), split="all", seed=1)
+    assert len(ds) == NUM_SHOES
+    item = ds[0]
+    assert item["shoe_id"] == "shoe_00000"
+    assert item["input"].shape == (3, 24, 24) and item["input_mask"].shape == (1, 24, 24)
+    assert item["targets"].shape == (3, 3, 24, 24) and item["target_masks"].shape == (3, 1, 24, 24)
+    assert item["target_cameras"].shape == (3, 4) and item["target_views"].dtype == torch.long
+    assert len(set(item["target_views"].tolist())) == 3
+    for t in ("input", "input_mask", "targets", "target_masks"):
+        assert item[t].dtype == torch.float32 and 0 <= item[t].min() and item[t].max() <= 1
+    rig = read_rig(tiny_dataset / "rig.json")
+    assert torch.equal(item["target_cameras"], rig.cameras[item["target_views"]])
+    assert torch.equal(item["input_camera"], rig.cameras[0])
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
+    assert batch["targets"].shape == (2, 3, 3, 24, 24) and batch["shoe_id"] == ["shoe_00000", "shoe_00001"]
+
+
+def test_target_views_reproducible_and_varied(tiny_dataset):
+    cfg = DataConfig(root=str(tiny_dataset), image_size=16, num_target_views=2)
+    a, b = TurntableDataset(cfg, "all", seed=0), TurntableDataset(cfg, "all", seed=0)
+    views = lambda ds: [ds.sample_targets(i, NUM_VIEWS, 0).tolist() for i in range(20)]  # noqa: E731
+    assert views(a) == views(b)
+    assert len({tuple(v) for v in views(a)}) > 3, "different items draw different views"
+    c = TurntableDataset(cfg, "all", seed=1)
+    assert views(a) != views(c)
+    b.set_epoch(1)
+    assert views(a) != views(b)
+    ex = TurntableDataset(DataConfig(root=str(tiny_dataset), num_target_views=NUM_VIEWS - 1, exclude_input_from_targets=True), "all")
+    assert ex.sample_targets(0, NUM_VIEWS, 0).tolist() == list(range(1, NUM_VIEWS))
+
+
+def test_targets_are_the_files_and_alpha_is_the_mask(tiny_dataset):
+    ds = TurntableDataset(DataConfig(root=str(tiny_dataset), image_size=SIZE, center_input=False), "all")
+    shoe = ds.load_shoe("shoe_00001")
+    assert shoe["images"].shape == (NUM_VIEWS, 3, SIZE, SIZE) and shoe["views"].tolist() == list(range(NUM_VIEWS))
+    assert shoe["mesh_path"].endswith("mesh.glb")
+    rgba = np.asarray(Image.open(tiny_dataset / "shoe_00001" / "views" / "002.png")).astype(np.float32) / 255
+    alpha = rgba[..., 3:]
+    expected = rgba[..., :3] * alpha + (1 - alpha)  # straight alpha composited on white
+    assert np.allclose(shoe["images"][2].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+    assert np.array_equal(shoe["masks"][2, 0].numpy(), alpha[..., 0])
+    # An independent mask (background threshold) agrees with the alpha.
+    thr = TurntableDataset(DataConfig(root=str(tiny_dataset), image_size=SIZE, mask_source="threshold"), "all")
+    assert _iou(thr.load_shoe("shoe_00001")["masks"][2], shoe["masks"][2]) > 0.9
+
+
+def test_input_view_is_centred_and_scaled(tiny_dataset):
+    ds = TurntableDataset(DataConfig(root=str(tiny_dataset), image_size=SIZE, input_fill=0.75), "all")
+    m = ds[1]["input_mask"]
+    r0, r1, c0, c1 = mask_bbox(m)
+    assert abs(max(r1 - r0, c1 - c0) - 0.75 * SIZE) <= 2
+    assert abs((r0 + r1) / 2 - SIZE / 2) <= 1.5 and abs((c0 + c1) / 2 - SIZE / 2) <= 1.5
+    assert (c1 - c0) > 1.5 * (r1 - r0), "view 0 is a side view: the shoe is long"
+
+
+def test_mask_files_take_precedence(dataset_copy):
+    sid = "shoe_00000"
+    (dataset_copy / sid / "masks").mkdir()
+    for v in range(NUM_VIEWS):
+        m = np.zeros((SIZE, SIZE), np.uint8)
+        m[4:20, 6:30] = 255
+        Image.fromarray(m).save(dataset_copy / sid / "masks" / f"{v:03d}.png")
+    ds = TurntableDataset(DataConfig(root=str(dataset_copy), image_size=SIZE, center_input=False), "all")
+    got = ds.load_shoe(sid)["masks"][3, 0]
+    assert got.sum().item() == 16 * 24 and got[4:20, 6:30].min() == 1
+    alpha = TurntableDataset(DataConfig(root=str(dataset_copy), image_size=SIZE, mask_source="alpha"), "all")
+    assert not torch.equal(alpha.load_shoe(sid)["masks"][3, 0], got)
+
+
+def test_splits_from_file_and_by_hash(dataset_copy):
+    splits = json.loads((dataset_copy / "splits.json").read_text())
+    for name in ("train", "val", "test"):
+        if splits[name]:
+            assert TurntableDataset(DataConfig(root=str(dataset_copy)), name).shoe_ids == splits[name]
+    (dataset_copy / "splits.json").unlink()
+    ids = TurntableDataset(DataConfig(root=str(dataset_copy)), "all").shoe_ids
+    expected = [i for i in ids if hash_split(i) == "train"]
+    if expected:
+        assert TurntableDataset(DataConfig(root=str(dataset_copy)), "train").shoe_ids == expected
+    names = [f"shoe_{i}" for i in range(2000)]
+    share = np.mean([hash_split(n) == "train" for n in names])
+    assert 0.75 < share < 0.85 and all(hash_split(n) == hash_split(n) for n in names[:10])
+
+
+def test_reads_a_folder_of_real_style_photos(tmp_path):
+    """Renders saved as RGB JPEG 800x600 on white, no masks, no alpha: same code, right masks and cameras."""
+    pytest.importorskip("shoerecon.render.renderer")
+    from shoerecon.data.layout import rig_from_turntable, write_json
+    from shoerecon.data.synthetic import SynthConfig, render_turntable, sample_shoe_params, shoe_mesh, shoe_rng
+    from shoerecon.render.cameras import Cameras
+    from shoerecon.render.renderer import Renderer, RendererConfig
+
+    views, fov = 4, 30.0
+    rig = rig_from_turntable(views, fov=fov)
+    write_json(tmp_path / "rig.json", rig.to_json())
+    mesh = shoe_mesh(sample_shoe_params(shoe_rng(0, 4)), SynthConfig(edge_length=0.05, texture_size=64))
+    # A 150x200 photo (fov over the 150-pixel side) upscaled to 600x800 keeps its camera.
+    r = Renderer(RendererConfig(image_size=(150, 200), faces_per_pixel=1, blend="hard", cull_backfaces=True))
+    photos = r(mesh.verts[None], mesh.faces, Cameras.from_tensor(rig.cameras[None]), mesh.texture[None], mesh.uvs, mesh.uv_faces)[0]
+    (tmp_path / "sneaker_a" / "views").mkdir(parents=True)
+    for v in range(views):
+        arr = (photos[v, :3].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(arr).resize((800, 600), Image.BICUBIC).save(tmp_path / "sneaker_a" / "views" / f"{v:03d}.jpg", quality=90)
+    ds = TurntableDataset(DataConfig(root=str(tmp_path), image_size=SIZE, num_target_views=views, center_input=False), "all")
+    shoe = ds.load_shoe("sneaker_a")
+    padded_fov = fov_after_padding(fov, 600, 800)
+    assert torch.allclose(shoe["cameras"][:, 3], torch.full((views,), padded_fov))
+    # Oracle: render the square view directly with the padded fov.
+    cams = rig.cameras.clone()
+    cams[:, 3] = padded_fov
+    ref = render_turntable(mesh, cams, SIZE, supersample=4)
+    for v in range(views):
+        assert _iou(shoe["masks"][v], ref[v, 3:]) > 0.9, f"view {v}"
+        inside = (shoe["masks"][v, 0] > 0.5) & (ref[v, 3] > 0.99)
+        err = (shoe["images"][v] - ref[v, :3]).abs().mean(0)[inside]
+        assert err.median() < 0.08
+        assert shoe["images"][v][:, 0, 0].tolist() == pytest.approx([1.0, 1.0, 1.0], abs=0.03), "padding is white"
