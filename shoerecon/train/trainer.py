@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from shoerecon.eval.metrics import psnr, silhouette_iou
 from shoerecon.render.cameras import Cameras
 from shoerecon.train.checkpoint import (
     NonFiniteCheckpointError,
@@ -62,30 +63,6 @@ def lr_factor(step: int, total_steps: int, cfg: TrainConfig) -> float:
     if cfg.lr_schedule == "step":
         return cfg.lr_gamma ** ((step - cfg.warmup_steps) // max(1, cfg.lr_step_every))
     return 1.0
-
-
-def silhouette_iou(alpha: Tensor, mask: Tensor, threshold: float = 0.5) -> Tensor:
-    """Hard IoU of thresholded silhouettes. alpha, mask (..., H, W) in [0,1] -> (...).
-    Two empty silhouettes count as IoU 1.
-
-    >>> a = torch.zeros(1, 4, 4); a[0, :2] = 1; m = torch.zeros(1, 4, 4); m[0, 1:3] = 1
-    >>> silhouette_iou(a, m)
-    tensor([0.3333])
-    """
-    a, m = alpha > threshold, mask > threshold
-    inter = (a & m).flatten(-2).sum(-1).float()
-    union = (a | m).flatten(-2).sum(-1).float()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
-
-
-def psnr(image: Tensor, target: Tensor) -> Tensor:
-    """PSNR in dB of images in [0,1]. image, target (..., C, H, W) -> (...); capped at 100 dB.
-
-    >>> psnr(torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.1))
-    tensor([20.0000])
-    """
-    mse = (image - target).pow(2).flatten(-3).mean(-1)
-    return (-10 * torch.log10(mse.clamp_min(1e-10))).clamp(max=100.0)
 
 
 def render_prediction(renderer, verts: Tensor, net, texture: Tensor | None, cameras: Tensor) -> Tensor:
@@ -574,7 +551,7 @@ def evaluate_shoes(net, renderer, dataset, shoe_ids: Sequence[str], views: Seque
         ious, psnrs = [], []
         for s in range(0, cams.shape[0], chunk):
             r = render_prediction(renderer, verts, net, out.texture, cams[None, s:s + chunk])[0].float()
-            ious.append(silhouette_iou(r[:, 3], masks[s:s + chunk, 0]))
+            ious.append(silhouette_iou(r[:, 3:4], masks[s:s + chunk]))
             psnrs.append(psnr(r[:, :3], targets[s:s + chunk]))
         rows.append({"shoe_id": sid, "iou": torch.cat(ious).mean().item(), "psnr": torch.cat(psnrs).mean().item()})
     net.train(was_training)
