@@ -6,12 +6,59 @@ and work on any device; geometric ones take vertices with any leading batch shap
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+import weakref
+from typing import Callable, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
 
-from shoerecon.geometry.mesh import face_areas_normals, unique_edges
+T = TypeVar("T")
+_CACHE: dict[tuple, tuple] = {}
+_CACHE_SIZE = 8
+
+
+def cached_on_faces(fn: Callable[[Tensor], T]) -> Callable[[Tensor], T]:
+    """Memoise a connectivity function of ``faces`` (the topology is fixed while training).
+
+    The entry is keyed by the tensor object (weak reference), its storage pointer, shape, device
+    and in-place version counter, so a new or modified faces tensor is never served a stale result.
+    """
+
+    def wrapper(faces: Tensor) -> T:
+        key = (fn.__name__, id(faces))
+        sig = (faces.data_ptr(), tuple(faces.shape), str(faces.device), faces._version)
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0]() is faces and hit[1] == sig:
+            return hit[2]
+        result = fn(faces)
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = (weakref.ref(faces), sig, result)
+        return result
+
+    wrapper.__name__, wrapper.__doc__, wrapper.uncached = fn.__name__, fn.__doc__, fn
+    return wrapper
+
+
+def gather_verts(verts: Tensor, index: Tensor) -> Tensor:
+    """``verts[..., index, :]`` via index_select (its backward is a fast index_add). (..., N, 3), (*I) -> (..., *I, 3)."""
+    out = verts.index_select(-2, index.reshape(-1))
+    return out.reshape(*verts.shape[:-2], *index.shape, verts.shape[-1])
+
+
+@cached_on_faces
+def mesh_edges(faces: Tensor) -> Tensor:
+    """(E, 2) unique undirected edges, smaller index first, sorted; same result as ``mesh.unique_edges``.
+
+    Uses a 1D key ``v0 * N + v1`` (much faster than ``torch.unique(dim=0)``) and is cached per faces tensor.
+
+    >>> mesh_edges(torch.tensor([[0, 1, 2], [2, 1, 3]])).tolist()
+    [[0, 1], [0, 2], [1, 2], [1, 3], [2, 3]]
+    """
+    ends = torch.sort(torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), dim=1).values
+    n = int(faces.max()) + 1 if faces.numel() else 1
+    key = torch.unique(ends[:, 0] * n + ends[:, 1])
+    return torch.stack([key // n, key % n], dim=-1)
 
 
 def vertex_degrees(edges: Tensor, num_verts: int) -> Tensor:
@@ -46,14 +93,24 @@ def uniform_laplacian(verts: Tensor, faces: Tensor) -> Tensor:
     >>> uniform_laplacian(v, torch.tensor([[0, 1, 2]]))[0].tolist()
     [0.5, 0.5, 0.0]
     """
-    num_verts = verts.shape[-2]
-    edges = unique_edges(faces)
+    src, dst, inv_deg, has_nb = _laplacian_operands(faces)
+    if has_nb.shape[0] < verts.shape[-2]:  # vertices after the last one any face uses are isolated
+        pad = verts.shape[-2] - has_nb.shape[0]
+        inv_deg, has_nb = torch.nn.functional.pad(inv_deg, (0, pad)), torch.nn.functional.pad(has_nb, (0, pad))
+    neighbour_sum = torch.zeros_like(verts).index_add(-2, src, verts.index_select(-2, dst))
+    lap = neighbour_sum * inv_deg.to(verts.dtype).unsqueeze(-1) - verts
+    return lap * has_nb.to(verts.dtype).unsqueeze(-1)
+
+
+@cached_on_faces
+def _laplacian_operands(faces: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(src, dst) directed edge lists (2E,), 1/degree (M,) and has-neighbour (M,) for M = max index + 1."""
+    edges = mesh_edges(faces)
+    num = int(faces.max()) + 1 if faces.numel() else 0
+    deg = vertex_degrees(edges, num)
     src = torch.cat([edges[:, 0], edges[:, 1]])
     dst = torch.cat([edges[:, 1], edges[:, 0]])
-    neighbour_sum = torch.zeros_like(verts).index_add(-2, src, verts.index_select(-2, dst))
-    deg = vertex_degrees(edges, num_verts).to(verts.dtype)
-    mean = neighbour_sum / deg.clamp_min(1).unsqueeze(-1)
-    return torch.where((deg > 0).unsqueeze(-1), mean - verts, torch.zeros_like(verts))
+    return src, dst, 1.0 / deg.clamp_min(1).double(), deg > 0
 
 
 class EdgeQuads(NamedTuple):
@@ -69,6 +126,7 @@ class EdgeQuads(NamedTuple):
     faces: Tensor
 
 
+@cached_on_faces
 def edge_quads(faces: Tensor) -> EdgeQuads:
     """Interior edges with their two adjacent faces and opposite vertices.
 
@@ -92,7 +150,8 @@ def edge_quads(faces: Tensor) -> EdgeQuads:
     opposite = faces[:, (corners + 2) % 3].reshape(-1)
     face_id = torch.arange(num_faces, device=faces.device).repeat_interleave(3)
     ends = torch.sort(ends, dim=1).values
-    _, inverse, counts = torch.unique(ends, dim=0, return_inverse=True, return_counts=True)
+    n = int(faces.max()) + 1 if faces.numel() else 1
+    _, inverse, counts = torch.unique(ends[:, 0] * n + ends[:, 1], return_inverse=True, return_counts=True)
     order = torch.sort(inverse, stable=True).indices
     first = torch.cumsum(counts, 0) - counts  # first position of each edge group in `order`
     interior = counts == 2
@@ -114,14 +173,13 @@ def dihedral_cosines(verts: Tensor, quads: Tensor, eps: float = 1e-6) -> Tensor:
     Returns:
         (..., E).
     """
-    v0, v1, a, b = (verts[..., quads[:, k], :] for k in range(4))
+    v0, v1, a, b = gather_verts(verts, quads).unbind(-2)
     edge = v1 - v0
     edge_sq = edge.pow(2).sum(-1)
     edge_len = (edge_sq + eps).sqrt()
 
     def perpendicular(w: Tensor) -> tuple[Tensor, Tensor]:
-        w_sq = w.pow(2).sum(-1)
-        w_len = (w_sq + eps).sqrt()
+        w_len = (w.pow(2).sum(-1) + eps).sqrt()
         dot = (edge * w).sum(-1)
         cos = dot / (edge_len * w_len + eps)
         sin = (1 - cos.pow(2) + eps).sqrt()
@@ -140,10 +198,13 @@ def adjacent_normal_cosines(verts: Tensor, faces: Tensor, face_pairs: Tensor, ep
     Returns:
         (..., E): 1 where the two faces are coplanar and consistently oriented.
     """
-    normals = torch.nn.functional.normalize(face_areas_normals(verts, faces), dim=-1, eps=eps)
-    return (normals[..., face_pairs[:, 0], :] * normals[..., face_pairs[:, 1], :]).sum(-1)
+    v0, v1, v2 = gather_verts(verts, faces).unbind(-2)
+    normals = torch.nn.functional.normalize(torch.linalg.cross(v1 - v0, v2 - v0, dim=-1), dim=-1, eps=eps)
+    pair = gather_verts(normals, face_pairs)  # (..., E, 2, 3)
+    return (pair[..., 0, :] * pair[..., 1, :]).sum(-1)
 
 
 def edge_lengths(verts: Tensor, edges: Tensor) -> Tensor:
     """Euclidean lengths of edges. verts (..., N, 3), edges (E, 2) long -> (..., E)."""
-    return (verts[..., edges[:, 1], :] - verts[..., edges[:, 0], :]).norm(dim=-1)
+    ends = gather_verts(verts, edges)
+    return (ends[..., 1, :] - ends[..., 0, :]).norm(dim=-1)

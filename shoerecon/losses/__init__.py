@@ -57,6 +57,10 @@ def make_lpips(cfg: LossConfig) -> Optional[nn.Module]:
     return build_lpips(cfg.lpips_weights or cfg.lpips_pretrained)
 
 
+def _at_least_fp32(x: Tensor) -> Tensor:
+    return x.float() if x.is_floating_point() and x.element_size() < 4 else x
+
+
 def compute_losses(out, renders: Tensor, batch: dict, faces: Tensor, cfg: LossConfig,
                    lpips: Optional[nn.Module] = None) -> dict[str, Tensor]:
     """All active loss terms (unweighted, for logging) and their weighted sum ``"total"``.
@@ -70,9 +74,10 @@ def compute_losses(out, renders: Tensor, batch: dict, faces: Tensor, cfg: LossCo
         {name: () tensor} for every term with a non-zero weight, plus "total".
     """
     terms: dict[str, Tensor] = {}
+    renders = _at_least_fp32(renders)  # mixed precision: losses (sums over images) in float32
     rgb, alpha = renders[:, :, :3], renders[:, :, 3:4]
     if cfg.silhouette or cfg.image or cfg.perceptual:
-        targets, masks = batch["targets"], batch["target_masks"]
+        targets, masks = _at_least_fp32(batch["targets"]), _at_least_fp32(batch["target_masks"])
         if targets.shape != rgb.shape or masks.shape != alpha.shape:
             raise ValueError(f"renders {tuple(renders.shape)} do not match targets {tuple(targets.shape)} / "
                              f"target_masks {tuple(masks.shape)}")
@@ -85,17 +90,18 @@ def compute_losses(out, renders: Tensor, batch: dict, faces: Tensor, cfg: LossCo
             raise ValueError("LossConfig.perceptual > 0 needs an LPIPS module: pass lpips=make_lpips(cfg)")
         terms["perceptual"] = perceptual_loss(lpips, rgb, targets)
     if cfg.flow:
-        terms["flow"] = flow_mask_loss(out.flow, batch["input_mask"], getattr(out, "uv_mask", None))
+        terms["flow"] = flow_mask_loss(_at_least_fp32(out.flow), batch["input_mask"], getattr(out, "uv_mask", None))
+    verts, offsets = _at_least_fp32(out.verts), _at_least_fp32(out.offsets)
     if cfg.laplacian:
-        x = out.offsets if cfg.laplacian_on == "offsets" else out.verts
+        x = offsets if cfg.laplacian_on == "offsets" else verts
         terms["laplacian"] = laplacian_loss(x, faces, cfg.laplacian_reduction)
     if cfg.flatten:
-        terms["flatten"] = flatten_loss(out.verts, faces, cfg.flatten_reduction)
+        terms["flatten"] = flatten_loss(verts, faces, cfg.flatten_reduction)
     if cfg.normal_consistency:
-        terms["normal_consistency"] = normal_consistency_loss(out.verts, faces)
+        terms["normal_consistency"] = normal_consistency_loss(verts, faces)
     if cfg.edge_length:
-        template = out.verts - out.offsets if cfg.edge_length_mode == "template" else None
-        terms["edge_length"] = edge_length_loss(out.verts, faces, template)
+        template = verts - offsets if cfg.edge_length_mode == "template" else None
+        terms["edge_length"] = edge_length_loss(verts, faces, template)
     total = sum((getattr(cfg, name) * value for name, value in terms.items()), renders.new_zeros(()))
     terms["total"] = total
     return terms

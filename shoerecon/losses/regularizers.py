@@ -15,9 +15,9 @@ from shoerecon.geometry.laplacian import (
     dihedral_cosines,
     edge_lengths,
     edge_quads,
+    mesh_edges,
     uniform_laplacian,
 )
-from shoerecon.geometry.mesh import unique_edges
 
 
 def _reduce(per_item: Tensor, reduction: str) -> Tensor:
@@ -83,7 +83,7 @@ def edge_length_loss(verts: Tensor, faces: Tensor, template: Optional[Tensor] = 
     Returns:
         () scalar.
     """
-    edges = unique_edges(faces)
+    edges = mesh_edges(faces)
     lengths = edge_lengths(verts, edges)
     if template is None:
         return lengths.var(dim=-1, unbiased=False).mean()

@@ -92,7 +92,7 @@ class ShoeReconNet(nn.Module):
                                          cfg.latent_dim, cfg.flow_init_scale)
         _check_template(template)
         for name, value in self._template_tensors(template).items():
-            self.register_buffer(name, value)
+            self.register_buffer(name, value.clone())  # our own storage: set_template swaps it in place
 
     def _template_tensors(self, mesh: Mesh) -> dict[str, Tensor]:
         verts = mesh.verts.float()
@@ -106,11 +106,19 @@ class ShoeReconNet(nn.Module):
         }
 
     def set_template(self, mesh: Mesh) -> None:
-        """Swap the template (any vertex count / UV layout); the learned weights stay and apply to the new vertices."""
+        """Swap the template (any vertex count / UV layout); the learned weights stay and apply to the new vertices.
+
+        The buffers are resized in place (``Tensor.set_``), so wrappers that hold references to them
+        (DistributedDataParallel's buffer broadcast) keep seeing the current template.
+        """
         _check_template(mesh)
-        device = self.template_verts.device
-        for name, value in self._template_tensors(mesh.to(device=device)).items():
-            setattr(self, name, value.to(device))
+        for name, value in self._template_tensors(mesh.to(device=self.template_verts.device)).items():
+            self._replace_buffer(name, value)
+
+    @torch.no_grad()
+    def _replace_buffer(self, name: str, value: Tensor) -> None:
+        buf = getattr(self, name)
+        buf.set_(value.to(device=buf.device, dtype=buf.dtype).clone())
 
     def template_mesh(self) -> Mesh:
         """The current template as a Mesh (no texture)."""
@@ -122,7 +130,7 @@ class ShoeReconNet(nn.Module):
             saved = state_dict.get(prefix + name)
             current = getattr(self, name)
             if saved is not None and saved.shape != current.shape:
-                setattr(self, name, torch.empty(saved.shape, dtype=current.dtype, device=current.device))
+                self._replace_buffer(name, torch.empty(saved.shape, dtype=current.dtype, device=current.device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def encode(self, image: Tensor) -> tuple[Tensor, Tensor]:

@@ -166,3 +166,17 @@ def test_dihedral_cosines_gradcheck(seed):
     verts.requires_grad_(True)
     quads = edge_quads(faces).verts
     assert torch.autograd.gradcheck(lambda v: dihedral_cosines(v, quads), (verts,))
+
+
+def test_mesh_edges_match_unique_edges_and_cache_sees_inplace_changes():
+    from shoerecon.geometry.laplacian import mesh_edges
+
+    _, faces = random_closed_mesh()
+    faces = faces.clone()
+    assert torch.equal(mesh_edges(faces), unique_edges(faces))
+    assert mesh_edges(faces) is mesh_edges(faces)  # cached
+    faces[0] = faces[0].flip(0).roll(1)  # same triangle, other orientation: same edges
+    faces[1, 0] = faces[2, 2]  # a real topology change
+    assert torch.equal(mesh_edges(faces), unique_edges(faces))
+    quads = edge_quads(faces)
+    assert torch.equal(quads.verts, edge_quads.uncached(faces).verts)

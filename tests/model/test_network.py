@@ -69,12 +69,16 @@ def test_set_template_other_vertex_count_keeps_offsets_at_shared_positions():
     randomize_offsets(net)
     image = torch.rand(2, 3, 32, 32)
     before = net(image)
+    buffers = dict(net.named_buffers())
     net.set_template(fine)
+    assert all(net.get_buffer(k) is v for k, v in buffers.items())  # resized in place (DDP keeps its references)
+    assert torch.equal(net.template_verts, fine.verts) and torch.equal(net.uvs, fine.uvs)
     after = net(image)
     assert after.verts.shape == (2, fine.num_verts, 3) and net.faces.shape == fine.faces.shape
     assert before.offsets.abs().max() > 1e-2  # a real field, not all zeros
     torch.testing.assert_close(after.offsets[:, :coarse.num_verts], before.offsets, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(after.texture, before.texture)  # the flow does not depend on the template
+    assert not torch.equal(net.uv_mask, ShoeReconNet(ModelConfig(**SMALL), coarse).uv_mask)  # rebuilt for the new UVs
     after.verts.sum().backward()  # still trainable
 
 
@@ -89,6 +93,14 @@ def test_state_dict_after_remesh_loads_into_a_fresh_net():
     net.eval(), fresh.eval()
     torch.testing.assert_close(fresh(image).verts, net(image).verts)
     assert torch.equal(fresh.template_mesh().faces, net.faces)
+
+
+def test_template_buffers_do_not_alias_the_callers_mesh():
+    mesh = icosphere(0)
+    faces = mesh.faces.clone()
+    net = ShoeReconNet(ModelConfig(**SMALL), mesh)
+    net.set_template(icosphere(1))
+    assert torch.equal(mesh.faces, faces)
 
 
 def test_gradients_reach_every_parameter():
