@@ -1,0 +1,63 @@
+"""`shoerecon eval --checkpoint CKPT --data DIR [--split test]`: metrics.json, metrics.md and grid.png.
+
+Output goes to ``--out``, by default ``<run folder>/eval_<split>/`` (the run folder is the
+checkpoint's folder, or its parent when the checkpoint sits in ``checkpoints/``).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="checkpoint .pt (self-contained: config + template)")
+    parser.add_argument("--data", required=True, help="dataset folder (DESIGN layout: rig.json, <shoe>/views/...)")
+    parser.add_argument("--split", default="test", help="train | val | test | all (default test)")
+    parser.add_argument("--out", default=None, help="output folder (default <run>/eval_<split>)")
+    parser.add_argument("--max-shoes", type=int, default=None, help="evaluate only the first N shoes")
+    parser.add_argument("--views", type=int, nargs="+", default=None, help="view indices (default all)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    parser.add_argument("--lpips", default="auto", choices=("auto", "pretrained", "random", "off"),
+                        help="auto: pretrained AlexNet if its weights are on disk, else skipped")
+    parser.add_argument("--lpips-weights", default=None, help="path of alexnet-owt-7be5be79.pth")
+    parser.add_argument("--num-points", type=int, default=None, help="surface samples for the 3D metrics")
+    parser.add_argument("--no-3d", action="store_true", help="skip the 3D metrics")
+    parser.add_argument("--no-invariance", action="store_true", help="skip the invariance test")
+    parser.add_argument("--no-quality", action="store_true", help="skip the mesh-quality metrics")
+    parser.add_argument("--grid-shoes", type=int, default=4)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def default_out_dir(checkpoint: str | Path, split: str) -> Path:
+    ckpt = Path(checkpoint).resolve()
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return run_dir / f"eval_{split}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from shoerecon.data.dataset import TurntableDataset
+    from shoerecon.eval.metrics import MetricsConfig
+    from shoerecon.eval.report import EvalConfig, evaluate, markdown_report
+    from shoerecon.train.checkpoint import load_for_inference
+
+    if not Path(args.checkpoint).is_file():
+        raise SystemExit(f"shoerecon eval: checkpoint {args.checkpoint} not found")
+    if not Path(args.data).is_dir():
+        raise SystemExit(f"shoerecon eval: data folder {args.data} not found")
+    model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
+    dataset = TurntableDataset(replace(cfg.data, root=str(args.data)), split=args.split)
+    metrics = MetricsConfig() if args.num_points is None else MetricsConfig(num_points=args.num_points)
+    eval_cfg = EvalConfig(
+        max_shoes=args.max_shoes, views=args.views, batch_size=args.batch_size, lpips=args.lpips,
+        lpips_weights=args.lpips_weights, three_d=not args.no_3d, invariance=not args.no_invariance,
+        quality=not args.no_quality, grid_shoes=args.grid_shoes, metrics=metrics,
+    )
+    out = Path(args.out) if args.out else default_out_dir(args.checkpoint, args.split)
+    results = evaluate(model, cfg, dataset, eval_cfg, out_dir=out, progress=not args.quiet)
+    print(markdown_report(results))
+    print(f"wrote {out / 'metrics.json'}, {out / 'metrics.md'}, {out / 'grid.png'}")
+    return 0

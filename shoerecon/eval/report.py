@@ -1,0 +1,268 @@
+"""Evaluate a model on a dataset split: 2D metrics (input view and novel views apart), 3D metrics
+against ``mesh.glb`` where it exists, invariance to input framing, mesh quality; and write
+``metrics.json``, ``metrics.md`` and ``grid.png`` (prediction vs ground truth at several azimuths).
+
+``evaluate(model, cfg, dataset)`` is what ``shoerecon eval`` and ``experiments/run.py`` call.
+Renders for the 2D metrics use a hard renderer (nearest face, exact coverage, as a viewer shows
+the exported mesh) at the dataset's image size.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from shoerecon.eval.invariance import InvarianceConfig, invariance_chamfer
+from shoerecon.eval.metrics import (
+    MetricsConfig, lpips_distance, mesh_metrics_3d, mesh_quality, psnr, silhouette_iou, ssim,
+)
+from shoerecon.export.turntable import image_grid, preview_renderer, render_mesh, to_pil
+from shoerecon.geometry.mesh import Mesh
+from shoerecon.render import Cameras
+
+LPIPS_MODES = ("auto", "pretrained", "random", "off")
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and how much of it.
+
+    lpips: auto (pretrained AlexNet if its weights are on disk, else skipped with a note) |
+        pretrained (error if missing) | random (random backbone: tests only) | off.
+    views: view indices per shoe; None = every view of the rig. max_shoes: first N shoes of the split.
+    grid_shoes / grid_views: rows (shoes) and columns (azimuths) of grid.png.
+    """
+
+    max_shoes: Optional[int] = None
+    views: Optional[list[int]] = None
+    batch_size: int = 8
+    lpips: str = "auto"
+    lpips_weights: Optional[str] = None
+    three_d: bool = True
+    invariance: bool = True
+    quality: bool = True
+    grid_shoes: int = 4
+    grid_views: int = 6
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    invariance_cfg: InvarianceConfig = field(default_factory=InvarianceConfig)
+
+    def __post_init__(self) -> None:
+        if self.lpips not in LPIPS_MODES:
+            raise ValueError(f"EvalConfig.lpips must be one of {LPIPS_MODES}, got {self.lpips!r}")
+
+
+# ---------------------------------------------------------------------------------------- pieces
+def build_lpips_metric(cfg: EvalConfig, notes: list[str]):
+    """The LPIPS module for cfg.lpips, or None (with a note saying why)."""
+    if cfg.lpips == "off":
+        return None
+    from shoerecon.losses.perceptual import build_lpips, default_alexnet_path
+
+    if cfg.lpips == "random":
+        notes.append("LPIPS uses a RANDOM backbone (lpips=random): values are not comparable to published LPIPS")
+        return build_lpips(pretrained=False)
+    weights = cfg.lpips_weights or default_alexnet_path()
+    if cfg.lpips == "auto" and not Path(weights).is_file():
+        notes.append(f"LPIPS skipped: AlexNet weights not found at {weights}")
+        return None
+    return build_lpips(pretrained=str(weights) if cfg.lpips_weights else True)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def predicted_meshes(model: torch.nn.Module, images: Tensor) -> list[Mesh]:
+    """Run the network on prepared inputs (B, 3, H, W) -> B textured meshes (template topology and UV)."""
+    with torch.no_grad():
+        out = model(images.to(model_device(model)))
+    return [Mesh(out.verts[i], model.faces, model.uvs, model.uv_faces, out.texture[i].clamp(0, 1))
+            for i in range(images.shape[0])]
+
+
+def view_metrics(render: Tensor, images: Tensor, masks: Tensor, lpips_model=None) -> dict[str, Tensor]:
+    """Per-view 2D metrics. render (V, 4, H, W), images (V, 3, H, W), masks (V, 1, H, W) -> {name: (V,)}."""
+    rgb, alpha = render[:, :3], render[:, 3:]
+    images, masks = images.to(rgb), masks.to(rgb)
+    out = {"silhouette_iou": silhouette_iou(alpha, masks), "psnr": psnr(rgb, images)}
+    if min(rgb.shape[-2:]) >= 11:
+        out["ssim"] = ssim(rgb, images)
+    if lpips_model is not None and min(rgb.shape[-2:]) >= 32:
+        lpips_model = lpips_model.to(rgb.device)
+        out["lpips"] = lpips_distance(lpips_model, rgb, images)
+    return {k: v.detach().float().cpu() for k, v in out.items()}
+
+
+def grid_view_indices(num_views: int, count: int) -> list[int]:
+    """``count`` view positions spread evenly over ``num_views`` (first one included)."""
+    n = max(1, min(count, num_views))
+    return sorted({int(round(i * num_views / n)) % num_views for i in range(n)})
+
+
+def shoe_record(mesh: Mesh, shoe: dict, input_view: int, renderer, lpips_model, cfg: EvalConfig) -> tuple[dict, Tensor]:
+    """All per-shoe metrics except invariance, and the renders (V, 4, H, W) at the shoe's views."""
+    cams = Cameras.from_tensor(shoe["cameras"].float())
+    render = render_mesh(mesh, cams, renderer)
+    per_view = view_metrics(render, shoe["images"], shoe["masks"], lpips_model)
+    is_input = shoe["views"] == input_view
+    rec: dict[str, Any] = {"shoe_id": shoe["shoe_id"]}
+    for group, sel in (("input", is_input), ("novel", ~is_input)):
+        for name, values in per_view.items():
+            rec[f"{group}/{name}"] = float(values[sel].mean()) if sel.any() else None
+    if cfg.three_d and shoe.get("mesh_path"):
+        from shoerecon.export.glb import load_glb
+
+        gt = load_glb(shoe["mesh_path"]).to(device=mesh.verts.device)
+        rec.update({f"3d/{k}": v for k, v in mesh_metrics_3d(mesh, gt, cfg.metrics).items()})
+    if cfg.quality:
+        rec.update({f"quality/{k}": v for k, v in mesh_quality(mesh).items()})
+    return rec, render
+
+
+def summarize(per_shoe: Sequence[dict]) -> dict[str, float]:
+    """Mean over shoes of every numeric metric (shoes without it, e.g. no mesh.glb, are left out)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for rec in per_shoe:
+        for k, v in rec.items():
+            if isinstance(v, (int, float)) and v is not None and math.isfinite(v):
+                values[k].append(float(v))
+    out = {k: float(np.mean(v)) for k, v in values.items()}
+    out.update({f"count/{k}": len(v) for k, v in values.items() if len(v) != len(per_shoe)})
+    return out
+
+
+# ---------------------------------------------------------------------------------------- main entry
+def evaluate(
+    model: torch.nn.Module,
+    cfg: Any,
+    dataset,
+    eval_cfg: EvalConfig = EvalConfig(),
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Evaluate ``model`` on every shoe of ``dataset`` (a ``TurntableDataset``).
+
+    Args:
+        model: a ShoeReconNet (or anything with the same forward and template buffers), eval mode.
+        cfg: the ExperimentConfig (recorded in the results; the dataset already carries the data settings).
+        out_dir: if given, metrics.json, metrics.md and grid.png are written there.
+    Returns:
+        {"summary": {metric: mean over shoes}, "per_shoe": [...], "num_shoes", "split", "notes"}.
+        Metric names: input/* and novel/* (silhouette_iou, psnr, ssim, lpips), 3d/* (chamfer_l2,
+        fscore@0.01, fscore@0.02, normal_consistency, voxel_iou, ...), invariance/* (Chamfer per
+        perturbation and their mean), quality/* (self_intersection_fraction, min/mean_min angle).
+    """
+    was_training = model.training
+    model.eval()
+    notes: list[str] = []
+    lpips_model = build_lpips_metric(eval_cfg, notes)
+    renderer = preview_renderer(dataset.cfg.image_size, dataset.cfg.background)
+    shoe_ids = list(dataset.shoe_ids)[: eval_cfg.max_shoes]
+    per_shoe, grid_rows = [], []
+    bar = tqdm(total=len(shoe_ids), desc="eval", unit="shoe", disable=not progress)
+    for start in range(0, len(shoe_ids), eval_cfg.batch_size):
+        shoes = [dataset.load_shoe(s, eval_cfg.views) for s in shoe_ids[start:start + eval_cfg.batch_size]]
+        inputs = torch.stack([s["input"] for s in shoes]).to(model_device(model))
+        meshes = predicted_meshes(model, inputs)
+        inv = invariance_chamfer(model, inputs, eval_cfg.invariance_cfg) if eval_cfg.invariance else {}
+        for i, (shoe, mesh) in enumerate(zip(shoes, meshes)):
+            input_view = dataset.input_index(dataset.rigs[shoe["shoe_id"]])
+            rec, render = shoe_record(mesh, shoe, input_view, renderer, lpips_model, eval_cfg)
+            if inv:
+                rec.update({f"invariance/{k}": float(v[i]) for k, v in inv.items()})
+                rec["invariance/mean"] = float(np.mean([float(v[i]) for v in inv.values()]))
+            per_shoe.append(rec)
+            if len(grid_rows) < 2 * eval_cfg.grid_shoes:
+                grid_rows += grid_pair(shoe, render, eval_cfg.grid_views)
+            bar.update()
+    bar.close()
+    model.train(was_training)
+    results = {
+        "summary": summarize(per_shoe), "per_shoe": per_shoe, "num_shoes": len(per_shoe),
+        "split": getattr(dataset, "split", None), "data_root": str(getattr(dataset, "root", "")),
+        "image_size": dataset.cfg.image_size, "notes": notes, "eval_config": _jsonable(asdict(eval_cfg)),
+    }
+    if out_dir is not None:
+        write_report(results, out_dir, grid_rows)
+    return results
+
+
+def grid_pair(shoe: dict, render: Tensor, grid_views: int, min_size: int = 96) -> list[list[Tensor]]:
+    """Two grid rows for one shoe: [input | predictions at the grid views] over [blank | ground truth].
+
+    Small images are enlarged (nearest neighbour) to at least ``min_size`` px so the PNG is readable.
+    """
+    cols = grid_view_indices(len(shoe["views"]), grid_views)
+    size = shoe["input"].shape[-1]
+    factor = max(1, math.ceil(min_size / size))
+    big = lambda t: torch.nn.functional.interpolate(t[None, :3].float().cpu(), scale_factor=factor, mode="nearest")[0]  # noqa: E731
+    inp = big(shoe["input"])
+    pred = [inp] + [big(render[c]) for c in cols]
+    gt = [torch.ones_like(inp)] + [big(shoe["images"][c]) for c in cols]
+    return [pred, gt]
+
+
+# ---------------------------------------------------------------------------------------- writing
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if abs(v) >= 100 or v == int(v):
+        return f"{v:.4g}"
+    return f"{v:.4f}" if abs(v) >= 1e-3 else f"{v:.3e}"
+
+
+def markdown_report(results: dict) -> str:
+    """Markdown tables: 2D (input view vs novel views), 3D, invariance, mesh quality."""
+    s = results["summary"]
+    lines = [f"# Evaluation: {results.get('data_root', '')} split `{results.get('split')}`, "
+             f"{results['num_shoes']} shoes, {results.get('image_size')} px", ""]
+    names_2d = [n for n in ("silhouette_iou", "psnr", "ssim", "lpips") if f"input/{n}" in s or f"novel/{n}" in s]
+    if names_2d:
+        lines += ["## 2D", "", "| metric | input view | novel views |", "| --- | --- | --- |"]
+        lines += [f"| {n} | {_fmt(s.get(f'input/{n}'))} | {_fmt(s.get(f'novel/{n}'))} |" for n in names_2d]
+        lines.append("")
+    for title, prefix in (("3D (vs mesh.glb)", "3d/"), ("Invariance (Chamfer-L2 vs the unperturbed prediction)", "invariance/"),
+                          ("Mesh quality", "quality/")):
+        keys = [k for k in s if k.startswith(prefix)]
+        if keys:
+            lines += [f"## {title}", "", "| metric | value |", "| --- | --- |"]
+            lines += [f"| {k[len(prefix):]} | {_fmt(s[k])} |" for k in keys]
+            if any(f"count/{k}" in s for k in keys):
+                lines.append(f"\n(over {s.get(f'count/{keys[0]}', results['num_shoes'])} shoes with ground truth)")
+            lines.append("")
+    if results.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def write_report(results: dict, out_dir: str | Path, grid_rows: Sequence[Sequence[Tensor]] = ()) -> Path:
+    """metrics.json, metrics.md and (when rows are given) grid.png in ``out_dir``; returns the folder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(_jsonable(results), indent=2) + "\n")
+    (out / "metrics.md").write_text(markdown_report(results))
+    if grid_rows:
+        to_pil(image_grid(grid_rows)).save(out / "grid.png")
+    return out
