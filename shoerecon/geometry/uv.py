@@ -46,7 +46,7 @@ class SphericalUVConfig:
 
     seam_azimuth: float = -90.0
     margin: float = 0.005
-    max_unfold_iters: int = 500
+    max_unfold_iters: int = 2000
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def spherical_flipped_faces(x: Tensor, faces: Tensor) -> Tensor:
     return (torch.linalg.cross(b - a, c - a, dim=-1) * (a + b + c)).sum(-1) <= 0
 
 
-def sphere_embedding(verts: Tensor, faces: Tensor, max_unfold_iters: int = 500) -> Tensor:
+def sphere_embedding(verts: Tensor, faces: Tensor, max_unfold_iters: int = 2000) -> Tensor:
     """Map a closed genus-0 mesh onto the unit sphere without fold-overs (when the smoothing flow succeeds).
 
     Central projection from the bounding-box centre after scaling each axis by its half extent. A surface that
@@ -181,6 +181,17 @@ def sphere_embedding(verts: Tensor, faces: Tensor, max_unfold_iters: int = 500) 
         stacklevel=2,
     )
     return x
+
+
+def _warn_if_not_closed(faces: Tensor) -> None:
+    e = torch.sort(torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), dim=1).values
+    counts = torch.unique(e, dim=0, return_counts=True)[1]
+    if (counts != 2).any():
+        warnings.warn(
+            f"spherical_uv expects a closed genus-0 mesh, but {int((counts != 2).sum())} edges are not shared by "
+            "exactly two faces (vertices split at UV seams? weld them first); the layout may fold over",
+            stacklevel=3,
+        )
 
 
 def _rotation_to_y(d: Tensor) -> Tensor:
@@ -243,6 +254,7 @@ def spherical_uv(verts: Tensor, faces: Tensor, cfg: SphericalUVConfig | None = N
     cfg = cfg or SphericalUVConfig()
     _check_mesh(verts, faces)
     faces = faces.long()
+    _warn_if_not_closed(faces)
     x = sphere_embedding(verts, faces, cfg.max_unfold_iters)
     north, south = int(x[:, 1].argmax()), int(x[:, 1].argmin())
     if north == south:

@@ -157,3 +157,25 @@ def test_connected_components_oracle():
     f = torch.tensor([[0, 1, 2], [2, 3, 4], [5, 6, 7], [7, 8, 5]])
     assert connected_components(f).tolist() == [0, 0, 1, 1]
     assert np.unique(connected_components(unique_edges(f)[:, [0, 1, 1]]).numpy()).size == 2
+
+
+def test_open_mesh_warns():
+    verts, faces = icosphere(2)
+    with pytest.warns(UserWarning, match="closed genus-0"):
+        spherical_uv(verts, faces[1:])
+
+
+def test_spherical_on_the_shoe_template():
+    """The real use: the shoe template is not star-shaped (collar opening), the embedding must unfold it."""
+    try:
+        from shoerecon.geometry.template import load_template
+
+        template = load_template()
+    except Exception as e:  # the template module/file belongs to the data helper
+        pytest.skip(f"shoe template not available: {e}")
+    verts, faces = template.verts, template.faces
+    uvs, uv_faces = spherical_uv(verts, faces)
+    assert (uv_signed_areas(uvs.double(), uv_faces) > 0).all()
+    assert connected_components(uv_faces).max() == 0
+    uv_to_vertex_map(faces, uv_faces, uvs.shape[0])
+    assert uvs.shape[0] - verts.shape[0] <= 3 * math.sqrt(faces.shape[0])
