@@ -100,31 +100,68 @@ def _cross2(a: Tensor, b: Tensor) -> Tensor:
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
 
 
-def rasterize_uv(uvs: Tensor, uv_faces: Tensor, size: int | tuple[int, int], chunk: int = 128) -> tuple[Tensor, Tensor]:
+def _barycentric(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    """Barycentric coordinates of points p in triangles (a, b, c), all (..., 2) -> (..., 3); nan-free (degenerate: -1)."""
+    area = _cross2(b - a, c - a)
+    ok = area.abs() > 1e-12
+    safe = torch.where(ok, area, torch.ones_like(area)).unsqueeze(-1)
+    w = torch.stack([_cross2(b - p, c - p), _cross2(c - p, a - p), _cross2(a - p, b - p)], -1) / safe
+    return torch.where(ok.unsqueeze(-1), w, torch.full_like(w, -1.0))
+
+
+def rasterize_uv(uvs: Tensor, uv_faces: Tensor, size: int | tuple[int, int],
+                 budget: int = 1 << 21) -> tuple[Tensor, Tensor]:
     """Which face covers each texel centre in UV space, and where.
+
+    Each face is tested only against the texels of its bounding box; faces are sorted by box size
+    and processed in chunks of at most ``budget`` (face, texel) candidates.
 
     Args:
         uvs: (T, 2) in [0, 1], v up. uv_faces: (F, 3) long. size: Ht = Wt or (Ht, Wt).
-        chunk: faces tested at once (memory ~ Ht Wt chunk floats).
+        budget: candidate pairs per chunk (memory ~ 40 bytes each).
     Returns:
-        face_index (Ht, Wt) long, -1 where no face covers the texel centre (the lowest index wins
-        on overlaps); bary (Ht, Wt, 3) barycentric coordinates in that face (zeros where -1).
+        face_index (Ht, Wt) long, -1 where no face covers the texel centre (the lowest face index
+        wins on overlaps); bary (Ht, Wt, 3) barycentric coordinates in that face (zeros where -1).
     """
     height, width = (size, size) if isinstance(size, int) else size
-    p = texel_uv(height, width, uvs.device, uvs.dtype).reshape(-1, 1, 2)  # (P, 1, 2)
-    tri = uvs[uv_faces]  # (F, 3, 2)
-    face_index = torch.full((p.shape[0],), -1, dtype=torch.long, device=uvs.device)
-    bary = torch.zeros(p.shape[0], 3, dtype=uvs.dtype, device=uvs.device)
-    for start in range(0, tri.shape[0], chunk):
-        a, b, c = tri[start:start + chunk].unbind(1)  # (C, 2) each
-        area = _cross2(b - a, c - a)  # (C,)
-        safe = torch.where(area.abs() > 1e-12, area, torch.ones_like(area))
-        w = torch.stack([_cross2(b - p, c - p), _cross2(c - p, a - p), _cross2(a - p, b - p)], -1) / safe[:, None]
-        inside = (w >= -1e-7).all(-1) & (area.abs() > 1e-12)  # (P, C)
-        hit = inside.any(-1) & (face_index < 0)
-        first = inside.to(torch.uint8).argmax(-1)  # first covering face of this chunk
-        face_index = torch.where(hit, start + first, face_index)
-        bary = torch.where(hit[:, None], w[torch.arange(p.shape[0], device=p.device), first], bary)
+    device, num_faces = uvs.device, uv_faces.shape[0]
+    tri = uvs[uv_faces].to(torch.float64)  # (F, 3, 2)
+    # continuous texel coordinates: texel centres at integers (col = u W - 1/2, row = (1 - v) H - 1/2)
+    col, row = tri[..., 0] * width - 0.5, (1 - tri[..., 1]) * height - 0.5
+    c0 = torch.ceil(col.min(-1).values - 1e-6).clamp(0, width - 1).long()
+    c1 = torch.floor(col.max(-1).values + 1e-6).clamp(-1, width - 1).long()
+    r0 = torch.ceil(row.min(-1).values - 1e-6).clamp(0, height - 1).long()
+    r1 = torch.floor(row.max(-1).values + 1e-6).clamp(-1, height - 1).long()
+    bw, bh = (c1 - c0 + 1).clamp_min(0), (r1 - r0 + 1).clamp_min(0)
+    area = bw * bh
+    order = torch.argsort(area)
+    area_sorted = area[order].tolist()
+    best = torch.full((height * width,), num_faces, dtype=torch.long, device=device)
+    start = next((i for i, a in enumerate(area_sorted) if a > 0), num_faces)
+    while start < num_faces:
+        end = min(num_faces, start + max(1, budget // area_sorted[start]))
+        while end - start > 1 and (end - start) * area_sorted[end - 1] > budget:
+            end = start + (end - start) // 2
+        f = order[start:end]
+        w_max, h_max = int(bw[f].max()), int(bh[f].max())
+        dx = torch.arange(w_max, device=device)
+        dy = torch.arange(h_max, device=device)
+        cols = c0[f, None, None] + dx[None, None, :]  # (C, 1, w)
+        rows = r0[f, None, None] + dy[None, :, None]  # (C, h, 1)
+        valid = (dx[None, None, :] < bw[f, None, None]) & (dy[None, :, None] < bh[f, None, None])
+        p = torch.stack(torch.broadcast_tensors((cols + 0.5) / width, 1 - (rows + 0.5) / height), -1).to(tri.dtype)
+        a, b, c = (tri[f, k, None, None, :] for k in range(3))
+        inside = valid & (_barycentric(p, a, b, c) >= -1e-9).all(-1)  # (C, h, w)
+        flat = (rows * width + cols).expand_as(inside)[inside]
+        best.scatter_reduce_(0, flat, f[:, None, None].expand_as(inside)[inside], reduce="amin")
+        start = end
+    face_index = torch.where(best < num_faces, best, torch.full_like(best, -1))
+    bary = torch.zeros(height * width, 3, dtype=uvs.dtype, device=device)
+    hit = face_index >= 0
+    if hit.any():
+        p = texel_uv(height, width, device, torch.float64).reshape(-1, 2)[hit]
+        a, b, c = tri[face_index[hit]].unbind(1)
+        bary[hit] = _barycentric(p, a, b, c).to(uvs.dtype)
     return face_index.reshape(height, width), bary.reshape(height, width, 3)
 
 

@@ -74,7 +74,7 @@ def test_rasterize_uv_matches_naive_loop_and_barycentrics_rebuild_uv():
     uvs = torch.cat([corners, corners[:3] + 0.2]) + 0.01 * torch.rand(9, 2, generator=g)
     # the second is clockwise (orientation must not matter), the third overlaps the first (lowest index wins)
     uv_faces = torch.tensor([[0, 1, 2], [3, 5, 4], [6, 7, 8]])
-    face_index, bary = rasterize_uv(uvs, uv_faces, 12, chunk=2)
+    face_index, bary = rasterize_uv(uvs, uv_faces, 12, budget=50)  # several chunks
     assert torch.equal(face_index, naive_rasterize_uv(uvs, uv_faces, 12))
     hit = face_index >= 0
     assert hit.sum() > 40 and set(face_index.unique().tolist()) == {-1, 0, 1, 2}
@@ -97,3 +97,18 @@ def test_uv_coverage_mask_lower_left_half_and_dilation():
 def test_flow_head_rejects_bad_init_scale(scale):
     with pytest.raises(ValueError, match="init_scale"):
         TextureFlowHead(4, init_scale=scale)
+
+
+def test_rasterize_uv_many_small_faces_match_naive_loop():
+    n = 4  # a jittered 4x4-cell triangulated grid inside [0.1, 0.9]^2: 32 small faces with shared edges
+    g = torch.Generator().manual_seed(0)
+    ys, xs = torch.meshgrid(torch.linspace(0.1, 0.9, n + 1), torch.linspace(0.1, 0.9, n + 1), indexing="ij")
+    uvs = torch.stack([xs, ys], -1).reshape(-1, 2) + 0.03 * torch.rand((n + 1) ** 2, 2, generator=g)
+    faces = []
+    for i in range(n):
+        for j in range(n):
+            a, b, c, d = i * (n + 1) + j, i * (n + 1) + j + 1, (i + 1) * (n + 1) + j, (i + 1) * (n + 1) + j + 1
+            faces += [[a, b, d], [a, d, c]]
+    faces = torch.tensor(faces)
+    face_index, _ = rasterize_uv(uvs, faces, 16, budget=64)
+    assert torch.equal(face_index, naive_rasterize_uv(uvs, faces, 16))
