@@ -24,6 +24,7 @@ from shoerecon.eval.invariance import InvarianceConfig, invariance_chamfer
 from shoerecon.eval.metrics import (
     MetricsConfig, lpips_distance, mesh_metrics_3d, mesh_quality, psnr, silhouette_iou, ssim,
 )
+from shoerecon.export.predict import model_device, predict_meshes
 from shoerecon.export.turntable import image_grid, preview_renderer, render_mesh, to_pil
 from shoerecon.geometry.mesh import Mesh
 from shoerecon.render import Cameras
@@ -74,20 +75,6 @@ def build_lpips_metric(cfg: EvalConfig, notes: list[str]):
         notes.append(f"LPIPS skipped: AlexNet weights not found at {weights}")
         return None
     return build_lpips(pretrained=str(weights) if cfg.lpips_weights else True)
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
-def predicted_meshes(model: torch.nn.Module, images: Tensor) -> list[Mesh]:
-    """Run the network on prepared inputs (B, 3, H, W) -> B textured meshes (template topology and UV)."""
-    with torch.no_grad():
-        out = model(images.to(model_device(model)))
-    return [Mesh(out.verts[i], model.faces, model.uvs, model.uv_faces, out.texture[i].clamp(0, 1))
-            for i in range(images.shape[0])]
 
 
 def view_metrics(render: Tensor, images: Tensor, masks: Tensor, lpips_model=None) -> dict[str, Tensor]:
@@ -173,7 +160,7 @@ def evaluate(
     for start in range(0, len(shoe_ids), eval_cfg.batch_size):
         shoes = [dataset.load_shoe(s, eval_cfg.views) for s in shoe_ids[start:start + eval_cfg.batch_size]]
         inputs = torch.stack([s["input"] for s in shoes]).to(model_device(model))
-        meshes = predicted_meshes(model, inputs)
+        meshes = predict_meshes(model, inputs)
         inv = invariance_chamfer(model, inputs, eval_cfg.invariance_cfg) if eval_cfg.invariance else {}
         for i, (shoe, mesh) in enumerate(zip(shoes, meshes)):
             input_view = dataset.input_index(dataset.rigs[shoe["shoe_id"]])

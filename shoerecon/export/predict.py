@@ -1,0 +1,183 @@
+"""`shoerecon predict IMAGE... --checkpoint CKPT --out DIR [--format obj,glb]`.
+
+Any photo (any size and aspect, RGB or RGBA, JPEG or PNG, on white or with alpha) is framed
+exactly as the training input view (``data.preprocess.prepare_input`` with the checkpoint's data
+settings), run through the network in batches, and written per image as
+
+    DIR/<name>/<name>.obj + .mtl + .png   (OBJ with its texture)
+    DIR/<name>/<name>.glb                 (binary glTF, texture embedded)
+    DIR/<name>/<name>_turntable.png       (8 azimuths rendered with our Renderer, input view first)
+    DIR/<name>/<name>_input.png           (what the network saw)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from shoerecon.export.turntable import TurntableConfig, save_turntable_strip, to_pil
+from shoerecon.geometry.mesh import Mesh
+
+FORMATS = ("obj", "glb")
+
+
+@dataclass
+class PredictConfig:
+    """Outputs of ``predict``."""
+
+    formats: tuple[str, ...] = FORMATS
+    batch_size: int = 16
+    turntable: bool = True
+    turntable_cfg: TurntableConfig = field(default_factory=TurntableConfig)
+    save_input: bool = True
+
+
+def load_input(path: str | Path, data_cfg) -> tuple[Tensor, Tensor]:
+    """Read one photo and frame it like the training input view.
+
+    Same steps as the dataset (``data.dataset.load_view`` then ``prepare_input``): composite alpha on
+    the background, mask from alpha (else background thresholding), pad to square, crop to the
+    mask, centre, scale to ``input_fill``, resize to ``image_size``. An alpha channel that is
+    opaque everywhere carries no mask, so the photo is thresholded instead.
+
+    Returns:
+        image (3, S, S), mask (1, S, S). Raises ``DataError`` naming the file on unreadable or empty images.
+    """
+    from shoerecon.data.layout import DataError, read_image
+    from shoerecon.data.masks import threshold_mask
+    from shoerecon.data.preprocess import pad_to_square, prepare_input
+
+    rgb, alpha = read_image(path)
+    bg = rgb.new_tensor(data_cfg.background).view(3, 1, 1)
+    if alpha is not None and float(alpha.min()) > 0.99:
+        alpha = None
+    if alpha is not None:
+        rgb = rgb * alpha + bg * (1 - alpha)
+        mask = alpha
+    else:
+        mask = threshold_mask(rgb, data_cfg.background, data_cfg.mask_threshold, data_cfg.mask_kernel)
+    if float((mask > 0.5).float().mean()) < data_cfg.min_mask_fraction:
+        raise DataError(f"{path}: no shoe found (foreground covers < {data_cfg.min_mask_fraction:.1%} of the image)")
+    return prepare_input(pad_to_square(rgb, data_cfg.background), pad_to_square(mask, 0.0), data_cfg.image_size,
+                         data_cfg.input_fill, data_cfg.background)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def predict_meshes(model: torch.nn.Module, images: Tensor) -> list[Mesh]:
+    """Prepared inputs (B, 3, H, W) -> B textured meshes (template topology and UV layout, texture (3, Ht, Wt))."""
+    with torch.no_grad():
+        out = model(images.to(model_device(model)))
+    return [Mesh(out.verts[i], model.faces, model.uvs, model.uv_faces, out.texture[i].clamp(0, 1))
+            for i in range(images.shape[0])]
+
+
+def export_mesh(mesh: Mesh, out_dir: str | Path, name: str, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write ``mesh`` as ``out_dir/name.{obj,glb}`` for each format; returns the written mesh paths."""
+    from shoerecon.export.glb import save_glb
+    from shoerecon.export.obj import save_obj
+
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"unknown export format(s) {bad}; valid: {', '.join(FORMATS)}")
+    mesh = mesh.to(device="cpu")
+    out = Path(out_dir)
+    writers = {"obj": save_obj, "glb": save_glb}
+    return [writers[f](mesh, out / f"{name}.{f}") for f in formats]
+
+
+def unique_names(paths: Sequence[str | Path]) -> list[str]:
+    """File stems, made unique with _1, _2... where two inputs share a stem.
+
+    >>> unique_names(["a/x.jpg", "b/x.png", "y.png"])
+    ['x', 'x_1', 'y']
+    """
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        stem = Path(p).stem
+        n = seen.get(stem, 0)
+        seen[stem] = n + 1
+        names.append(stem if n == 0 else f"{stem}_{n}")
+    return names
+
+
+def predict_files(
+    model: torch.nn.Module, data_cfg, paths: Sequence[str | Path], out_dir: str | Path,
+    cfg: PredictConfig = PredictConfig(), progress: bool = True,
+) -> tuple[list[dict], list[str]]:
+    """Predict and export every image; unreadable images are reported and skipped.
+
+    Returns:
+        (one record per exported image: {"image", "name", "files"}, error messages).
+    """
+    from shoerecon.data.layout import DataError
+
+    out = Path(out_dir)
+    errors: list[str] = []
+    prepared: list[tuple[str, str, Tensor]] = []
+    for path, name in zip(paths, unique_names(paths)):
+        try:
+            prepared.append((str(path), name, load_input(path, data_cfg)[0]))
+        except (DataError, ValueError) as err:
+            errors.append(str(err))
+    records = []
+    bar = tqdm(total=len(prepared), desc="predict", unit="img", disable=not progress)
+    for start in range(0, len(prepared), cfg.batch_size):
+        chunk = prepared[start:start + cfg.batch_size]
+        meshes = predict_meshes(model, torch.stack([c[2] for c in chunk]))
+        for (path, name, image), mesh in zip(chunk, meshes):
+            folder = out / name
+            files = export_mesh(mesh, folder, name, cfg.formats)
+            if cfg.turntable:
+                files.append(save_turntable_strip(mesh, folder / f"{name}_turntable.png", cfg.turntable_cfg))
+            if cfg.save_input:
+                to_pil(image).save(folder / f"{name}_input.png")
+                files.append(folder / f"{name}_input.png")
+            records.append({"image": path, "name": name, "files": [str(f) for f in files]})
+            bar.update()
+    bar.close()
+    return records, errors
+
+
+# ----------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="photos of a right shoe's lateral side, toe right")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint .pt (self-contained: config + template)")
+    parser.add_argument("--out", required=True, help="output folder (one subfolder per image)")
+    parser.add_argument("--format", default="obj,glb", help="comma-separated: obj, glb (default obj,glb)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    parser.add_argument("--no-turntable", action="store_true", help="skip the turntable strip PNG")
+    parser.add_argument("--strip-size", type=int, default=128, help="pixel size of each turntable view")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from shoerecon.train.checkpoint import load_for_inference
+
+    formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise SystemExit(f"shoerecon predict: --format {args.format!r}: valid formats are {', '.join(FORMATS)}")
+    if not Path(args.checkpoint).is_file():
+        raise SystemExit(f"shoerecon predict: checkpoint {args.checkpoint} not found")
+    model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
+    pcfg = PredictConfig(formats=formats, batch_size=args.batch_size, turntable=not args.no_turntable,
+                         turntable_cfg=TurntableConfig(image_size=args.strip_size))
+    records, errors = predict_files(model, cfg.data, args.images, args.out, pcfg, progress=not args.quiet)
+    for rec in records:
+        print(f"{rec['image']} -> {', '.join(rec['files'])}")
+    for err in errors:
+        print(f"skipped: {err}", file=sys.stderr)
+    return 1 if errors else 0
