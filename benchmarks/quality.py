@@ -5,7 +5,8 @@ from the input view alone, beside the bare template's IoU (no network).
             [--views 0 9 18] [--shoes N]
 
 Prints one table row per model (network, template) with mean/min IoU and PSNR over the shoes.
-The dataset defaults to the checkpoint's own ``data.root``; the renderer to its ``render`` section.
+The dataset defaults to the checkpoint's own ``data.root``. Silhouettes are rendered as in validation
+(``train.val_blend``, default hard: exact pixel coverage, like the dataset's masks).
 """
 from __future__ import annotations
 
@@ -31,13 +32,13 @@ def main() -> None:
     from shoerecon.data import TurntableDataset
     from shoerecon.render import Renderer
     from shoerecon.train.checkpoint import load_for_inference
-    from shoerecon.train.trainer import evaluate_shoes
+    from shoerecon.train.trainer import eval_render_config, evaluate_shoes
 
     net, cfg = load_for_inference(args.checkpoint, args.device)
     data_cfg = dataclasses.replace(cfg.data, root=args.data) if args.data else cfg.data
     dataset = TurntableDataset(data_cfg, split=args.split, seed=cfg.train.seed)
     ids = list(dataset.shoe_ids)[: args.shoes]
-    renderer = Renderer(cfg.render).to(args.device)
+    renderer = Renderer(eval_render_config(cfg)).to(args.device)
     print(f"{args.checkpoint}: {len(ids)} {args.split} shoes of {data_cfg.root}, "
           f"views {'all' if args.views is None else args.views}, {cfg.data.image_size}px")
     print(f"{'model':<10} | {'IoU mean':>8} {'IoU min':>8} | {'PSNR dB':>8}")

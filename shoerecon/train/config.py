@@ -84,6 +84,7 @@ class TrainConfig:
     num_workers: int = 0
     val_shoes: int | None = None        # None: every held-out shoe
     val_views: list[int] | None = None  # None: every view of each held-out shoe
+    val_blend: Literal["hard", "soft"] = "hard"   # hard: exact coverage silhouettes (like the data) for IoU
     sample_shoes: int = 4               # rows in the sample grids
     template: str | None = None         # None: the packaged template
     uv_mode: Literal["islands", "spherical"] = "islands"

@@ -13,6 +13,7 @@ targets), ``exports/`` (GLB of validation shoes), ``metrics.json`` (final valida
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -214,6 +215,13 @@ def build_lpips(cfg: ExperimentConfig, device):
     return module.to(device) if module is not None else None
 
 
+def eval_render_config(cfg: ExperimentConfig):
+    """The renderer settings of validation: ``train.val_blend`` hard = nearest face, exact coverage."""
+    if cfg.train.val_blend == "soft":
+        return cfg.render
+    return dataclasses.replace(cfg.render, blend="hard", faces_per_pixel=1, blur_radius=None)
+
+
 def to_device(batch: Mapping, device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
@@ -280,6 +288,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         self.model, self.optimizer = self.acc.prepare(self.net, self.optimizer)
         self.renderer = Renderer(cfg.render).to(self.device)
+        self.eval_renderer = Renderer(eval_render_config(cfg)).to(self.device)
         self.lpips = build_lpips(cfg, self.device)
         if state is not None:
             self._restore_progress(state)
@@ -452,7 +461,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Mean silhouette IoU / PSNR over all (or ``val_views``) views of each held-out shoe; main process."""
-        per_shoe = evaluate_shoes(self.net, self.renderer, self.val_set, self.val_shoe_ids(),
+        per_shoe = evaluate_shoes(self.net, self.eval_renderer, self.val_set, self.val_shoe_ids(),
                                   self.cfg.train.val_views, self.device)
         return summarize(per_shoe)
 
@@ -469,8 +478,8 @@ class Trainer:
         metrics = None
         if self.acc.is_main_process and len(self.val_set) > 0:
             ids, views = self.val_shoe_ids(), self.cfg.train.val_views
-            net = summarize(evaluate_shoes(self.net, self.renderer, self.val_set, ids, views, self.device))
-            tmpl = summarize(evaluate_shoes(self.net, self.renderer, self.val_set, ids, views, self.device,
+            net = summarize(evaluate_shoes(self.net, self.eval_renderer, self.val_set, ids, views, self.device))
+            tmpl = summarize(evaluate_shoes(self.net, self.eval_renderer, self.val_set, ids, views, self.device,
                                             template_only=True))
             metrics = {"step": self.step, "val_shoes": len(ids), **{f"val/{k}": v for k, v in net.items()},
                        **{f"template/{k}": v for k, v in tmpl.items()}}
