@@ -6,7 +6,6 @@ resize to ``image_size``. The input view is additionally framed by ``prepare_inp
 """
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +30,6 @@ from shoerecon.data.layout import (
 from shoerecon.data.masks import threshold_mask
 from shoerecon.data.preprocess import pad_to_square, prepare_input, resize
 from shoerecon.render.cameras import fov_after_padding
-
-log = logging.getLogger(__name__)
 
 MASK_SOURCES = ("auto", "file", "alpha", "threshold")
 

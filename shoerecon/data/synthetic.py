@@ -28,7 +28,6 @@ lateral side of a right shoe at +Z.
 from __future__ import annotations
 
 import colorsys
-import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -292,7 +291,7 @@ def shoe_surface(p: ShoeParams, s: np.ndarray, theta: np.ndarray, with_extras: b
     pr = shoe_profiles(p, s)
     c, sn = np.cos(theta), np.sin(theta)
     upper = sn > 0
-    # Superellipse cross-section: boxy sole (exponent 0.25), rounder upper (0.75).
+    # Superellipse cross-section: a boxy sole (small exponents: flat bottom, upright sides), a rounder upper.
     ez = np.where(upper, 0.8, 0.3)
     cz = np.sign(c) * np.abs(c) ** ez
     cy = np.sign(sn) * np.abs(sn) ** np.where(upper, 0.75, 0.22)

@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-NUM_SHOES, NUM_VIEWS, SIZE = 3, 6, 32
+from tiny_spec import NUM_SHOES, NUM_VIEWS, SIZE
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,12 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from shoerecon.data import DataConfig, DataError, TurntableDataset
 from shoerecon.data.layout import read_image
 
-from conftest import NUM_VIEWS, SIZE
+from tiny_spec import NUM_VIEWS, SIZE
 
 SHOE = "shoe_00001"
 

@@ -10,7 +10,7 @@ from shoerecon.data.layout import hash_split, read_rig
 from shoerecon.data.preprocess import mask_bbox
 from shoerecon.render.cameras import fov_after_padding
 
-from conftest import NUM_SHOES, NUM_VIEWS, SIZE
+from tiny_spec import NUM_SHOES, NUM_VIEWS, SIZE
 
 
 def _iou(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -155,7 +155,7 @@ def test_texture_lateral_and_medial_sides_differ():
 
 
 def test_generated_dataset_layout(tiny_dataset):
-    from conftest import NUM_SHOES, NUM_VIEWS, SIZE
+    from tiny_spec import NUM_SHOES, NUM_VIEWS, SIZE
     from PIL import Image
 
     rig = json.loads((tiny_dataset / "rig.json").read_text())
@@ -176,7 +176,7 @@ def test_generated_dataset_layout(tiny_dataset):
 
 
 def test_generation_is_deterministic(tiny_dataset, tmp_path):
-    from conftest import NUM_VIEWS, SIZE
+    from tiny_spec import NUM_VIEWS, SIZE
     from shoerecon.data.layout import rig_from_turntable
     from shoerecon.data.synthetic import generate_shoe
 
