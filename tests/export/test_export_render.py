@@ -61,3 +61,14 @@ def test_turntable_strip_png(tmp_path, textured_shoe):
     img = Image.open(path)
     assert img.size == (8 * 24 + 7 * 2, 24)
     assert image_grid([[torch.zeros(3, 4, 4)] * 2, [torch.ones(4, 4, 4)]], pad=1).shape == (3, 9, 9)
+
+
+def test_textured_shoe_glb_passes_khronos_validator(tmp_path, textured_shoe):
+    from shoerecon.export.validate import validate_gltf, validator_available
+
+    ok, why = validator_available()
+    if not ok:
+        pytest.skip(f"Khronos glTF validator unavailable: {why}")
+    report = validate_gltf(save_glb(textured_shoe, tmp_path / "shoe.glb"))
+    assert report["issues"]["numErrors"] == 0, [m for m in report["issues"]["messages"] if m["severity"] == 0]
+    assert report["issues"]["numWarnings"] == 0, report["issues"]["messages"]
