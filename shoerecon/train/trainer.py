@@ -160,7 +160,9 @@ def build_accelerator(cfg: TrainConfig):
     but ``Accelerator()`` then runs two independent single processes; ``cpu=True`` makes it
     initialise a gloo process group (MULTI_CPU). Mixed precision is GPU-only here.
     """
-    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from datetime import timedelta
+
+    from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
 
     env_cpu = os.environ.get("ACCELERATE_USE_CPU", "false").lower() in ("1", "true", "yes")
     use_cpu = cfg.device == "cpu" or env_cpu or not torch.cuda.is_available()
@@ -170,8 +172,10 @@ def build_accelerator(cfg: TrainConfig):
     if use_cpu and precision != "no":
         warnings.warn(f"train.mixed_precision={precision!r} ignored on CPU; training in float32")
         precision = "no"
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    return Accelerator(cpu=use_cpu, mixed_precision=precision, kwargs_handlers=[ddp])
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)  # v1 leaves e.g. the variance head unused
+    # other ranks wait at a barrier while the main process generates the synthetic dataset
+    group = InitProcessGroupKwargs(timeout=timedelta(hours=3))
+    return Accelerator(cpu=use_cpu, mixed_precision=precision, kwargs_handlers=[ddp, group])
 
 
 def ensure_dataset(cfg: ExperimentConfig, accelerator) -> None:
