@@ -53,6 +53,19 @@ def _load_alexnet_trunk(net: nn.Module, path: Path) -> None:
     net.load_state_dict(mapped)
 
 
+def _load_linear_layers(model: nn.Module, path: Path) -> None:
+    """LPIPS calibration layers ``lin*.model.1.weight``; strict about them (lpips itself loads with strict=False)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise RuntimeError(f"LPIPS: could not read linear-layer weights {path}: {err}") from err
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if k.startswith("lin") and not k.startswith("lins.")]  # lins.* alias lin*
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"LPIPS: {path} is not an LPIPS AlexNet linear-layer file "
+                           f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})")
+
+
 def build_lpips(pretrained: Union[bool, str, os.PathLike] = True, linear_path: Optional[str] = None) -> nn.Module:
     """An ``lpips.LPIPS(net="alex")`` module, frozen and in eval mode, that never downloads.
 
@@ -83,9 +96,9 @@ def build_lpips(pretrained: Union[bool, str, os.PathLike] = True, linear_path: O
                            "or pass its path as linear_path.")
     with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=` argument
         warnings.simplefilter("ignore", UserWarning)
-        model = lpips.LPIPS(pretrained=use_real, net="alex", pnet_rand=True,
-                            model_path=str(linear) if use_real else None, verbose=False)
+        model = lpips.LPIPS(pretrained=False, net="alex", pnet_rand=True, verbose=False)
     if use_real:
+        _load_linear_layers(model, linear)
         _load_alexnet_trunk(model.net, trunk)
     model.eval()
     model.requires_grad_(False)

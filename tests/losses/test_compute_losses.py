@@ -120,3 +120,9 @@ def test_compute_losses_gradcheck_float64():
             out.flow.detach()[:1, :3, :3].mul(0.9).requires_grad_(True))
     template = template[:1]
     assert torch.autograd.gradcheck(total, args)
+
+
+def test_make_lpips_follows_the_config():
+    assert make_lpips(LossConfig(perceptual=0)) is None
+    model = make_lpips(LossConfig(perceptual=0.5, lpips_pretrained=False))
+    assert model is not None and not model.training

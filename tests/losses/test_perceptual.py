@@ -16,6 +16,11 @@ def no_downloads(monkeypatch):
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
 
 
+def features_only(alexnet):
+    """The convolutional part of a torchvision AlexNet state dict (all LPIPS reads; keeps the file small)."""
+    return {k: v for k, v in alexnet.state_dict().items() if k.startswith("features.")}
+
+
 def test_random_backbone_runs_and_is_differentiable(no_downloads):
     model = build_lpips(pretrained=False)
     assert not any(p.requires_grad for p in model.parameters())
@@ -46,7 +51,7 @@ def test_missing_configured_path_error_names_it(tmp_path, no_downloads):
 def test_real_loading_reads_the_local_files(tmp_path, no_downloads):
     alexnet = torchvision.models.alexnet(weights=None)
     path = tmp_path / "alexnet.pth"
-    torch.save(alexnet.state_dict(), path)
+    torch.save(features_only(alexnet), path)
     model = build_lpips(pretrained=str(path))
     torch.testing.assert_close(model.net.slice1[0].weight, alexnet.features[0].weight)
     torch.testing.assert_close(getattr(model.net.slice5, "10").bias, alexnet.features[10].bias)
@@ -60,3 +65,12 @@ def test_wrong_file_is_a_clear_error(tmp_path, no_downloads):
     torch.save({"something": torch.zeros(1)}, path)
     with pytest.raises(RuntimeError, match="not a torchvision AlexNet"):
         build_lpips(pretrained=str(path))
+
+
+def test_wrong_linear_file_is_a_clear_error(tmp_path, no_downloads):
+    alex = tmp_path / "alexnet.pth"
+    torch.save(features_only(torchvision.models.alexnet(weights=None)), alex)
+    bad = tmp_path / "lin.pth"
+    torch.save({"lin0.model.1.bias": torch.zeros(1)}, bad)
+    with pytest.raises(RuntimeError, match="linear-layer"):
+        build_lpips(pretrained=str(alex), linear_path=str(bad))
