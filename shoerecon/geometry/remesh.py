@@ -266,6 +266,97 @@ def _validated(v: np.ndarray, f: np.ndarray) -> Optional[tuple[Tensor, Tensor]]:
     return None
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Carrying per-vertex state over to the new mesh
+
+
+def closest_point_on_triangles(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    """Barycentric coordinates of the closest point of triangle (a, b, c) to p (Ericson, Real-Time Collision
+    Detection 5.1.5). All (..., 3) -> (..., 3) barycentrics (non-negative, sum 1)."""
+    ab, ac, ap = b - a, c - a, p - a
+    bp, cp = p - b, p - c
+    d1, d2 = (ab * ap).sum(-1), (ac * ap).sum(-1)
+    d3, d4 = (ab * bp).sum(-1), (ac * bp).sum(-1)
+    d5, d6 = (ab * cp).sum(-1), (ac * cp).sum(-1)
+    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
+
+    def safe(num: Tensor, den: Tensor) -> Tensor:
+        return num / torch.where(den.abs() > 1e-30, den, torch.ones_like(den))
+
+    def bary(u: Tensor, v: Tensor, w: Tensor) -> Tensor:
+        return torch.stack(torch.broadcast_tensors(u, v, w), dim=-1)
+
+    one, zero = torch.ones_like(d1), torch.zeros_like(d1)
+    denom = va + vb + vc
+    v, w = safe(vb, denom), safe(vc, denom)
+    out = bary(1 - v - w, v, w)  # interior; the region tests below override it, earliest test last (wins)
+    t = safe(d4 - d3, (d4 - d3) + (d5 - d6))
+    out = torch.where(((va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0))[..., None], bary(zero, 1 - t, t), out)
+    t = safe(d2, d2 - d6)
+    out = torch.where(((vb <= 0) & (d2 >= 0) & (d6 <= 0))[..., None], bary(1 - t, zero, t), out)
+    out = torch.where(((d6 >= 0) & (d5 <= d6))[..., None], bary(zero, zero, one), out)
+    t = safe(d1, d1 - d3)
+    out = torch.where(((vc <= 0) & (d1 >= 0) & (d3 <= 0))[..., None], bary(1 - t, t, zero), out)
+    out = torch.where(((d3 >= 0) & (d4 <= d3))[..., None], bary(zero, one, zero), out)
+    out = torch.where(((d1 <= 0) & (d2 <= 0))[..., None], bary(one, zero, zero), out)
+    return out
+
+
+def closest_surface_points(
+    points: Tensor, verts: Tensor, faces: Tensor, chunk: int = 256
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Closest point of a triangle mesh to each query point (brute force over faces, chunked over points).
+
+    Args:
+        points: (M, 3). verts: (N, 3). faces: (F, 3).
+    Returns:
+        face (M,) long, bary (M, 3), distance (M,).
+    """
+    tri = verts[faces]  # (F, 3, 3)
+    out_face, out_bary, out_dist = [], [], []
+    for start in range(0, points.shape[0], chunk):
+        p = points[start : start + chunk, None]  # (C, 1, 3)
+        bc = closest_point_on_triangles(p, tri[None, :, 0], tri[None, :, 1], tri[None, :, 2])  # (C, F, 3)
+        q = torch.einsum("cfk,fkd->cfd", bc, tri)
+        dist = (q - p).norm(dim=-1)
+        best = dist.argmin(dim=1)
+        rows = torch.arange(p.shape[0], device=points.device)
+        out_face.append(best)
+        out_bary.append(bc[rows, best])
+        out_dist.append(dist[rows, best])
+    return torch.cat(out_face), torch.cat(out_bary), torch.cat(out_dist)
+
+
+def transfer_matrix(old_verts: Tensor, old_faces: Tensor, new_points: Tensor) -> Tensor:
+    """Sparse (M, N) barycentric interpolation from the old mesh's vertices to new points on its surface.
+
+    ``transfer_matrix(...) @ values`` carries any per-vertex quantity (offsets, a last layer's per-vertex
+    weights) from the old template to the remeshed one: it is exact for quantities linear over each triangle.
+
+    Args:
+        old_verts: (N, 3). old_faces: (F, 3). new_points: (M, 3), e.g. the remeshed template's vertices.
+    Returns:
+        (M, N) sparse COO, rows summing to 1.
+    """
+    face, bary, _ = closest_surface_points(new_points.detach().double(), old_verts.detach().double(), old_faces)
+    m = new_points.shape[0]
+    rows = torch.arange(m, device=new_points.device).repeat_interleave(3)
+    cols = old_faces[face].reshape(-1)
+    return torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), bary.reshape(-1).to(old_verts.dtype), (m, old_verts.shape[0]),
+        check_invariants=False,  # indices are valid by construction
+    ).coalesce()
+
+
+def transfer_vertex_values(matrix: Tensor, values: Tensor) -> Tensor:
+    """Apply a transfer matrix (M, N) to per-vertex values (N, C) or (B, N, C) -> (M, C) or (B, M, C)."""
+    if values.ndim == 2:
+        return torch.sparse.mm(matrix, values)
+    b, n, c = values.shape
+    out = torch.sparse.mm(matrix, values.permute(1, 0, 2).reshape(n, b * c))
+    return out.reshape(-1, b, c).permute(1, 0, 2)
+
+
 class Remesher:
     """Stateful wrapper for the trainer: ``due(epoch)`` says when, ``__call__`` remeshes with the config's target."""
 
@@ -293,4 +384,8 @@ __all__ = [
     "signed_volume",
     "mesh_quality",
     "edge_length_for_faces",
+    "closest_point_on_triangles",
+    "closest_surface_points",
+    "transfer_matrix",
+    "transfer_vertex_values",
 ]

@@ -9,7 +9,8 @@ Spherical layout, step by step (``spherical_uv``):
  1. Embed the mesh on the unit sphere: directions from the bounding-box centre after scaling each axis by the
     box's half extent (an elongated shoe becomes roughly round). A surface that is not star-shaped about the
     centre folds over under this projection; such a shape is first rounded by uniform Laplacian smoothing until
-    its projection has no folded triangle. Slivers next to a pole that still flip in UV are relaxed locally.
+    its projection has no folded triangle, and further until no triangle flips in UV either (the longitude/
+    latitude chart is not linear: a sliver barely unfolded on the sphere can still flip in it).
  2. Make the poles vertices: the top-most and bottom-most vertices are sent exactly to +Y / -Y by a rotation
     followed by a Moebius transform (conformal and bijective, so no new fold-overs), scaled so that half the
     vertices lie on each hemisphere.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -41,7 +43,7 @@ class SphericalUVConfig:
         seam_azimuth: azimuth (degrees, cameras.py convention: 0 = +Z lateral, 90 = +X toe) of the seam meridian;
             -90 puts it behind the heel, away from the input view.
         margin: gap left on every side of [0, 1]^2 (texture units), so bilinear lookups never reach the border.
-        max_unfold_iters: smoothing steps allowed to undo fold-overs of non-star-shaped meshes (and UV relaxation steps).
+        max_unfold_iters: smoothing steps allowed to undo fold-overs of non-star-shaped meshes.
     """
 
     seam_azimuth: float = -90.0
@@ -143,41 +145,48 @@ def spherical_flipped_faces(x: Tensor, faces: Tensor) -> Tensor:
     return (torch.linalg.cross(b - a, c - a, dim=-1) * (a + b + c)).sum(-1) <= 0
 
 
-def sphere_embedding(verts: Tensor, faces: Tensor, max_unfold_iters: int = 2000) -> Tensor:
-    """Map a closed genus-0 mesh onto the unit sphere without fold-overs (when the smoothing flow succeeds).
+def sphere_embeddings(verts: Tensor, faces: Tensor, max_steps: int = 2000) -> Iterator[Tensor]:
+    """Successive sphere embeddings: the central projection, then after each step of a smoothing flow.
 
     Central projection from the bounding-box centre after scaling each axis by its half extent. A surface that
-    is not star-shaped about that centre folds over; then the (normalised) shape is smoothed with the uniform
-    Laplacian, which rounds it, until its central projection has no folded face.
+    is not star-shaped about that centre folds over; smoothing the (normalised) shape with the uniform
+    Laplacian rounds it, and after enough steps its central projection has no folded face.
 
     Args:
-        verts: (N, 3). faces: (F, 3) long, counter-clockwise seen from outside.
-        max_unfold_iters: smoothing steps allowed.
-    Returns:
-        (N, 3) float64 unit vectors.
+        verts: (N, 3). faces: (F, 3) long, counter-clockwise seen from outside. max_steps: smoothing steps.
+    Yields:
+        (N, 3) float64 unit vectors, 1 + max_steps of them at most.
     """
     from .mesh import unique_edges
 
     v = verts.detach().to(torch.float64)
     lo, hi = v.min(0).values, v.max(0).values
     shape = (v - (lo + hi) / 2) / ((hi - lo) / 2).clamp_min(1e-12)
-    x = torch.nn.functional.normalize(shape, dim=-1)
-    flipped = spherical_flipped_faces(x, faces)
-    if not flipped.any():
-        return x
+    yield torch.nn.functional.normalize(shape, dim=-1)
     edges = unique_edges(faces)
-    for _ in range(max_unfold_iters):
+    for _ in range(max_steps):
         total, count = _vertex_neighbour_mean(shape, edges)
         shape = shape + 0.5 * (total / count.clamp_min(1)[:, None] - shape)
         shape = shape - shape.mean(0)
         shape = shape / shape.norm(dim=-1).mean().clamp_min(1e-300)  # keep the scale: no collapse to a point
-        x = torch.nn.functional.normalize(shape, dim=-1)
+        yield torch.nn.functional.normalize(shape, dim=-1)
+
+
+def sphere_embedding(verts: Tensor, faces: Tensor, max_unfold_iters: int = 2000) -> Tensor:
+    """The first embedding of ``sphere_embeddings`` without fold-overs (the last one, with a warning, if none).
+
+    Args:
+        verts: (N, 3). faces: (F, 3) long, counter-clockwise seen from outside.
+    Returns:
+        (N, 3) float64 unit vectors.
+    """
+    for x in sphere_embeddings(verts, faces, max_unfold_iters):
         flipped = spherical_flipped_faces(x, faces)
         if not flipped.any():
             return x
     warnings.warn(
         f"sphere_embedding: {int(flipped.sum())} of {faces.shape[0]} faces still fold over after "
-        f"{max_unfold_iters} smoothing steps; their UV triangles will be flipped",
+        f"{max_unfold_iters} smoothing steps",
         stacklevel=2,
     )
     return x
@@ -255,14 +264,42 @@ def spherical_uv(verts: Tensor, faces: Tensor, cfg: SphericalUVConfig | None = N
     _check_mesh(verts, faces)
     faces = faces.long()
     _warn_if_not_closed(faces)
-    x = sphere_embedding(verts, faces, cfg.max_unfold_iters)
+    flipped = None
+    for x in sphere_embeddings(verts, faces, cfg.max_unfold_iters):
+        if spherical_flipped_faces(x, faces).any():
+            continue
+        uvs, uv_faces = _layout_from_sphere(x, faces, cfg.seam_azimuth)
+        flipped = uv_signed_areas(uvs, uv_faces) <= 0
+        if not flipped.any():
+            break
+    else:
+        if flipped is None:  # never unfolded on the sphere
+            uvs, uv_faces = _layout_from_sphere(x, faces, cfg.seam_azimuth)
+            flipped = uv_signed_areas(uvs, uv_faces) <= 0
+        warnings.warn(
+            f"spherical_uv: {int(flipped.sum())} of {faces.shape[0]} UV triangles are flipped after "
+            f"{cfg.max_unfold_iters} smoothing steps (is the mesh closed, genus 0, consistently oriented?)",
+            stacklevel=2,
+        )
+    uvs = _fit_unit_square(uvs, uv_faces, cfg.margin)
+    return uvs.to(dtype=verts.dtype if verts.is_floating_point() else torch.float32, device=verts.device), uv_faces
+
+
+def _layout_from_sphere(x: Tensor, faces: Tensor, seam_azimuth: float) -> tuple[Tensor, Tensor]:
+    """Steps 2-4 of the module docstring: poles, equal-area longitude/latitude, seam and pole splits.
+
+    Args:
+        x: (N, 3) float64 unit vectors without fold-overs. faces: (F, 3) long. seam_azimuth: degrees.
+    Returns:
+        uvs (T, 2) float64, not yet packed into [0, 1]; uv_faces (F, 3) long.
+    """
     north, south = int(x[:, 1].argmax()), int(x[:, 1].argmin())
     if north == south:
-        raise ValueError("spherical_uv needs a mesh with vertices at two different heights")
+        raise ValueError("spherical_uv needs a mesh with at least two vertices")
     x = poles_to_axis(x, north, south)
 
     azimuth = torch.rad2deg(torch.atan2(x[:, 0], x[:, 2]))
-    u = torch.remainder(azimuth - cfg.seam_azimuth, 360.0) / 360.0
+    u = torch.remainder(azimuth - seam_azimuth, 360.0) / 360.0
     v = (1 + x[:, 1].clamp(-1, 1)) / 2
 
     is_pole = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -291,46 +328,7 @@ def spherical_uv(verts: Tensor, faces: Tensor, cfg: SphericalUVConfig | None = N
     uvs[n : n + len(shifted_verts), 1] = v[shifted_verts]
     uvs[n + len(shifted_verts) :, 0] = fu[pole_corner]
     uvs[n + len(shifted_verts) :, 1] = v[faces[pole_corner]]
-    interior = ~is_pole
-    interior[shifted_verts] = False
-    uvs = _unflip_uv(uvs, uv_faces, interior, cfg.max_unfold_iters)
-    uvs = _fit_unit_square(uvs, uv_faces, cfg.margin)
-    return uvs.to(dtype=verts.dtype if verts.is_floating_point() else torch.float32, device=verts.device), uv_faces
-
-
-def _unflip_uv(uvs: Tensor, uv_faces: Tensor, movable: Tensor, max_iters: int) -> Tensor:
-    """Relax UV triangles that the projection flipped (slivers next to a pole bend over in a polar chart).
-
-    Vertices of flipped faces and their one-ring move to the mean of their UV neighbours (a local Tutte
-    embedding); seam and pole copies stay fixed.
-
-    Args:
-        uvs: (T, 2). uv_faces: (F, 3). movable: (M,) bool over the first M <= T UV vertices.
-    Returns:
-        (T, 2).
-    """
-    from .mesh import unique_edges
-
-    flipped = uv_signed_areas(uvs, uv_faces) <= 0
-    if not flipped.any():
-        return uvs
-    can_move = torch.zeros(uvs.shape[0], dtype=torch.bool, device=uvs.device)
-    can_move[: movable.shape[0]] = movable
-    edges = unique_edges(uv_faces)
-    flat = torch.cat([uvs, torch.zeros_like(uvs[:, :1])], dim=1)
-    for _ in range(max_iters):
-        active = torch.zeros_like(can_move)
-        active[uv_faces[flipped].reshape(-1)] = True
-        ring = active[edges[:, 0]] | active[edges[:, 1]]
-        active[edges[ring].reshape(-1)] = True
-        total, count = _vertex_neighbour_mean(flat, edges)
-        flat = torch.where((active & can_move)[:, None], total / count.clamp_min(1)[:, None], flat)
-        flipped = uv_signed_areas(flat[:, :2], uv_faces) <= 0
-        if not flipped.any():
-            break
-    else:
-        warnings.warn(f"spherical_uv: {int(flipped.sum())} UV triangles remain flipped", stacklevel=3)
-    return flat[:, :2]
+    return uvs, uv_faces
 
 
 def _fit_unit_square(uvs: Tensor, uv_faces: Tensor, margin: float) -> Tensor:
@@ -369,6 +367,7 @@ __all__ = [
     "spherical_uv",
     "compute_uv",
     "sphere_embedding",
+    "sphere_embeddings",
     "poles_to_axis",
     "spherical_flipped_faces",
     "uv_signed_areas",
