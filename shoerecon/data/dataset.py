@@ -44,7 +44,7 @@ class DataConfig:
         input_view: view index used as input; None = rig.json's ``input_view``.
         center_input: frame the input view with ``prepare_input`` (crop to mask, centre, scale to
             ``input_fill``, pad), exactly as predict does; else it is resized like the targets.
-        mask_source: auto (mask file, else alpha, else threshold) | file | alpha | threshold.
+        mask_source: auto (mask file, else alpha unless opaque everywhere, else threshold) | file | alpha | threshold.
         mask_threshold / mask_kernel: background distance and morphology kernel of threshold masks.
         min_mask_fraction: a view whose mask covers less of the image is an "empty mask" error.
         on_error: raise | skip (a broken shoe is skipped with one warning).
@@ -93,7 +93,9 @@ def load_view(path: Path, mask_path: Path | None, cfg: DataConfig, camera: Tenso
         rgb = rgb * alpha + bg * (1 - alpha)
     source = cfg.mask_source
     if source == "auto":
-        source = "file" if mask_path is not None else "alpha" if alpha is not None else "threshold"
+        # An alpha that is opaque everywhere (a photo saved as RGBA) carries no mask: threshold instead.
+        has_mask_alpha = alpha is not None and float(alpha.min()) <= 0.99
+        source = "file" if mask_path is not None else "alpha" if has_mask_alpha else "threshold"
     if source == "file":
         if mask_path is None:
             raise DataError(f"{path}: mask_source='file' but the shoe has no masks/ folder")

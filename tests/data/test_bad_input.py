@@ -160,3 +160,13 @@ def test_unreadable_mode_is_an_error(tmp_path):
     Image.fromarray(np.zeros((4, 4), np.float32), "F").save(tmp_path / "f.tif")
     with pytest.raises(DataError, match=r"f\.tif: floating-point images are not supported"):
         read_image(tmp_path / "f.tif")
+
+
+def test_opaque_rgba_photo_is_thresholded_not_taken_as_a_full_mask(dataset_copy):
+    rgba = _rgba(dataset_copy)
+    flat = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])  # the photo on white, alpha 1 everywhere
+    opaque = np.concatenate([flat, np.ones_like(rgba[..., 3:])], -1)
+    Image.fromarray((opaque * 255).round().astype(np.uint8), "RGBA").save(_view(dataset_copy))
+    mask = _ds(dataset_copy, center_input=False).load_shoe(SHOE, views=[2])["masks"][0, 0].numpy() > 0.5
+    true = rgba[..., 3] > 0.5
+    assert (mask & true).sum() / (mask | true).sum() > 0.9
