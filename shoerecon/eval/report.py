@@ -184,18 +184,23 @@ def evaluate(
     return results
 
 
-def grid_pair(shoe: dict, render: Tensor, grid_views: int, min_size: int = 96) -> list[list[Tensor]]:
+def grid_pair(shoe: dict, render: Tensor, grid_views: int, min_size: int = 96, background: float = 0.8) -> list[list[Tensor]]:
     """Two grid rows for one shoe: [input | predictions at the grid views] over [blank | ground truth].
 
-    Small images are enlarged (nearest neighbour) to at least ``min_size`` px so the PNG is readable.
+    Everything is composited on a grey ``background`` by its alpha/mask so that white parts of a
+    texture stay visible; small images are enlarged (nearest) to at least ``min_size`` px.
     """
     cols = grid_view_indices(len(shoe["views"]), grid_views)
-    size = shoe["input"].shape[-1]
-    factor = max(1, math.ceil(min_size / size))
-    big = lambda t: torch.nn.functional.interpolate(t[None, :3].float().cpu(), scale_factor=factor, mode="nearest")[0]  # noqa: E731
-    inp = big(shoe["input"])
-    pred = [inp] + [big(render[c]) for c in cols]
-    gt = [torch.ones_like(inp)] + [big(shoe["images"][c]) for c in cols]
+    factor = max(1, math.ceil(min_size / shoe["input"].shape[-1]))
+
+    def show(rgb: Tensor, alpha: Tensor) -> Tensor:
+        rgb, alpha = rgb[:3].float().cpu(), alpha.float().cpu()
+        out = rgb * alpha + background * (1 - alpha)
+        return torch.nn.functional.interpolate(out[None], scale_factor=factor, mode="nearest")[0]
+
+    inp = show(shoe["input"], shoe["input_mask"])
+    pred = [inp] + [show(render[c, :3], render[c, 3:]) for c in cols]
+    gt = [torch.ones_like(inp)] + [show(shoe["images"][c], shoe["masks"][c]) for c in cols]
     return [pred, gt]
 
 
