@@ -303,9 +303,11 @@ def closest_point_on_triangles(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Te
 
 
 def closest_surface_points(
-    points: Tensor, verts: Tensor, faces: Tensor, chunk: int = 256
+    points: Tensor, verts: Tensor, faces: Tensor, candidates: int = 16, chunk: int = 256
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Closest point of a triangle mesh to each query point (brute force over faces, chunked over points).
+    """Closest point of a triangle mesh to each query point. Exact: the ``candidates`` faces with the smallest
+    lower bound (centroid distance minus circumradius about the centroid) are tested first; points whose best
+    distance is not below every remaining bound are redone against all faces.
 
     Args:
         points: (M, 3). verts: (N, 3). faces: (F, 3).
@@ -313,18 +315,33 @@ def closest_surface_points(
         face (M,) long, bary (M, 3), distance (M,).
     """
     tri = verts[faces]  # (F, 3, 3)
+    centroid = tri.mean(1)
+    radius = (tri - centroid[:, None]).norm(dim=-1).amax(1)
+    k = min(candidates, faces.shape[0])
     out_face, out_bary, out_dist = [], [], []
     for start in range(0, points.shape[0], chunk):
-        p = points[start : start + chunk, None]  # (C, 1, 3)
-        bc = closest_point_on_triangles(p, tri[None, :, 0], tri[None, :, 1], tri[None, :, 2])  # (C, F, 3)
-        q = torch.einsum("cfk,fkd->cfd", bc, tri)
-        dist = (q - p).norm(dim=-1)
-        best = dist.argmin(dim=1)
-        rows = torch.arange(p.shape[0], device=points.device)
-        out_face.append(best)
-        out_bary.append(bc[rows, best])
-        out_dist.append(dist[rows, best])
+        p = points[start : start + chunk]
+        bound = torch.cdist(p, centroid) - radius  # (C, F) lower bounds of the distances
+        lb, cand = bound.topk(k, dim=1, largest=False)
+        face, bary, dist = _closest_among(p, tri, cand)
+        unsure = dist > lb[:, -1] if k < faces.shape[0] else torch.zeros_like(dist, dtype=torch.bool)
+        if unsure.any():  # a face outside the candidates might be closer: check all of them
+            all_faces = torch.arange(faces.shape[0], device=points.device).expand(int(unsure.sum()), -1)
+            face[unsure], bary[unsure], dist[unsure] = _closest_among(p[unsure], tri, all_faces)
+        out_face.append(face)
+        out_bary.append(bary)
+        out_dist.append(dist)
     return torch.cat(out_face), torch.cat(out_bary), torch.cat(out_dist)
+
+
+def _closest_among(p: Tensor, tri: Tensor, cand: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Best of the candidate faces cand (C, K) for points p (C, 3) -> face (C,), bary (C, 3), distance (C,)."""
+    t = tri[cand]  # (C, K, 3, 3)
+    bc = closest_point_on_triangles(p[:, None], t[:, :, 0], t[:, :, 1], t[:, :, 2])  # (C, K, 3)
+    dist = (torch.einsum("ckj,ckjd->ckd", bc, t) - p[:, None]).norm(dim=-1)
+    best = dist.argmin(dim=1)
+    rows = torch.arange(p.shape[0], device=p.device)
+    return cand[rows, best], bc[rows, best], dist[rows, best]
 
 
 def transfer_matrix(old_verts: Tensor, old_faces: Tensor, new_points: Tensor) -> Tensor:

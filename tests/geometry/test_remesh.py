@@ -191,3 +191,13 @@ def test_template_remesh_then_spherical_uv():
     assert chamfer(v, f, v2, f2) < 0.01
     uvs, uv_faces = spherical_uv(v2, f2)
     assert (uv_signed_areas(uvs.double(), uv_faces) > 0).all() and connected_components(uv_faces).max() == 0
+
+
+def test_closest_surface_points_pruning_is_exact():
+    """The candidate pruning gives the same answer as testing every face."""
+    v, f = noisy_sphere(2)
+    g = torch.Generator().manual_seed(3)
+    pts = torch.randn(300, 3, dtype=torch.float64, generator=g) * 0.8
+    pruned = closest_surface_points(pts, v.double(), f, candidates=4)
+    full = closest_surface_points(pts, v.double(), f, candidates=f.shape[0])
+    assert torch.allclose(pruned[2], full[2], atol=1e-12)
