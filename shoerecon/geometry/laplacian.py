@@ -41,7 +41,7 @@ def cached_on_faces(fn: Callable[[Tensor], T]) -> Callable[[Tensor], T]:
 
 
 def gather_verts(verts: Tensor, index: Tensor) -> Tensor:
-    """``verts[..., index, :]`` via index_select (its backward is a fast index_add). (..., N, 3), (*I) -> (..., *I, 3)."""
+    """``verts[..., index, :]`` via index_select (backward: a fast index_add). (..., N, C), (*I) -> (..., *I, C)."""
     out = verts.index_select(-2, index.reshape(-1))
     return out.reshape(*verts.shape[:-2], *index.shape, verts.shape[-1])
 

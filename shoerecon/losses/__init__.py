@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
 
 from shoerecon.losses.flow import flow_mask_loss
@@ -27,7 +26,7 @@ class LossConfig:
     image: float = 0.1
     image_masked: bool = False           # L2 only inside the target mask
     perceptual: float = 0.01             # LPIPS (AlexNet)
-    lpips_weights: Optional[str] = None  # AlexNet weights file; None: $TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth
+    lpips_weights: Optional[str] = None  # AlexNet weights file; None: <torch hub dir>/checkpoints/alexnet-owt-7be5be79.pth
     lpips_pretrained: bool = True        # False: random LPIPS backbone (tests, smoke runs)
     flow: float = 0.1
     laplacian: float = 0.1

@@ -24,7 +24,7 @@ ALEXNET_WEIGHTS_URL = "https://download.pytorch.org/models/" + ALEXNET_WEIGHTS_F
 
 
 def default_alexnet_path() -> Path:
-    """Where the torchvision AlexNet weights are looked for: ``<torch hub dir>/checkpoints/alexnet-owt-7be5be79.pth``."""
+    """Where the AlexNet weights are looked for: ``<torch hub dir>/checkpoints/alexnet-owt-7be5be79.pth``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS_FILE
 
 

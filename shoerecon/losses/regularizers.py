@@ -71,7 +71,8 @@ def normal_consistency_loss(verts: Tensor, faces: Tensor, reduction: str = "mean
     return _reduce(1 - cos, reduction)
 
 
-def edge_length_loss(verts: Tensor, faces: Tensor, template: Optional[Tensor] = None, reduction: str = "mean") -> Tensor:
+def edge_length_loss(verts: Tensor, faces: Tensor, template: Optional[Tensor] = None,
+                     reduction: str = "mean") -> Tensor:
     """Edge-length regularizer.
 
     With ``template`` (B or 1, N, 3): ``reduce_e (|e| - |e_template|)^2`` (keep the template's edge

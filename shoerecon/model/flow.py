@@ -101,7 +101,7 @@ def _cross2(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _barycentric(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Tensor:
-    """Barycentric coordinates of points p in triangles (a, b, c), all (..., 2) -> (..., 3); nan-free (degenerate: -1)."""
+    """Barycentric coordinates of points p in triangles (a, b, c): (..., 2) each -> (..., 3); -1 for degenerate ones."""
     area = _cross2(b - a, c - a)
     ok = area.abs() > 1e-12
     safe = torch.where(ok, area, torch.ones_like(area)).unsqueeze(-1)

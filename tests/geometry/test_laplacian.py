@@ -101,7 +101,8 @@ def test_edge_quads_match_naive_dictionary():
             table.setdefault((min(a, b), max(a, b)), []).append((fi, opp))
     expected = {e: sorted(v) for e, v in table.items() if len(v) == 2}
     quads = edge_quads(faces)
-    got = {(q[0], q[1]): sorted([(fp[0], q[2]), (fp[1], q[3])]) for q, fp in zip(quads.verts.tolist(), quads.faces.tolist())}
+    got = {(q[0], q[1]): sorted([(fp[0], q[2]), (fp[1], q[3])])
+           for q, fp in zip(quads.verts.tolist(), quads.faces.tolist())}
     assert got == expected
     assert len(expected) == len(unique_edges(faces))  # closed mesh: every edge interior
 
