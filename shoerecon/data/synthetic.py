@@ -19,7 +19,8 @@ Mesh
 
 UV (natural)
     ``u`` = arc-length fraction around the ring starting at the sole's centre line (the seam runs
-    under the sole), ``v`` = ``s``. The texture is painted per texel from the 3D point the texel
+    under the sole), ``v`` = mean meridian arc-length fraction from the heel (so texels are spread
+    evenly over the shoe, the rounded heel and toe included). The texture is painted per texel from the 3D point the texel
     maps to, so rules read as "sole below the midsole line", "stripes on the lateral quarter".
 
 Normalisation follows DESIGN: centred bounding box, longest extent 1, +Y up, toe at +X, the
@@ -346,15 +347,27 @@ def _ring_thetas(p: ShoeParams, s: np.ndarray, edge: float) -> list[np.ndarray]:
     return out
 
 
-def _ring_positions(p: ShoeParams, edge: float, fine: int = 600) -> np.ndarray:
-    """Values of s for the rings, evenly spaced in mean meridian arc length (poles excluded)."""
+def _meridian_arc(p: ShoeParams, fine: int = 600) -> tuple[np.ndarray, np.ndarray]:
+    """Mean meridian arc length from the heel pole: s (fine+1,) and the arc length at each s (fine+1,)."""
     s = np.linspace(0.0, 1.0, fine + 1)
     th = np.linspace(-np.pi / 2, 1.5 * np.pi, 64, endpoint=False)
     pts = shoe_surface(p, s[:, None], th[None, :])
     seg = np.linalg.norm(np.diff(pts, axis=0), axis=-1).mean(axis=1)
-    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    return s, np.concatenate([[0.0], np.cumsum(seg)])
+
+
+def _ring_positions(p: ShoeParams, edge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rings evenly spaced in mean meridian arc length (poles excluded): their s and their v = arc fraction."""
+    s, arc = _meridian_arc(p)
     n = max(3, int(round(arc[-1] / (edge * 0.866))))
-    return np.interp(np.arange(1, n) / n * arc[-1], arc, s)
+    v = np.arange(1, n) / n
+    return np.interp(v * arc[-1], arc, s), v
+
+
+def s_of_v(p: ShoeParams, v: np.ndarray) -> np.ndarray:
+    """The length parameter s at texture coordinate v (v = mean meridian arc-length fraction from the heel)."""
+    s, arc = _meridian_arc(p)
+    return np.interp(np.asarray(v) * arc[-1], arc, s)
 
 
 def _zip_rings(a_uv: np.ndarray, b_uv: np.ndarray) -> list[tuple[int, int, int]]:
@@ -387,7 +400,7 @@ def shoe_geometry(p: ShoeParams, edge_length: float = 0.022):
         verts (N, 3) float64, faces (F, 3) int64 (counter-clockwise from outside),
         uvs (T, 2) float64, uv_faces (F, 3) int64.
     """
-    ring_s = _ring_positions(p, edge_length)
+    ring_s, ring_vs = _ring_positions(p, edge_length)
     rings = _ring_thetas(p, ring_s, edge_length)
     verts = [shoe_surface(p, np.array([0.0]), np.array([0.0]))]  # heel pole
     uvs, faces, uv_faces = [], [], []
@@ -395,10 +408,10 @@ def shoe_geometry(p: ShoeParams, edge_length: float = 0.022):
     ring_v, ring_uv = [], []  # per ring: position start index, uv start index, n
     ring_pts = shoe_surface(p, np.concatenate([np.full(len(th), s) for s, th in zip(ring_s, rings)]), np.concatenate(rings))
     verts.append(ring_pts)
-    for s, th in zip(ring_s, rings):
+    for v, th in zip(ring_vs, rings):
         n = len(th)
         u = np.arange(n + 1) / n
-        uvs.append(np.stack([u, np.full(n + 1, s)], axis=1))
+        uvs.append(np.stack([u, np.full(n + 1, v)], axis=1))
         ring_v.append((v_base, n))
         ring_uv.append(uv_base)
         v_base += n
@@ -461,7 +474,7 @@ def _texel_surface(p: ShoeParams, size: int):
     """3D point, normal and painter extras at every texel centre (row 0 = v = 1)."""
     v = 1.0 - (np.arange(size) + 0.5) / size
     u = (np.arange(size) + 0.5) / size
-    s = np.clip(v, 1e-3, 1 - 1e-3)
+    s = np.clip(s_of_v(p, v), 1e-3, 1 - 1e-3)
     theta = _theta_at_arc_fraction(p, s, u)
     pts, extras = shoe_surface(p, s[:, None], theta, with_extras=True)
     # Normals from finite differences along the grid (u wraps around).
