@@ -189,14 +189,81 @@ def valid_faces(fv: Tensor, znear: float, cull_backfaces: bool) -> Tensor:
     return ok
 
 
-def _sort_key_order(pix: Tensor, depth: Tensor) -> Tensor:
-    """Permutation sorting candidates by pixel, then depth ascending, ties by original order."""
+def _sort_by_pixel_then_depth(pix: Tensor, depth: Tensor) -> tuple[Tensor, Tensor]:
+    """Sort candidates by pixel, then depth ascending, ties by original order.
+
+    Returns the sorted pixels (M,) and the permutation (M,).
+    """
     if depth.dtype == torch.float32 and pix.numel() > 0 and bool((depth >= 0).all()):
-        # Non-negative float32 bit patterns sort like the floats: one int64 sort does both keys.
-        key = pix * (1 << 31) + depth.contiguous().view(torch.int32).long()
-        return torch.sort(key, stable=True).indices
+        # Non-negative float32 bit patterns sort like the floats: one int64 (radix) sort does both keys.
+        key, order = torch.sort(pix * (1 << 31) + depth.contiguous().view(torch.int32).long(), stable=True)
+        return key >> 31, order
     order = torch.sort(depth, stable=True).indices
-    return order[torch.sort(pix[order], stable=True).indices]
+    pix_sorted, second = torch.sort(pix[order], stable=True)
+    return pix_sorted, order[second]
+
+
+def _bucket(size: Tensor) -> Tensor:
+    """Round box sides up to a few sizes (exact up to 8, then ~4 per octave) so faces group into few blocks."""
+    size = size.clamp_min(1)
+    step = torch.where(size <= 8, torch.ones_like(size), 2 ** (torch.log2(size.double()).floor().long() - 2))
+    return (size + step - 1) // step * step
+
+
+def _face_coefficients(fv: Tensor, px0: Tensor, py0: Tensor, step: float) -> dict[str, Tensor]:
+    """Per-face affine forms over a face's pixel box, pixel (r, c) of the box at p0 + step * (c, -r).
+
+    fv (G, 3, 3), px0, py0 (G,). Returns (G, 3) tensors: barycentric W = W0 + Wc c + Wr r (edge i is
+    opposite vertex i), along-edge coordinate from the edge midpoint U = U0 + Uc c + Ur r, half edge
+    length h, line-distance scale g (|distance| = |W| g), and z, zz (z_j z_k).
+    """
+    start, end = fv[:, [1, 2, 0], :2], fv[:, [2, 0, 1], :2]
+    e = end - start
+    ex, ey = e[..., 0], e[..., 1]
+    length = e.norm(dim=-1).clamp_min(1e-30)
+    area = signed_area2(fv)[:, None]
+    dx, dy = px0[:, None] - start[..., 0], py0[:, None] - start[..., 1]
+    z = fv[..., 2]
+    return {
+        "W0": (ex * dy - ey * dx) / area, "Wc": -ey * step / area, "Wr": -ex * step / area,
+        "U0": (ex * dx + ey * dy) / length - length / 2, "Uc": ex * step / length, "Ur": -ey * step / length,
+        "h": length / 2, "g": area.abs() / length, "z": z, "zz": z[:, [1, 2, 0]] * z[:, [2, 0, 1]],
+    }
+
+
+def _block_hits(
+    co: dict[str, Tensor], nrows: Tensor, ncols: Tensor, box: tuple[int, int], blur2: float,
+    perspective_correct: bool, clip_barycentrics: bool,
+) -> tuple[Tensor, Tensor]:
+    """Hit test and depth of G faces over a padded (rows, cols) pixel box, dense and gather-free.
+
+    Returns hit (G, rows, cols) bool and z (G, rows, cols): pytorch3d's depth (from clipped
+    barycentrics when clipping), so the ordering matches stage 2.
+    """
+    nr, nc = box
+    dev, dt = co["W0"].device, co["W0"].dtype
+    r = torch.arange(nr, device=dev, dtype=dt)[None, None, :, None]
+    c = torch.arange(nc, device=dev, dtype=dt)[None, None, None, :]
+    e = lambda name: co[name][:, :, None, None]  # noqa: E731  (G, 3, 1, 1)
+    W = (e("W0") + e("Wc") * c) + e("Wr") * r  # (G, 3, nr, nc)
+    hit = (W > 0).all(1)
+    if blur2 > 0:
+        U = (e("U0") + e("Uc") * c) + e("Ur") * r
+        d2 = ((W * e("g")).square() + (U.abs() - e("h")).clamp_min(0).square()).amin(1)
+        hit |= d2 < blur2
+    hit &= (torch.arange(nr, device=dev)[None, :, None] < nrows[:, None, None]) & (
+        torch.arange(nc, device=dev)[None, None, :] < ncols[:, None, None]
+    )
+    w = W.clamp_min(0) if clip_barycentrics else W
+    if perspective_correct:  # z = z0 z1 z2 sum(w) / sum(w_i z_j z_k)
+        den = torch.einsum("gkrc,gk->grc", w, co["zz"])
+        den = den.clamp_min(1e-30) if clip_barycentrics else den.clamp_min(DENOM_EPS)
+        z = w.sum(1) * co["z"].prod(-1)[:, None, None] / den
+    else:
+        z = torch.einsum("gkrc,gk->grc", w, co["z"])
+        if clip_barycentrics:
+            z = z / w.sum(1).clamp_min(1e-30)
+    return hit & (z >= 0), z
 
 
 @torch.no_grad()
@@ -210,64 +277,63 @@ def select_faces(
     perspective_correct: bool = True,
     clip_barycentrics: bool = False,
     znear: float = 0.01,
-    chunk_size: int = 1 << 21,
+    chunk_size: int = 1 << 22,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Stage 1 (no grad): the K nearest faces of every pixel.
 
+    Faces are grouped by (bucketed) pixel-box size; each group is tested as one dense
+    (faces, 3, rows, cols) block of affine evaluations, so work ~ sum of box areas and no per-pixel
+    gathers are needed. Hits are then sorted by (pixel, depth) and the first K per pixel kept.
+
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view). faces: (F, 3) long, shared by the N meshes.
-        chunk_size: candidate (pixel, face) pairs tested at once; bounds the temporary memory.
+        chunk_size: (face, edge, pixel) evaluations per block; bounds the temporary memory.
     Returns:
         pix (M,) flat pixel n * H * W + i * W + j, rank (M,) in [0, K), face (M,) packed n * F + f;
         sorted by pixel then rank.
     """
     height, width = image_hw(image_size)
-    n_img, n_faces = verts_ndc.shape[0], faces.shape[0]
-    fv = verts_ndc[:, faces].reshape(n_img * n_faces, 3, 3)  # packed faces
+    n_faces = faces.shape[0]
+    s = min(height, width)
+    fv = verts_ndc[:, faces].reshape(-1, 3, 3)  # packed faces
     valid = valid_faces(fv, znear, cull_backfaces)
     col0, row0, ncols, nrows = _face_pixel_boxes(fv, height, width, blur_radius, valid)
-    counts = ncols * nrows
-    ends = counts.cumsum(0)
-    starts = ends - counts
-    total = int(ends[-1]) if counts.numel() else 0
-    blur2 = blur_radius * blur_radius
+    live = ((ncols * nrows) > 0).nonzero()[:, 0]
+    bnr, bnc = _bucket(nrows[live]), _bucket(ncols[live])
+    key = bnr * (max(height, width) * 2 + 1) + bnc
+    order = torch.sort(key, stable=True).indices
+    live, key, bnr, bnc = live[order], key[order], bnr[order], bnc[order]
+    _, counts = torch.unique_consecutive(key, return_counts=True)
     hits_pix, hits_face, hits_z = [], [], []
-    # Chunk boundaries in face order so each chunk holds about chunk_size candidates.
-    marks = torch.arange(chunk_size, max(total, chunk_size), chunk_size, device=ends.device)
-    edges = [0] + sorted(set(torch.searchsorted(ends, marks).tolist())) + [counts.numel()]
-    for a, b in zip(edges[:-1], edges[1:]):
-        if b <= a:
-            continue
-        face_ids = torch.arange(a, b, device=fv.device)
-        cnt = counts[a:b]
-        n_cand = int(cnt.sum())
-        if n_cand == 0:
-            continue
-        face = torch.repeat_interleave(face_ids, cnt, output_size=n_cand)
-        local = torch.arange(n_cand, device=fv.device) - (starts[face] - starts[a])
-        nc = ncols[face]
-        col = col0[face] + local % nc
-        row = row0[face] + local // nc
-        img = face // n_faces
-        pix = (img * height + row) * width + col
-        px, py = pixel_centres(pix, height, width, fv.dtype)
-        _, z, dist2, inside = pixel_face_geometry(px, py, fv[face], perspective_correct, clip_barycentrics)
-        hit = (inside | (dist2 < blur2)) & (z >= 0)
-        hits_pix.append(pix[hit])
-        hits_face.append(face[hit])
-        hits_z.append(z[hit])
+    start = 0
+    for count, nr, nc in zip(counts.tolist(), bnr[counts.cumsum(0) - 1].tolist(), bnc[counts.cumsum(0) - 1].tolist()):
+        per_chunk = max(1, chunk_size // (3 * nr * nc))
+        for a in range(start, start + count, per_chunk):
+            f = live[a : min(a + per_chunk, start + count)]
+            px0 = (2 * col0[f] + 1 - width).to(fv.dtype) / s
+            py0 = (height - 2 * row0[f] - 1).to(fv.dtype) / s
+            co = _face_coefficients(fv[f], px0, py0, 2.0 / s)
+            hit, z = _block_hits(
+                co, nrows[f], ncols[f], (nr, nc), blur_radius**2, perspective_correct, clip_barycentrics
+            )
+            corner = (f // n_faces * height + row0[f]) * width + col0[f]
+            offset = torch.arange(nr, device=f.device)[:, None] * width + torch.arange(nc, device=f.device)
+            hits_pix.append((corner[:, None, None] + offset).masked_select(hit))
+            hits_face.append(f[:, None, None].expand_as(hit).masked_select(hit))
+            hits_z.append(z.masked_select(hit))
+        start += count
     if not hits_pix:
         empty = torch.zeros(0, dtype=torch.long, device=verts_ndc.device)
         return empty, empty, empty
     pix, face, z = torch.cat(hits_pix), torch.cat(hits_face), torch.cat(hits_z)
-    order = _sort_key_order(pix, z)
-    pix, face = pix[order], face[order]
+    del hits_pix, hits_face, hits_z
+    pix, order = _sort_by_pixel_then_depth(pix, z)
     idx = torch.arange(pix.numel(), device=pix.device)
     is_start = torch.ones_like(pix, dtype=torch.bool)
     is_start[1:] = pix[1:] != pix[:-1]
     rank = idx - torch.where(is_start, idx, torch.zeros_like(idx)).cummax(0).values
     keep = rank < faces_per_pixel
-    return pix[keep], rank[keep], face[keep]
+    return pix[keep], rank[keep], face[order[keep]]
 
 
 def rasterize_packed(
