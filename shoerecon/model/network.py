@@ -12,7 +12,7 @@ from shoerecon.model.flow import TextureFlowHead, sample_texture, uv_coverage_ma
 from shoerecon.model.shape import LatentHead, ShapeDecoder
 from shoerecon.model.unet import NORMS, UNet
 
-TEMPLATE_BUFFERS = ("template_verts", "faces", "uvs", "uv_faces", "uv_mask")
+TEMPLATE_BUFFERS = ("template_verts", "faces", "uvs", "uv_faces")  # sizes follow the template (uv_mask: texture_size)
 
 
 @dataclass
@@ -121,8 +121,8 @@ class ShoeReconNet(nn.Module):
         buf.set_(value.to(device=buf.device, dtype=buf.dtype).clone())
 
     def template_mesh(self) -> Mesh:
-        """The current template as a Mesh (no texture)."""
-        return Mesh(self.template_verts, self.faces, self.uvs, self.uv_faces)
+        """A copy of the current template as a Mesh (no texture); later set_template calls do not change it."""
+        return Mesh(self.template_verts.clone(), self.faces.clone(), self.uvs.clone(), self.uv_faces.clone())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A checkpoint saved after remeshing holds template buffers of other sizes: adopt them.

@@ -95,6 +95,20 @@ def test_state_dict_after_remesh_loads_into_a_fresh_net():
     assert torch.equal(fresh.template_mesh().faces, net.faces)
 
 
+def test_state_dict_with_another_texture_size_is_refused():
+    net = ShoeReconNet(ModelConfig(**SMALL), icosphere(0))
+    other = ShoeReconNet(ModelConfig(**{**SMALL, "texture_size": 8}), icosphere(0))
+    with pytest.raises(RuntimeError, match="uv_mask"):
+        other.load_state_dict(net.state_dict())
+
+
+def test_template_mesh_is_a_snapshot():
+    net = ShoeReconNet(ModelConfig(**SMALL), icosphere(0))
+    snapshot = net.template_mesh()
+    net.set_template(icosphere(1))
+    assert snapshot.num_verts == 12 and net.template_mesh().num_verts == 42
+
+
 def test_template_buffers_do_not_alias_the_callers_mesh():
     mesh = icosphere(0)
     faces = mesh.faces.clone()
