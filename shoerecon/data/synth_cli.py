@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="dataset seed; shoe i depends only on (seed, i)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores; 1 = none)")
     parser.add_argument("--supersample", type=int, default=d.supersample, help="antialiasing factor (1 = hard 0/1 alpha)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     parser.add_argument("--elevation", type=float, default=d.elevation)
     parser.add_argument("--distance", type=float, default=d.distance)
     parser.add_argument("--fov", type=float, default=d.fov)
@@ -26,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("synth: need --shoes >= 1, --views >= 1 and --size >= 8")
     cfg = SynthConfig(supersample=args.supersample, elevation=args.elevation, distance=args.distance, fov=args.fov)
     start = time.perf_counter()
-    root = generate_dataset(args.out, args.shoes, args.views, args.size, args.seed, workers=args.workers, cfg=cfg)
+    root = generate_dataset(args.out, args.shoes, args.views, args.size, args.seed, workers=args.workers, cfg=cfg,
+                              overwrite=args.overwrite)
     print(f"wrote {args.shoes} shoes x {args.views} views at {args.size}px to {root} in {time.perf_counter() - start:.1f} s")
     return 0

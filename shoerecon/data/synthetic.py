@@ -638,6 +638,18 @@ def split_ids(ids: Sequence[str], seed: int, val_fraction: float, test_fraction:
     }
 
 
+def _remove_dataset(root: Path) -> None:
+    """Delete what a previous ``generate_dataset`` wrote (rig, splits, shoe folders); refuse anything else."""
+    import shutil
+
+    ours = {"rig.json", "splits.json"}
+    foreign = [p.name for p in root.iterdir() if p.name not in ours and not (p.is_dir() and (p / "views").is_dir())]
+    if foreign:
+        raise FileExistsError(f"{root}: not a dataset folder (contains {foreign[:5]}); refusing to overwrite it")
+    for p in root.iterdir():
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
 def generate_dataset(
     out_dir: str | Path,
     num_shoes: int,
@@ -647,12 +659,15 @@ def generate_dataset(
     workers: int | None = None,
     cfg: SynthConfig | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Write a synthetic turntable dataset in the DESIGN layout; the same (seed, config) gives the same files.
 
     Args:
         num_views / image_size: override ``cfg.num_views`` / ``cfg.image_size`` when given.
         workers: processes (None = all CPU cores, 0 or 1 = in this process), one torch thread each.
+        overwrite: replace an existing dataset in ``out_dir`` (otherwise a non-empty folder is an error,
+            so stale shoes of an earlier, larger run never mix in).
     Returns:
         the dataset root.
     """
@@ -663,6 +678,10 @@ def generate_dataset(
     cfg = cfg or SynthConfig()
     cfg = SynthConfig(**{**asdict(cfg), **{k: v for k, v in (("num_views", num_views), ("image_size", image_size)) if v is not None}})
     out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out}: folder is not empty; choose a new folder or pass overwrite=True (--overwrite)")
+        _remove_dataset(out)
     out.mkdir(parents=True, exist_ok=True)
     rig = rig_from_turntable(cfg.num_views, cfg.elevation, cfg.distance, cfg.fov)
     write_json(out / "rig.json", rig.to_json(image_size=cfg.image_size, background=[1.0, 1.0, 1.0],
