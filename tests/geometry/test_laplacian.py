@@ -181,3 +181,13 @@ def test_mesh_edges_match_unique_edges_and_cache_sees_inplace_changes():
     assert torch.equal(mesh_edges(faces), unique_edges(faces))
     quads = edge_quads(faces)
     assert torch.equal(quads.verts, edge_quads.uncached(faces).verts)
+
+
+def test_uniform_laplacian_commutes_with_affine_maps():
+    verts, faces = random_closed_mesh()
+    a = torch.randn(3, 3, dtype=torch.float64)
+    b = torch.randn(3, dtype=torch.float64)
+    torch.testing.assert_close(uniform_laplacian(verts @ a.T + b, faces), uniform_laplacian(verts, faces) @ a.T)
+    grid, gfaces = grid_mesh(5)  # so a sheared, scaled, moved flat grid keeps a zero interior Laplacian
+    lap = uniform_laplacian(grid @ a.T + b, gfaces).reshape(5, 5, 3)
+    assert lap[1:-1, 1:-1].abs().max() < 1e-12
