@@ -59,7 +59,7 @@ def obj_text(mesh: Mesh, mtl_file: str | None, material: str) -> str:
 
 
 def save_obj(mesh: Mesh, path: str | Path) -> Path:
-    """Write ``<stem>.obj``, ``<stem>.mtl`` and (if textured) ``<stem>.png`` next to each other; returns the .obj path.
+    """Write ``<stem>.obj``, ``<stem>.mtl`` and (if textured) ``<stem>_texture.png`` side by side; returns the .obj path.
 
     >>> import torch, tempfile, os
     >>> tri = Mesh(torch.tensor([[0., 0, 0], [1, 0, 0], [0, 1, 0]]), torch.tensor([[0, 1, 2]]))
@@ -74,8 +74,8 @@ def save_obj(mesh: Mesh, path: str | Path) -> Path:
     material = "material0"
     texture_file = None
     if mesh.texture is not None and mesh.uvs is not None:
-        texture_file = path.with_suffix(".png").name
-        texture_to_image(mesh.texture).save(path.with_suffix(".png"))
+        texture_file = f"{path.stem}_texture.png"
+        texture_to_image(mesh.texture).save(path.parent / texture_file)
     mtl_file = path.with_suffix(".mtl").name
     path.with_suffix(".mtl").write_text(mtl_text(material, texture_file))
     path.write_text(obj_text(mesh, mtl_file, material))

@@ -4,7 +4,7 @@ Any photo (any size and aspect, RGB or RGBA, JPEG or PNG, on white or with alpha
 exactly as the training input view (``data.preprocess.prepare_input`` with the checkpoint's data
 settings), run through the network in batches, and written per image as
 
-    DIR/<name>/<name>.obj + .mtl + .png   (OBJ with its texture)
+    DIR/<name>/<name>.obj, .mtl, _texture.png  (OBJ with its texture)
     DIR/<name>/<name>.glb                 (binary glTF, texture embedded)
     DIR/<name>/<name>_turntable.png       (8 azimuths rendered with our Renderer, input view first)
     DIR/<name>/<name>_input.png           (what the network saw)

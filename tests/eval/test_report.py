@@ -109,3 +109,17 @@ def test_eval_cli_clear_errors(tmp_path):
 
     with pytest.raises(SystemExit, match="not found"):
         main(["eval", "--checkpoint", str(tmp_path / "nope.pt"), "--data", str(tmp_path)])
+
+
+def test_3d_metrics_only_where_mesh_glb_exists(dataset_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(dataset_root, root)
+    ds = TurntableDataset(DataConfig(root=str(root), image_size=SIZE), split="all")
+    (root / ds.shoe_ids[0] / "mesh.glb").unlink()  # a real-photo shoe: no ground-truth mesh
+    template = load_template(uv_mode="file")
+    res = evaluate(FixedMeshModel(template), None, ds, small_eval(max_shoes=2, invariance=False), progress=False)
+    assert "3d/chamfer_l2" not in res["per_shoe"][0] and "3d/chamfer_l2" in res["per_shoe"][1]
+    assert res["summary"]["count/3d/chamfer_l2"] == 1 and res["summary"]["3d/chamfer_l2"] == res["per_shoe"][1]["3d/chamfer_l2"]
+    assert "over 1 shoes with ground truth" in markdown_report(res)

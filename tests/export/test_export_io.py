@@ -134,8 +134,8 @@ def test_mesh_without_uv_round_trips(tmp_path, fmt):
 
 def test_obj_writes_three_files(tmp_path):
     save_obj(lat_long_sphere(), tmp_path / "shoe.obj")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["shoe.mtl", "shoe.obj", "shoe.png"]
-    assert "map_Kd shoe.png" in (tmp_path / "shoe.mtl").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shoe.mtl", "shoe.obj", "shoe_texture.png"]
+    assert "map_Kd shoe_texture.png" in (tmp_path / "shoe.mtl").read_text()
 
 
 # ------------------------------------------------------------------ conventions, read without trimesh
@@ -166,7 +166,7 @@ def test_obj_v_direction_winding_and_normals(tmp_path):
     quad = two_tone_quad()
     save_obj(quad, tmp_path / "q.obj")
     v, vt, vn, f = read_obj_raw(tmp_path / "q.obj")
-    image = Image.open(tmp_path / "q.png").convert("RGB")
+    image = Image.open(tmp_path / "q_texture.png").convert("RGB")
     for corner in f.reshape(-1, 3):
         p, t = v[corner[0]], np.clip(vt[corner[1]], 0.05, 0.95)
         expected = [255, 0, 0] if p[1] > 0 else [0, 0, 255]

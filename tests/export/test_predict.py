@@ -90,7 +90,7 @@ def test_predict_files_writes_everything_and_skips_bad_files(dataset_root, tiny_
     assert [r["name"] for r in records] == ["000", "000_1"]
     assert len(errors) == 2 and "broken.png" in errors[0] and "blank.png" in errors[1]
     folder = tmp_path / "out" / "000"
-    assert {p.name for p in folder.iterdir()} == {"000.obj", "000.mtl", "000.png", "000.glb", "000_turntable.png",
+    assert {p.name for p in folder.iterdir()} == {"000.obj", "000.mtl", "000_texture.png", "000.glb", "000_turntable.png",
                                                   "000_input.png"}
     for mesh in (load_glb(folder / "000.glb"), load_obj(folder / "000.obj")):
         assert mesh.num_faces == tiny_model.faces.shape[0] and mesh.texture.shape == (3, 16, 16)
