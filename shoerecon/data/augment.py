@@ -80,7 +80,7 @@ class InputAugment(nn.Module):
             return image, mask
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"InputAugment expects image (B, 3, H, W), got {tuple(image.shape)}")
-        if mask is not None and (mask.shape[1] != 1 or mask.shape[0] != image.shape[0] or mask.shape[2:] != image.shape[2:]):
+        if mask is not None and (mask.shape[:2] != (image.shape[0], 1) or mask.shape[2:] != image.shape[2:]):
             raise ValueError(f"InputAugment: mask {tuple(mask.shape)} does not match image {tuple(image.shape)}")
         if generator is None:
             return self._apply(image, mask)

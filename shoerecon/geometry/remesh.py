@@ -217,7 +217,9 @@ def isotropic_remesh(
     """
     cfg = cfg or RemeshConfig()
     if verts.ndim != 2 or verts.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"isotropic_remesh expects verts (N, 3) and faces (F, 3), got {tuple(verts.shape)}, {tuple(faces.shape)}")
+        raise ValueError(
+            f"isotropic_remesh expects verts (N, 3) and faces (F, 3), got {tuple(verts.shape)}, {tuple(faces.shape)}"
+        )
     if target_edge_length is None and target_faces is None:
         target_edge_length, target_faces = cfg.target_edge_length, cfg.target_faces
     v_np = verts.detach().cpu().double().numpy()
@@ -230,7 +232,8 @@ def isotropic_remesh(
     else:
         if target_faces is None or target_faces < 4:
             raise ValueError(f"target_faces must be >= 4, got {target_faces}")
-        length, attempts = edge_length_for_faces(verts.detach().cpu(), faces.detach().cpu(), target_faces), cfg.max_attempts
+        length = edge_length_for_faces(verts.detach().cpu(), faces.detach().cpu(), target_faces)
+        attempts = cfg.max_attempts
 
     best = None
     for _ in range(attempts):

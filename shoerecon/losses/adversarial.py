@@ -78,7 +78,9 @@ class WGANGP(nn.Module):
         self.critic = critic
         self.cfg = cfg or AdversarialConfig()
 
-    def critic_objective(self, real: Tensor, fake: Tensor, generator: Optional[torch.Generator] = None) -> dict[str, Tensor]:
+    def critic_objective(
+        self, real: Tensor, fake: Tensor, generator: Optional[torch.Generator] = None
+    ) -> dict[str, Tensor]:
         """{"wasserstein", "gp", "total", "w_distance"}; the fake images are detached (critic step only)."""
         real_scores, fake_scores = self.critic(real), self.critic(fake.detach())
         wasserstein = critic_loss(real_scores, fake_scores)

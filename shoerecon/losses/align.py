@@ -61,7 +61,9 @@ def sample_flow_at_uv(flow: Tensor, uv: Tensor) -> Tensor:
     return out[:, :, 0].transpose(1, 2)
 
 
-def project_face_centroids(verts: Tensor, faces: Tensor, cameras: Cameras, height: int, width: int) -> tuple[Tensor, Tensor]:
+def project_face_centroids(
+    verts: Tensor, faces: Tensor, cameras: Cameras, height: int, width: int
+) -> tuple[Tensor, Tensor]:
     """Grid coordinates of every face's 3D centroid in the input view, and whether it is in front of the camera.
 
     Args:
@@ -138,7 +140,9 @@ def align_loss(
     if visible.shape not in ((b, f), (f,)):
         raise ValueError(f"visible must be (B, F) = ({b}, {f}) or (F,), got {tuple(visible.shape)}")
     if tuple(cameras.shape) != (b,):
-        raise ValueError(f"align_loss needs one input camera per sample: batch shape ({b},), got {tuple(cameras.shape)}")
+        raise ValueError(
+            f"align_loss needs one input camera per sample: batch shape ({b},), got {tuple(cameras.shape)}"
+        )
     height, width = image_size
     target, in_front = project_face_centroids(verts, faces, cameras, height, width)
     if cfg.detach_target:

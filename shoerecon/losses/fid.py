@@ -173,7 +173,8 @@ class InceptionPoolFeatures(nn.Module):
         net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=not cfg.pretrained,
                                               transform_input=False)
         if cfg.pretrained:
-            state = {k: v for k, v in load_inception_state(cfg.weights).items() if not k.startswith(("AuxLogits.", "fc."))}
+            state = load_inception_state(cfg.weights)
+            state = {k: v for k, v in state.items() if not k.startswith(("AuxLogits.", "fc."))}
             net.fc = nn.Identity()
             net.load_state_dict(state, strict=True)
         net.fc = nn.Identity()

@@ -78,7 +78,10 @@ def flow_smoothness_loss(
     if flow.ndim != 4 or flow.shape[-1] != 2:
         raise ValueError(f"flow must be (B, Ht, Wt, 2), got {tuple(flow.shape)}")
     b, h, w, _ = flow.shape
-    weight = torch.ones(b, h, w, dtype=flow.dtype, device=flow.device) if uv_mask is None else uv_mask.to(flow).expand(b, h, w)
+    if uv_mask is None:
+        weight = torch.ones(b, h, w, dtype=flow.dtype, device=flow.device)
+    else:
+        weight = uv_mask.to(flow).expand(b, h, w)
     labels = None if chart_labels is None else chart_labels.to(flow.device).expand(b, h, w)
     total, count = flow.new_zeros(()), flow.new_zeros(())
     for dim in (1, 2):  # rows (vertical pairs), columns (horizontal pairs)
@@ -97,7 +100,8 @@ def _penalty(diff: Tensor, cfg: FlowSmoothConfig) -> Tensor:
         return sq
     if cfg.penalty == "l1":
         positive = sq > 0
-        return torch.where(positive, torch.where(positive, sq, torch.ones_like(sq)).sqrt(), torch.zeros_like(sq))  # 0-gradient at 0
+        safe = torch.where(positive, sq, torch.ones_like(sq))  # no infinite gradient at 0
+        return torch.where(positive, safe.sqrt(), torch.zeros_like(sq))
     if cfg.penalty == "charbonnier":
         return (sq + cfg.eps**2).sqrt() - cfg.eps
     raise ValueError(f"unknown flow smoothness penalty {cfg.penalty!r}; valid: l1, l2, charbonnier")
@@ -116,7 +120,8 @@ def texel_chart_labels(uvs: Tensor, uv_faces: Tensor, size: int | tuple[int, int
 
     face_index, _ = rasterize_uv(uvs, uv_faces, size)
     charts = connected_components(uv_faces)
-    labels = torch.where(face_index >= 0, charts.to(face_index.device)[face_index.clamp_min(0)], torch.full_like(face_index, -1))
+    charts = charts.to(face_index.device)[face_index.clamp_min(0)]
+    labels = torch.where(face_index >= 0, charts, torch.full_like(face_index, -1))
     return labels, (labels >= 0).to(uvs.dtype)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import torch  # noqa: F401 - used by the doctest
 from torch import Tensor, nn
 
 
@@ -47,7 +47,9 @@ class Critic(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or DiscriminatorConfig()
         if cfg.norm not in ("none", "layer"):
-            raise ValueError(f"critic norm must be 'none' or 'layer' (no batch norm with a gradient penalty), got {cfg.norm!r}")
+            raise ValueError(
+                f"critic norm must be 'none' or 'layer' (no batch norm with a gradient penalty), got {cfg.norm!r}"
+            )
         wrap = nn.utils.parametrizations.spectral_norm if cfg.spectral_norm else (lambda m: m)
         layers: list[nn.Module] = [wrap(nn.Conv2d(cfg.in_channels, cfg.base_channels, 3, padding=1)),
                                    nn.LeakyReLU(cfg.leaky_slope)]

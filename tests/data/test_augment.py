@@ -91,7 +91,8 @@ def test_deterministic_under_generator_and_global_rng_untouched():
 
 def test_batch_helper_touches_the_input_only():
     image, mask = square_scene(batch=2)
-    batch = {"input": image, "input_mask": mask, "targets": torch.rand(2, 3, 3, S, S), "input_camera": torch.zeros(2, 4)}
+    targets, camera = torch.rand(2, 3, 3, S, S), torch.zeros(2, 4)
+    batch = {"input": image, "input_mask": mask, "targets": targets, "input_camera": camera}
     out = augment_input_batch(batch, make(), generator=torch.Generator().manual_seed(0))
     assert out["targets"] is batch["targets"] and out["input_camera"] is batch["input_camera"]
     assert not torch.equal(out["input"], image)

@@ -20,7 +20,7 @@ class LinearCritic(nn.Module):
 
 def images(n=4, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 3, 8, 8, dtype=torch.float64, generator=g), torch.rand(n, 3, 8, 8, dtype=torch.float64, generator=g)
+    return tuple(torch.rand(n, 3, 8, 8, dtype=torch.float64, generator=g) for _ in range(2))
 
 
 def test_gradient_penalty_zero_for_unit_gradient_linear_critic():

@@ -64,7 +64,8 @@ def test_fid_float32_inputs_are_accurate():
 def test_stats_form_equals_feature_form():
     f1, f2 = torch.tensor(random_features(12, 20, 6)), torch.tensor(random_features(30, 20, 7, shift=0.3))
     stats = FeatureStats.from_features(f2)
-    assert frechet_distance_to_stats(f1, stats).item() == pytest.approx(frechet_distance_features(f1, f2).item(), rel=1e-8)
+    expected = frechet_distance_features(f1, f2).item()
+    assert frechet_distance_to_stats(f1, stats).item() == pytest.approx(expected, rel=1e-8)
 
 
 def test_identical_sets_give_zero_and_shift_gives_its_square():
@@ -112,7 +113,8 @@ def test_loading_code_reads_a_local_state_dict(tmp_path, fid_random):
     import torchvision
 
     torch.manual_seed(1)
-    full = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True).eval()  # like the real file
+    # With the auxiliary classifier, like the real file.
+    full = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True).eval()
     path = tmp_path / "inception.pth"
     torch.save(full.state_dict(), path)
     feats = InceptionPoolFeatures(FIDConfig(pretrained=True, weights=str(path), resize=75))
