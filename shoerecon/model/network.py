@@ -143,7 +143,9 @@ class ShoeReconNet(nn.Module):
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"ShoeReconNet expects images (B, 3, H, W), got {tuple(image.shape)}")
         latent, features = self.encode(image)
-        offsets = self.shape_decoder(latent, self.template_verts.to(latent.dtype))
+        # Positional encoding in at least float32 (under fp16 autocast sin(2^k pi x) would lose precision).
+        points = self.template_verts.to(torch.promote_types(self.template_verts.dtype, latent.dtype))
+        offsets = self.shape_decoder(latent, points)
         flow = self.flow_head(features, latent)
         texture = sample_texture(image, flow)
         return ReconOutput(self.template_verts + offsets, offsets, texture, flow, None, self.uv_mask)

@@ -167,3 +167,13 @@ def test_bad_config_and_template_are_clear_errors():
     net = ShoeReconNet(ModelConfig(**SMALL), mesh)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         net(torch.rand(3, 32, 32))
+
+
+def test_mixed_precision_and_float64():
+    net = ShoeReconNet(ModelConfig(**SMALL), icosphere(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(torch.rand(2, 3, 32, 32))
+    assert out.verts.dtype == torch.float32 and torch.isfinite(out.verts).all()
+    out.verts.float().sum().backward()
+    net64 = ShoeReconNet(ModelConfig(**SMALL), icosphere(1)).double()
+    assert net64(torch.rand(1, 3, 32, 32, dtype=torch.float64)).verts.dtype == torch.float64
