@@ -104,7 +104,7 @@ def test_splits_from_file_and_by_hash(dataset_copy):
 
 
 def test_reads_a_folder_of_real_style_photos(tmp_path):
-    """Renders saved as RGB JPEG 800x600 on white, no masks, no alpha: same code, right masks and cameras."""
+    """Renders saved as RGB JPEG 800x600 on white, no masks, no alpha, camera file names: same code, right masks and cameras."""
     pytest.importorskip("shoerecon.render.renderer")
     from shoerecon.data.layout import rig_from_turntable, write_json
     from shoerecon.data.synthetic import SynthConfig, render_turntable, sample_shoe_params, shoe_mesh, shoe_rng
@@ -121,7 +121,7 @@ def test_reads_a_folder_of_real_style_photos(tmp_path):
     (tmp_path / "sneaker_a" / "views").mkdir(parents=True)
     for v in range(views):
         arr = (photos[v, :3].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        Image.fromarray(arr).resize((800, 600), Image.BICUBIC).save(tmp_path / "sneaker_a" / "views" / f"{v:03d}.jpg", quality=90)
+        Image.fromarray(arr).resize((800, 600), Image.BICUBIC).save(tmp_path / "sneaker_a" / "views" / f"IMG_{v + 98:04d}.JPG", quality=90)  # camera names: sorted order
     ds = TurntableDataset(DataConfig(root=str(tmp_path), image_size=SIZE, num_target_views=views, center_input=False), "all")
     shoe = ds.load_shoe("sneaker_a")
     padded_fov = fov_after_padding(fov, 600, 800)
