@@ -20,14 +20,17 @@ from shoerecon.render import Cameras, Renderer, RendererConfig
 
 @dataclass
 class TurntableConfig:
-    """Cameras and image size of preview renders (the rig's defaults: elevation 10, distance 2.2, fov 30)."""
+    """Cameras and image size of preview renders (the rig's defaults: elevation 10, distance 2.2, fov 30).
+
+    The background is light grey so that white parts of a texture stay visible.
+    """
 
     num_views: int = 8
     image_size: int = 128
     elevation: float = 10.0
     distance: float = 2.2
     fov: float = 30.0
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    background: tuple[float, float, float] = (0.85, 0.85, 0.85)
 
 
 def preview_renderer(image_size: int, background: Sequence[float] = (1.0, 1.0, 1.0)) -> Renderer:
