@@ -348,11 +348,14 @@ def _ring_thetas(p: ShoeParams, s: np.ndarray, edge: float) -> list[np.ndarray]:
 
 
 def _meridian_arc(p: ShoeParams, fine: int = 600) -> tuple[np.ndarray, np.ndarray]:
-    """Mean meridian arc length from the heel pole: s (fine+1,) and the arc length at each s (fine+1,)."""
+    """Meridian arc length from the heel pole: s (fine+1,) and the arc length at each s (fine+1,)."""
     s = np.linspace(0.0, 1.0, fine + 1)
     th = np.linspace(-np.pi / 2, 1.5 * np.pi, 64, endpoint=False)
     pts = shoe_surface(p, s[:, None], th[None, :])
-    seg = np.linalg.norm(np.diff(pts, axis=0), axis=-1).mean(axis=1)
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=-1)
+    # Mostly the mean, but where one meridian is much steeper (the opening's walls) rings follow it,
+    # so triangles there do not stretch along the wall.
+    seg = np.maximum(seg.mean(axis=1), 0.6 * seg.max(axis=1))
     return s, np.concatenate([[0.0], np.cumsum(seg)])
 
 
