@@ -179,3 +179,27 @@ def test_spherical_on_the_shoe_template():
     assert connected_components(uv_faces).max() == 0
     uv_to_vertex_map(faces, uv_faces, uvs.shape[0])
     assert uvs.shape[0] - verts.shape[0] <= 3 * math.sqrt(faces.shape[0])
+
+
+def random_blob(seed, dent):
+    """A smooth random elongated blob; with ``dent`` a cap is pushed inward (not star-shaped about its centre)."""
+    s = trimesh.creation.icosphere(subdivisions=3)
+    base, faces = torch.tensor(s.vertices), torch.tensor(s.faces)
+    g = torch.Generator().manual_seed(seed)
+    dirs = torch.nn.functional.normalize(torch.randn(5, 3, dtype=torch.float64, generator=g), dim=-1)
+    amp = torch.rand(5, dtype=torch.float64, generator=g) * 0.3
+    v = base * (1 + (amp * torch.cos(3 * (base @ dirs.T))).sum(1))[:, None]
+    v = v * torch.tensor([1.0, 0.4, 0.35], dtype=torch.float64)
+    if dent:
+        w = torch.exp(-((base - dirs[0]) ** 2).sum(1) / 0.15)
+        v = v - 0.8 * w[:, None] * (v * dirs[0]).sum(1, keepdim=True) * dirs[0]
+    return v, faces
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_spherical_valid_on_random_blobs(seed):
+    verts, faces = random_blob(seed, dent=seed % 2 == 1)
+    uvs, uv_faces = spherical_uv(verts, faces)
+    assert (uv_signed_areas(uvs.double(), uv_faces) > 0).all()
+    assert connected_components(uv_faces).max() == 0
+    uv_to_vertex_map(faces, uv_faces, uvs.shape[0])
