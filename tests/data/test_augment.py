@@ -36,14 +36,19 @@ def test_shapes_and_range():
     assert out.min() >= 0 and out.max() <= 1 and out_mask.min() >= 0 and out_mask.max() <= 1 + 1e-6
 
 
-def test_image_and_mask_move_together():
-    """Without colour jitter, image = white + mask * (colour - white) must hold after the warp as before it."""
-    image, mask = square_scene()
-    aug = make(brightness=0, contrast=0, saturation=0, hue=0)
+@pytest.mark.parametrize("p", [1.0, 0.5])
+def test_image_and_mask_move_together(p):
+    """Without colour jitter, image = white + mask * (colour - white) must hold after the warp as before it,
+    also when only some samples are transformed (p < 1)."""
+    image, mask = square_scene(batch=8)
+    aug = make(brightness=0, contrast=0, saturation=0, hue=0, p=p)
     out, out_mask = aug(image, mask, generator=torch.Generator().manual_seed(2))
     c = torch.tensor((0.8, 0.2, 0.1)).view(1, 3, 1, 1)
     assert torch.allclose(out, 1 + out_mask * (c - 1), atol=1e-5)
-    assert not torch.allclose(out_mask, mask)  # it did move
+    moved = ~torch.isclose(out_mask, mask).flatten(1).all(1)
+    assert moved.any()
+    if p < 1:
+        assert not moved.all()  # some samples kept as they were
 
 
 def test_background_stays_white():
