@@ -178,6 +178,14 @@ def test_obj_v_direction_winding_and_normals(tmp_path):
         assert np.cross(b - a, c - a)[2] > 0
 
 
+def test_glb_material_is_unlit_unless_asked(tmp_path):
+    doc, _ = read_glb_raw(save_glb(lat_long_sphere(), tmp_path / "u.glb"))
+    assert doc["materials"][0]["extensions"] == {"KHR_materials_unlit": {}}
+    assert "KHR_materials_unlit" in doc["extensionsUsed"]
+    doc, _ = read_glb_raw(save_glb(lat_long_sphere(), tmp_path / "l.glb", unlit=False))
+    assert "extensions" not in doc["materials"][0] and "extensionsUsed" not in doc
+
+
 def test_sphere_normals_point_outwards(tmp_path):
     pos, nrm, _, _, _ = glb_primitive(save_glb(lat_long_sphere(), tmp_path / "s.glb"))
     assert (np.sum(pos * nrm, axis=-1) > 0.9).all()
@@ -220,3 +228,6 @@ def test_glb_passes_khronos_validator(tmp_path, textured):
     report = validate_gltf(save_glb(mesh, tmp_path / "v.glb"))
     errors = [m for m in report["issues"]["messages"] if m["severity"] == 0]
     assert report["issues"]["numErrors"] == 0, errors
+    assert report["issues"]["numWarnings"] == 0
+    if textured:  # untextured: UVs are kept for the round trip, which the validator notes as unused (info)
+        assert report["issues"]["messages"] == []  # not even infos or hints
