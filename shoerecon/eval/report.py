@@ -141,7 +141,7 @@ def evaluate(
 
     Args:
         model: a ShoeReconNet (or anything with the same forward and template buffers), eval mode.
-        cfg: the ExperimentConfig (recorded in the results; the dataset already carries the data settings).
+        cfg: the ExperimentConfig or None (its run name is recorded; the dataset carries the data settings).
         out_dir: if given, metrics.json, metrics.md and grid.png are written there.
     Returns:
         {"summary": {metric: mean over shoes}, "per_shoe": [...], "num_shoes", "split", "notes"}.
@@ -176,6 +176,7 @@ def evaluate(
     model.train(was_training)
     results = {
         "summary": summarize(per_shoe), "per_shoe": per_shoe, "num_shoes": len(per_shoe),
+        "experiment": getattr(getattr(cfg, "train", None), "name", None),
         "split": getattr(dataset, "split", None), "data_root": str(getattr(dataset, "root", "")),
         "image_size": dataset.cfg.image_size, "notes": notes, "eval_config": _jsonable(asdict(eval_cfg)),
     }
