@@ -4,9 +4,8 @@ Prints one row per (device, image size, face count): forward and forward+backwar
 of --repeats after a warm-up), CPU time of forward+backward (process time: less sensitive to other
 processes sharing the CPU), memory, and the number of occupied fragment slots (<= N H W K).
 Memory: "saved MiB" = bytes autograd keeps for backward (counted with saved_tensors_hooks; this is
-what grows with H W K); "peak MiB" = torch.cuda.max_memory_allocated on CUDA, or on CPU the growth
-of the process's peak RSS (VmHWM) during the first call, a rough upper bound (stage-1 temporaries
-are bounded by its chunk size).
+what grows with H W K); "peak MiB" = torch.cuda.max_memory_allocated on CUDA (not measured on CPU:
+the process peak RSS mixes in earlier rows; stage-1 temporaries are bounded by its chunk size).
 
     python benchmarks/render.py                       # full grid, CPU (+ CUDA when present)
     python benchmarks/render.py --sizes 128 --faces 5120 --devices cpu
@@ -23,18 +22,6 @@ from shoerecon.geometry.primitives import ico_sphere, sphere_uv
 from shoerecon.render import Cameras, Renderer, RendererConfig
 
 LEVEL_OF_FACES = {20 * 4**lvl: lvl for lvl in range(8)}
-
-
-def _vm_hwm_mb() -> float:
-    """Peak resident set size of this process in MiB (Linux); 0 elsewhere."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 class SavedBytes:
@@ -79,7 +66,6 @@ def run_case(args, device: str, size: int, n_faces: int) -> dict:
         verts, tex = verts0.clone().requires_grad_(), tex0.clone().requires_grad_()
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        base_rss = _vm_hwm_mb()
         saved = SavedBytes()
         sync()
         c0, t0 = time.process_time(), time.perf_counter()
@@ -95,10 +81,7 @@ def run_case(args, device: str, size: int, n_faces: int) -> dict:
             fwd.append(t1 - t0)
             both.append(t2 - t0)
             cpu.append(c2 - c0)
-        if device.startswith("cuda"):
-            peak = torch.cuda.max_memory_allocated() / 2**20
-        elif it == 0:
-            peak = _vm_hwm_mb() - base_rss
+        peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else float("nan")
         del out, loss
     with torch.no_grad():
         slots = renderer.rasterize_packed(verts0, faces, cams).pix.numel()
