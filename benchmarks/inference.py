@@ -7,6 +7,10 @@ Without a checkpoint the model is a randomly initialised default ``ShoeReconNet`
 template (same cost as a trained one). Target on a 2-core CPU at the default 64 px: forward
 <= 50 ms per image. Export rows time writing one prediction (GLB, OBJ+MTL+PNG) and rendering its
 8-view turntable strip.
+
+On a shared, oversubscribed CPU (load average above the core count) run with ``--threads 1``:
+OpenMP threads then wait at every op's barrier for a descheduled sibling, and a 2-thread forward
+took ~50x the CPU time of a 1-thread one in our measurements (the ``cpu ms`` column shows it).
 """
 from __future__ import annotations
 

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-invariance", action="store_true", help="skip the invariance test")
     parser.add_argument("--no-quality", action="store_true", help="skip the mesh-quality metrics")
     parser.add_argument("--grid-shoes", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default torch's choice; 1 is faster on a busy shared CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -44,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from shoerecon.eval.report import EvalConfig, evaluate, markdown_report
     from shoerecon.train.checkpoint import load_for_inference
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if not Path(args.checkpoint).is_file():
         raise SystemExit(f"shoerecon eval: checkpoint {args.checkpoint} not found")
     if not Path(args.data).is_dir():

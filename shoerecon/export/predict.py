@@ -160,12 +160,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     parser.add_argument("--no-turntable", action="store_true", help="skip the turntable strip PNG")
     parser.add_argument("--strip-size", type=int, default=128, help="pixel size of each turntable view")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default torch's choice; 1 is faster on a busy shared CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from shoerecon.train.checkpoint import load_for_inference
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
