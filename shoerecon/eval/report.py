@@ -158,7 +158,11 @@ def evaluate(
     per_shoe, grid_rows = [], []
     bar = tqdm(total=len(shoe_ids), desc="eval", unit="shoe", disable=not progress)
     for start in range(0, len(shoe_ids), eval_cfg.batch_size):
-        shoes = [dataset.load_shoe(s, eval_cfg.views) for s in shoe_ids[start:start + eval_cfg.batch_size]]
+        chunk = shoe_ids[start:start + eval_cfg.batch_size]
+        shoes = load_shoes(dataset, chunk, eval_cfg.views, notes)
+        bar.update(len(chunk) - len(shoes))  # skipped ones
+        if not shoes:
+            continue
         inputs = torch.stack([s["input"] for s in shoes]).to(model_device(model))
         meshes = predict_meshes(model, inputs)
         inv = invariance_chamfer(model, inputs, eval_cfg.invariance_cfg) if eval_cfg.invariance else {}
@@ -183,6 +187,21 @@ def evaluate(
     if out_dir is not None:
         write_report(results, out_dir, grid_rows)
     return results
+
+
+def load_shoes(dataset, shoe_ids: Sequence[str], views, notes: list[str]) -> list[dict]:
+    """``dataset.load_shoe`` for each id; with ``on_error="skip"`` a broken shoe becomes a note, else it raises."""
+    from shoerecon.data.layout import DataError
+
+    shoes = []
+    for sid in shoe_ids:
+        try:
+            shoes.append(dataset.load_shoe(sid, views))
+        except DataError as err:
+            if getattr(dataset.cfg, "on_error", "raise") != "skip":
+                raise
+            notes.append(f"skipped shoe {sid}: {err}")
+    return shoes
 
 
 def grid_pair(shoe: dict, render: Tensor, grid_views: int, min_size: int = 96, background: float = 0.8) -> list[list[Tensor]]:

@@ -123,3 +123,21 @@ def test_3d_metrics_only_where_mesh_glb_exists(dataset_root, tmp_path):
     assert "3d/chamfer_l2" not in res["per_shoe"][0] and "3d/chamfer_l2" in res["per_shoe"][1]
     assert res["summary"]["count/3d/chamfer_l2"] == 1 and res["summary"]["3d/chamfer_l2"] == res["per_shoe"][1]["3d/chamfer_l2"]
     assert "over 1 shoes with ground truth" in markdown_report(res)
+
+
+def test_broken_shoe_is_skipped_with_a_note_or_raises(dataset_root, tmp_path):
+    import shutil
+
+    from shoerecon.data.layout import DataError
+
+    root = tmp_path / "copy"
+    shutil.copytree(dataset_root, root)
+    ids = TurntableDataset(DataConfig(root=str(root), image_size=SIZE), split="all").shoe_ids
+    (root / ids[0] / "views" / "003.png").write_bytes(b"garbage")  # found only when the views are read
+    model = FixedMeshModel(load_template(uv_mode="file"))
+    ds = TurntableDataset(DataConfig(root=str(root), image_size=SIZE, on_error="skip"), split="all")
+    res = evaluate(model, None, ds, small_eval(three_d=False, invariance=False), progress=False)
+    assert res["num_shoes"] == len(ids) - 1 and any(ids[0] in n and "003.png" in n for n in res["notes"])
+    strict = TurntableDataset(DataConfig(root=str(root), image_size=SIZE), split="all")
+    with pytest.raises(DataError, match="003.png"):
+        evaluate(model, None, strict, small_eval(three_d=False, invariance=False), progress=False)
