@@ -77,13 +77,15 @@ def build_lpips_metric(cfg: EvalConfig, notes: list[str]):
     return build_lpips(pretrained=str(weights) if cfg.lpips_weights else True)
 
 
-def view_metrics(render: Tensor, images: Tensor, masks: Tensor, lpips_model=None) -> dict[str, Tensor]:
+def view_metrics(
+    render: Tensor, images: Tensor, masks: Tensor, lpips_model=None, cfg: MetricsConfig = MetricsConfig()
+) -> dict[str, Tensor]:
     """Per-view 2D metrics. render (V, 4, H, W), images (V, 3, H, W), masks (V, 1, H, W) -> {name: (V,)}."""
     rgb, alpha = render[:, :3], render[:, 3:]
     images, masks = images.to(rgb), masks.to(rgb)
-    out = {"silhouette_iou": silhouette_iou(alpha, masks), "psnr": psnr(rgb, images)}
-    if min(rgb.shape[-2:]) >= 11:
-        out["ssim"] = ssim(rgb, images)
+    out = {"silhouette_iou": silhouette_iou(alpha, masks, cfg.silhouette_threshold), "psnr": psnr(rgb, images)}
+    if min(rgb.shape[-2:]) >= cfg.ssim_window:
+        out["ssim"] = ssim(rgb, images, cfg.ssim_window, cfg.ssim_sigma)
     if lpips_model is not None and min(rgb.shape[-2:]) >= 32:
         lpips_model = lpips_model.to(rgb.device)
         out["lpips"] = lpips_distance(lpips_model, rgb, images)
@@ -100,7 +102,7 @@ def shoe_record(mesh: Mesh, shoe: dict, input_view: int, renderer, lpips_model, 
     """All per-shoe metrics except invariance, and the renders (V, 4, H, W) at the shoe's views."""
     cams = Cameras.from_tensor(shoe["cameras"].float())
     render = render_mesh(mesh, cams, renderer)
-    per_view = view_metrics(render, shoe["images"], shoe["masks"], lpips_model)
+    per_view = view_metrics(render, shoe["images"], shoe["masks"], lpips_model, cfg.metrics)
     is_input = shoe["views"] == input_view
     rec: dict[str, Any] = {"shoe_id": shoe["shoe_id"]}
     for group, sel in (("input", is_input), ("novel", ~is_input)):
