@@ -110,8 +110,8 @@ def packed_silhouette(frags: PackedFragments, sigma: float) -> Tensor:
 
 def packed_face_uv(frags: PackedFragments, uvs: Tensor, uv_faces: Tensor) -> Tensor:
     """UV of every occupied slot: (M, 2)."""
-    corners = uvs[uv_faces[frags.face % uv_faces.shape[0]]]  # (M, 3, 2)
-    return (frags.bary[..., None] * corners).sum(-2)
+    corners = uvs[uv_faces][frags.face % uv_faces.shape[0]]  # (F, 3, 2) table, then one row gather: (M, 3, 2)
+    return torch.bmm(frags.bary[:, None, :], corners)[:, 0]  # batched 1x3 @ 3x2: faster than mul + sum(-2)
 
 
 def packed_sample_texture(
