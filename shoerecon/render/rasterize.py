@@ -2,12 +2,14 @@
 covered pixels rather than pixels x faces.
 
 Two stages:
-1. *Select* (no grad): every face lists the pixels of its bounding box (grown by the blur radius);
-   the (image, pixel, face) candidates are tested in vectorised chunks, and the K nearest hits per
-   pixel are kept with one sort. Work ~ sum of face bounding-box areas.
+1. *Select* (no grad): every face covers the pixels of its bounding box (grown by the blur radius).
+   Faces are grouped by box size and each group is tested as one dense block of affine edge
+   functions (inside test, distance, depth); the K nearest hits per pixel are kept with one radix
+   sort on (pixel, depth bits). Work ~ sum of face bounding-box areas, not pixels x faces.
 2. *Differentiate*: barycentrics, distances and depth of the kept (pixel, face) slots are recomputed
    from the vertices with autograd, so memory is O(slots) <= O(N H W K) and gradients reach the
-   vertices.
+   vertices. Faces at exactly equal depth (e.g. clipped barycentrics at a shared vertex) may come in
+   either order, as in pytorch3d.
 
 Semantics (pytorch3d's ``rasterize_meshes``, with cameras.py's conventions):
 - input vertices are (x_ndc, y_ndc, z_view) from ``Cameras.transform_points_ndc``;

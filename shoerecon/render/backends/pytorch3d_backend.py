@@ -25,7 +25,7 @@ INSTALL_HINT = (
 def available() -> bool:
     """True when pytorch3d can be imported."""
     try:
-        import pytorch3d.renderer  # noqa: F401
+        import pytorch3d.renderer  # noqa: F401  (availability probe)
     except ImportError:
         return False
     return True
