@@ -555,7 +555,7 @@ def evaluate_shoes(net, renderer, dataset, shoe_ids: Sequence[str], views: Seque
     was_training = net.training
     net.eval()
     rows = []
-    for sid in tqdm(shoe_ids, desc="validate", leave=False, disable=len(shoe_ids) < 8):
+    for sid in tqdm(shoe_ids, desc="validate", leave=False, disable=True if len(shoe_ids) < 8 else None):
         full = dataset.load_shoe(sid, views)
         image = full["input"][None].to(device)
         cams, masks, targets = (full[k].to(device) for k in ("cameras", "masks", "images"))
