@@ -86,6 +86,9 @@ class TrainConfig:
     val_views: list[int] | None = None  # None: every view of each held-out shoe
     val_blend: Literal["hard", "soft"] = "hard"   # hard: exact coverage silhouettes (like the data) for IoU
     sample_shoes: int = 4               # rows in the sample grids
+    export_shoes: int = 4               # validation shoes exported at the end (0: none)
+    export_formats: list[str] = field(default_factory=lambda: ["obj", "glb"])
+    final_eval_shoes: int | None = 8    # shoes of the full end-of-run report (eval/); 0: skip, None: all
     template: str | None = None         # None: the packaged template
     uv_mode: Literal["islands", "spherical"] = "islands"
     device: str = "auto"                # auto | cpu | cuda (accelerate picks within the choice)

@@ -478,7 +478,7 @@ class Trainer:
         return metrics
 
     def finish(self) -> dict | None:
-        """Final validation (network and bare template) -> metrics.json, and GLB exports."""
+        """Final validation (network and bare template) -> metrics.json; exports; the full eval report."""
         metrics = None
         if self.acc.is_main_process and len(self.val_set) > 0:
             ids, views = self.val_shoe_ids(), self.cfg.train.val_views
@@ -488,17 +488,27 @@ class Trainer:
             metrics = {"step": self.step, "val_shoes": len(ids), **{f"val/{k}": v for k, v in net.items()},
                        **{f"template/{k}": v for k, v in tmpl.items()}}
             self.logger.log({k: v for k, v in metrics.items() if "/" in k}, self.step)
+            self.export_val_shoes(ids[: self.cfg.train.export_shoes])
+            report = self.final_report()
+            if report is not None:
+                metrics.update({f"eval/{k}": v for k, v in report["summary"].items()})
             (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-            self.export_val_shoes(ids[:4])
         self.acc.wait_for_everyone()
         return metrics
 
+    def final_report(self) -> dict | None:
+        """Issue-5 evaluation (2D input/novel, 3D, invariance, mesh quality) of some val shoes -> <run>/eval/."""
+        if self.cfg.train.final_eval_shoes == 0:
+            return None
+        from shoerecon.eval.report import EvalConfig, evaluate
+
+        eval_cfg = EvalConfig(max_shoes=self.cfg.train.final_eval_shoes, views=self.cfg.train.val_views)
+        return evaluate(self.net, self.cfg, self.val_set, eval_cfg, out_dir=self.run_dir / "eval",
+                        progress=True)
+
     def export_val_shoes(self, shoe_ids: Sequence[str]) -> None:
-        try:
-            from shoerecon.export.glb import save_glb
-        except ImportError as err:
-            warnings.warn(f"GLB export skipped ({err})")
-            return
+        """Predicted meshes of ``shoe_ids`` as OBJ+MTL+PNG and GLB under <run>/exports/."""
+        from shoerecon.export.predict import export_mesh
         from shoerecon.geometry.mesh import Mesh
 
         self.net.eval()
@@ -508,7 +518,7 @@ class Trainer:
                 out = self.net(image)
                 mesh = Mesh(out.verts[0].cpu(), self.net.faces.cpu(), self.net.uvs.cpu(), self.net.uv_faces.cpu(),
                             out.texture[0].float().cpu().clamp(0, 1))
-                save_glb(mesh, self.run_dir / "exports" / f"{sid}.glb")
+                export_mesh(mesh, self.run_dir / "exports", sid, self.cfg.train.export_formats)
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, filename: str) -> None:

@@ -54,6 +54,11 @@ def test_end_to_end_run_py_writes_the_run_folder(data_root, tmp_path):
     assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == ["step_0000002.png"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0 <= metrics["val/iou"] <= 1 and 0 <= metrics["template/iou"] <= 1 and metrics["step"] == 3
+    # The run ends with the issue-5 report and textured exports of validation shoes.
+    assert 0 <= metrics["eval/novel/silhouette_iou"] <= 1 and "eval/3d/chamfer_l2" in metrics
+    assert (run_dir / "eval/metrics.json").is_file() and (run_dir / "eval/grid.png").is_file()
+    exported = {p.suffix for p in (run_dir / "exports").iterdir()}
+    assert {".obj", ".mtl", ".png", ".glb"} <= exported
 
 
 def test_nan_loss_skips_the_step_and_never_reaches_a_checkpoint(data_root, tmp_path, monkeypatch):
