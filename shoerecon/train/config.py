@@ -92,6 +92,7 @@ class TrainConfig:
     template: str | None = None         # None: the packaged template
     uv_mode: Literal["islands", "spherical"] = "islands"
     device: str = "auto"                # auto | cpu | cuda (accelerate picks within the choice)
+    cpu_threads: int | None = None      # torch CPU threads per process; None: torch's default (all cores)
 
 
 @dataclass
