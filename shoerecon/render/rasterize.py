@@ -215,8 +215,14 @@ def _sort_by_pixel_then_depth(pix: Tensor, depth: Tensor) -> tuple[Tensor, Tenso
     """
     if depth.dtype == torch.float32 and pix.numel() > 0 and bool((depth >= 0).all()):
         # Non-negative float32 bit patterns sort like the floats: one int64 (radix) sort does both keys.
-        key, order = torch.sort(pix * (1 << 31) + depth.contiguous().view(torch.int32).long(), stable=True)
-        return key >> 31, order
+        # Offsetting by the smallest pattern keeps the key narrow: the radix sort's passes grow with
+        # the key's bits (a -0.0 has the smallest pattern, so it still sorts first).
+        bits = depth.contiguous().view(torch.int32)
+        lo = int(bits.min())
+        shift = max((int(bits.max()) - lo).bit_length(), 1)
+        if (int(pix.max()) + 1) < (1 << (62 - shift)):
+            key, order = torch.sort((pix << shift) + (bits - lo), stable=True)
+            return key >> shift, order
     order = torch.sort(depth, stable=True).indices
     pix_sorted, second = torch.sort(pix[order], stable=True)
     return pix_sorted, order[second]
@@ -347,12 +353,18 @@ def select_faces(
     pix, face, z = torch.cat(hits_pix), torch.cat(hits_face), torch.cat(hits_z)
     del hits_pix, hits_face, hits_z
     pix, order = _sort_by_pixel_then_depth(pix, z)
+    # pix is sorted, so candidate i ranks >= K in its pixel iff candidate i - K has the same pixel:
+    # one comparison drops the surplus before the ranks are computed on the kept slots only.
+    k = faces_per_pixel
+    if pix.numel() > k:
+        keep = torch.ones_like(pix, dtype=torch.bool)
+        torch.ne(pix[k:], pix[:-k], out=keep[k:])
+        pix, order = pix[keep], order[keep]
     idx = torch.arange(pix.numel(), device=pix.device)
     is_start = torch.ones_like(pix, dtype=torch.bool)
     is_start[1:] = pix[1:] != pix[:-1]
     rank = idx - torch.where(is_start, idx, torch.zeros_like(idx)).cummax(0).values
-    keep = rank < faces_per_pixel
-    return pix[keep], rank[keep], face[order[keep]]
+    return pix, rank, face[order]
 
 
 def rasterize_packed(
