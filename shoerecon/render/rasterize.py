@@ -267,27 +267,34 @@ def _block_hits(
     """
     nr, nc = box
     dev, dt = co["W0"].device, co["W0"].dtype
-    r = torch.arange(nr, device=dev, dtype=dt)[None, None, :, None]
-    c = torch.arange(nc, device=dev, dtype=dt)[None, None, None, :]
-    e = lambda name: co[name][:, :, None, None]  # noqa: E731  (G, 3, 1, 1)
-    W = (e("W0") + e("Wc") * c) + e("Wr") * r  # (G, 3, nr, nc)
-    hit = (W > 0).all(1)
-    if blur2 > 0:
-        U = (e("U0") + e("Uc") * c) + e("Ur") * r
-        d2 = ((W * e("g")).square() + (U.abs() - e("h")).clamp_min(0).square()).amin(1)
-        hit |= d2 < blur2
+    r = torch.arange(nr, device=dev, dtype=dt)[None, :, None]
+    c = torch.arange(nc, device=dev, dtype=dt)[None, None, :]
+    e = lambda name, i: co[name][:, i, None, None]  # noqa: E731  (G, 1, 1)
+    # One contiguous (G, rows, cols) tensor per edge: no strided reductions over the edge axis.
+    ws, inside, d2 = [], None, None
+    for i in range(3):
+        W = (e("W0", i) + e("Wc", i) * c) + e("Wr", i) * r  # (G, nr, nc)
+        inside = W > 0 if inside is None else inside.logical_and_(W > 0)
+        if blur2 > 0:
+            U = (e("U0", i) + e("Uc", i) * c) + e("Ur", i) * r
+            de = (W * e("g", i)).square_().add_((U.abs_() - e("h", i)).clamp_min_(0).square_())
+            d2 = de if d2 is None else torch.minimum(d2, de, out=d2)
+        ws.append(W.clamp_min_(0) if clip_barycentrics else W)
+    hit = inside.logical_or_(d2 < blur2) if blur2 > 0 else inside
     hit &= (torch.arange(nr, device=dev)[None, :, None] < nrows[:, None, None]) & (
         torch.arange(nc, device=dev)[None, None, :] < ncols[:, None, None]
     )
-    w = W.clamp_min(0) if clip_barycentrics else W
+    w0, w1, w2 = ws
     if perspective_correct:  # z = z0 z1 z2 sum(w) / sum(w_i z_j z_k)
-        den = torch.einsum("gkrc,gk->grc", w, co["zz"])
-        den = den.clamp_min(1e-30) if clip_barycentrics else den.clamp_min(DENOM_EPS)
-        z = w.sum(1) * co["z"].prod(-1)[:, None, None] / den
+        zz = co["zz"]
+        den = (w0 * zz[:, 0, None, None]).add_(w1 * zz[:, 1, None, None]).add_(w2 * zz[:, 2, None, None])
+        den = den.clamp_min_(1e-30) if clip_barycentrics else den.clamp_min_(DENOM_EPS)
+        z = ((w0 + w1).add_(w2)).mul_(co["z"].prod(-1)[:, None, None]).div_(den)
     else:
-        z = torch.einsum("gkrc,gk->grc", w, co["z"])
+        zv = co["z"]
+        z = (w0 * zv[:, 0, None, None]).add_(w1 * zv[:, 1, None, None]).add_(w2 * zv[:, 2, None, None])
         if clip_barycentrics:
-            z = z / w.sum(1).clamp_min(1e-30)
+            z = z / ((w0 + w1).add_(w2)).clamp_min_(1e-30)
     return hit & (z >= 0), z
 
 
