@@ -149,10 +149,10 @@ def pixel_face_geometry(
         bary (M, 3) (perspective corrected, then clipped if asked), zbuf (M,),
         dist2 (M,) unsigned squared distance to the face, inside (M,) bool (all corrected bary > 0).
     """
-    x0, y0, z0 = fv[:, 0].unbind(-1)
-    x1, y1, z1 = fv[:, 1].unbind(-1)
-    x2, y2, z2 = fv[:, 2].unbind(-1)
-    area = signed_area2(fv)
+    # One unbind into the 9 coordinates: its backward is a single stack, where per-coordinate
+    # indexing (fv[:, 0], fv[..., 0], ...) would each zero-fill an (M, 3, 3) gradient.
+    x0, y0, z0, x1, y1, z1, x2, y2, z2 = fv.reshape(-1, 9).unbind(1)
+    area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)  # signed_area2(fv)
     w0 = ((x1 - px) * (y2 - py) - (y1 - py) * (x2 - px)) / area
     w1 = ((x2 - px) * (y0 - py) - (y2 - py) * (x0 - px)) / area
     w2 = ((x0 - px) * (y1 - py) - (y0 - py) * (x1 - px)) / area
@@ -165,8 +165,9 @@ def pixel_face_geometry(
     if clip_barycentrics:
         clipped = bary.clamp_min(0.0)
         bary = clipped / clipped.sum(-1, keepdim=True).clamp_min(CLIP_EPS)
-    zbuf = (bary * fv[:, :, 2]).sum(-1)
-    dist2 = _PointTriangleDist2.apply(torch.stack([px, py], dim=-1), fv[:, :, :2])
+    zbuf = (bary * torch.stack([z0, z1, z2], dim=-1)).sum(-1)
+    xy = torch.stack([x0, y0, x1, y1, x2, y2], dim=-1).view(-1, 3, 2)
+    dist2 = _PointTriangleDist2.apply(torch.stack([px, py], dim=-1), xy)
     return bary, zbuf, dist2, inside
 
 
