@@ -119,13 +119,19 @@ class _PointTriangleDist2(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, p: Tensor, xy: Tensor) -> Tensor:  # p (M, 2), xy (M, 3, 2) -> (M,)
-        a, e = xy, xy.roll(-1, dims=1) - xy
-        l2 = (e * e).sum(-1)
-        t = (((p[:, None] - a) * e).sum(-1) / l2.clamp_min(1e-30)).clamp(0.0, 1.0)
-        t = torch.where(l2 <= 1e-8, torch.zeros_like(t), t)
-        d = p[:, None] - (a + t[..., None] * e)
-        dist2, edge = (d * d).sum(-1).min(dim=-1)
-        ctx.save_for_backward(d.gather(1, edge[:, None, None].expand(-1, 1, 2))[:, 0], t.gather(1, edge[:, None])[:, 0], edge)
+        # x and y as separate (M, 3) tensors: the same arithmetic as summing over a size-2 axis,
+        # without torch's slow reductions over a short last dimension.
+        ax, ay = xy[..., 0], xy[..., 1]
+        ex, ey = ax.roll(-1, dims=1) - ax, ay.roll(-1, dims=1) - ay
+        px, py = p[:, 0:1], p[:, 1:2]
+        l2 = ex * ex + ey * ey
+        t = (((px - ax) * ex + (py - ay) * ey) / l2.clamp_min(1e-30)).clamp_(0.0, 1.0)
+        t = t.masked_fill_(l2 <= 1e-8, 0.0)
+        dx, dy = px - (ax + t * ex), py - (ay + t * ey)
+        dist2, edge = (dx * dx + dy * dy).min(dim=-1)
+        e1 = edge[:, None]
+        d = torch.stack([dx.gather(1, e1)[:, 0], dy.gather(1, e1)[:, 0]], dim=-1)
+        ctx.save_for_backward(d, t.gather(1, e1)[:, 0], edge)
         return dist2
 
     @staticmethod
