@@ -228,7 +228,7 @@ def _sort_by_pixel_then_depth(pix: Tensor, depth: Tensor) -> tuple[Tensor, Tenso
         lo = int(bits.min())
         shift = max((int(bits.max()) - lo).bit_length(), 1)
         if (int(pix.max()) + 1) < (1 << (62 - shift)):
-            key, order = torch.sort((pix << shift) + (bits - lo), stable=True)
+            key, order = torch.sort((pix.long() << shift) + (bits - lo), stable=True)
             return key >> shift, order
     order = torch.sort(depth, stable=True).indices
     pix_sorted, second = torch.sort(pix[order], stable=True)
@@ -344,6 +344,8 @@ def select_faces(
     live, key, bnr, bnc = live[order], key[order], bnr[order], bnc[order]
     _, counts = torch.unique_consecutive(key, return_counts=True)
     hits_pix, hits_face, hits_z = [], [], []
+    # Candidates are many times the kept slots: int32 pixel and face ids when they fit halve their traffic.
+    ids = torch.int32 if max(verts_ndc.shape[0] * height * width, fv.shape[0]) < 2**31 else torch.long
     start = 0
     for count, nr, nc in zip(counts.tolist(), bnr[counts.cumsum(0) - 1].tolist(), bnc[counts.cumsum(0) - 1].tolist()):
         per_chunk = max(1, chunk_size // (3 * nr * nc))
@@ -355,10 +357,10 @@ def select_faces(
             hit, z = _block_hits(
                 co, nrows[f], ncols[f], (nr, nc), blur_radius**2, perspective_correct, clip_barycentrics
             )
-            corner = (f // n_faces * height + row0[f]) * width + col0[f]
-            offset = torch.arange(nr, device=f.device)[:, None] * width + torch.arange(nc, device=f.device)
+            corner = ((f // n_faces * height + row0[f]) * width + col0[f]).to(ids)
+            offset = (torch.arange(nr, device=f.device)[:, None] * width + torch.arange(nc, device=f.device)).to(ids)
             hits_pix.append((corner[:, None, None] + offset).masked_select(hit))
-            hits_face.append(f[:, None, None].expand_as(hit).masked_select(hit))
+            hits_face.append(f.to(ids)[:, None, None].expand_as(hit).masked_select(hit))
             hits_z.append(z.masked_select(hit))
         start += count
     if not hits_pix:
@@ -378,7 +380,7 @@ def select_faces(
     is_start = torch.ones_like(pix, dtype=torch.bool)
     is_start[1:] = pix[1:] != pix[:-1]
     rank = idx - torch.where(is_start, idx, torch.zeros_like(idx)).cummax(0).values
-    return pix, rank, face[order]
+    return pix.long(), rank, face[order].long()
 
 
 def rasterize_packed(
