@@ -171,7 +171,7 @@ def pixel_face_geometry(
     if clip_barycentrics:
         clipped = bary.clamp_min(0.0)
         bary = clipped / clipped.sum(-1, keepdim=True).clamp_min(CLIP_EPS)
-    zbuf = (bary * torch.stack([z0, z1, z2], dim=-1)).sum(-1)
+    zbuf = (bary * fv[:, :, 2]).sum(-1)  # a view of fv (already kept for backward), not a new (M, 3) copy
     xy = torch.stack([x0, y0, x1, y1, x2, y2], dim=-1).view(-1, 3, 2)
     dist2 = _PointTriangleDist2.apply(torch.stack([px, py], dim=-1), xy)
     return bary, zbuf, dist2, inside
