@@ -119,13 +119,19 @@ class _PointTriangleDist2(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, p: Tensor, xy: Tensor) -> Tensor:  # p (M, 2), xy (M, 3, 2) -> (M,)
-        a, e = xy, xy.roll(-1, dims=1) - xy
-        l2 = (e * e).sum(-1)
-        t = (((p[:, None] - a) * e).sum(-1) / l2.clamp_min(1e-30)).clamp(0.0, 1.0)
-        t = torch.where(l2 <= 1e-8, torch.zeros_like(t), t)
-        d = p[:, None] - (a + t[..., None] * e)
-        dist2, edge = (d * d).sum(-1).min(dim=-1)
-        ctx.save_for_backward(d.gather(1, edge[:, None, None].expand(-1, 1, 2))[:, 0], t.gather(1, edge[:, None])[:, 0], edge)
+        # x and y as separate (M, 3) tensors: the same arithmetic as summing over a size-2 axis,
+        # without torch's slow reductions over a short last dimension.
+        ax, ay = xy[..., 0], xy[..., 1]
+        ex, ey = ax.roll(-1, dims=1) - ax, ay.roll(-1, dims=1) - ay
+        px, py = p[:, 0:1], p[:, 1:2]
+        l2 = ex * ex + ey * ey
+        t = (((px - ax) * ex + (py - ay) * ey) / l2.clamp_min(1e-30)).clamp_(0.0, 1.0)
+        t = t.masked_fill_(l2 <= 1e-8, 0.0)
+        dx, dy = px - (ax + t * ex), py - (ay + t * ey)
+        dist2, edge = (dx * dx + dy * dy).min(dim=-1)
+        e1 = edge[:, None]
+        d = torch.stack([dx.gather(1, e1)[:, 0], dy.gather(1, e1)[:, 0]], dim=-1)
+        ctx.save_for_backward(d, t.gather(1, e1)[:, 0], edge)
         return dist2
 
     @staticmethod
@@ -149,10 +155,10 @@ def pixel_face_geometry(
         bary (M, 3) (perspective corrected, then clipped if asked), zbuf (M,),
         dist2 (M,) unsigned squared distance to the face, inside (M,) bool (all corrected bary > 0).
     """
-    x0, y0, z0 = fv[:, 0].unbind(-1)
-    x1, y1, z1 = fv[:, 1].unbind(-1)
-    x2, y2, z2 = fv[:, 2].unbind(-1)
-    area = signed_area2(fv)
+    # One unbind into the 9 coordinates: its backward is a single stack, where per-coordinate
+    # indexing (fv[:, 0], fv[..., 0], ...) would each zero-fill an (M, 3, 3) gradient.
+    x0, y0, z0, x1, y1, z1, x2, y2, z2 = fv.reshape(-1, 9).unbind(1)
+    area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)  # signed_area2(fv)
     w0 = ((x1 - px) * (y2 - py) - (y1 - py) * (x2 - px)) / area
     w1 = ((x2 - px) * (y0 - py) - (y2 - py) * (x0 - px)) / area
     w2 = ((x0 - px) * (y1 - py) - (y0 - py) * (x1 - px)) / area
@@ -165,8 +171,9 @@ def pixel_face_geometry(
     if clip_barycentrics:
         clipped = bary.clamp_min(0.0)
         bary = clipped / clipped.sum(-1, keepdim=True).clamp_min(CLIP_EPS)
-    zbuf = (bary * fv[:, :, 2]).sum(-1)
-    dist2 = _PointTriangleDist2.apply(torch.stack([px, py], dim=-1), fv[:, :, :2])
+    zbuf = (bary * fv[:, :, 2]).sum(-1)  # a view of fv (already kept for backward), not a new (M, 3) copy
+    xy = torch.stack([x0, y0, x1, y1, x2, y2], dim=-1).view(-1, 3, 2)
+    dist2 = _PointTriangleDist2.apply(torch.stack([px, py], dim=-1), xy)
     return bary, zbuf, dist2, inside
 
 
@@ -215,8 +222,14 @@ def _sort_by_pixel_then_depth(pix: Tensor, depth: Tensor) -> tuple[Tensor, Tenso
     """
     if depth.dtype == torch.float32 and pix.numel() > 0 and bool((depth >= 0).all()):
         # Non-negative float32 bit patterns sort like the floats: one int64 (radix) sort does both keys.
-        key, order = torch.sort(pix * (1 << 31) + depth.contiguous().view(torch.int32).long(), stable=True)
-        return key >> 31, order
+        # Offsetting by the smallest pattern keeps the key narrow: the radix sort's passes grow with
+        # the key's bits (a -0.0 has the smallest pattern, so it still sorts first).
+        bits = depth.contiguous().view(torch.int32)
+        lo = int(bits.min())
+        shift = max((int(bits.max()) - lo).bit_length(), 1)
+        if (int(pix.max()) + 1) < (1 << (62 - shift)):
+            key, order = torch.sort((pix.long() << shift) + (bits - lo), stable=True)
+            return key >> shift, order
     order = torch.sort(depth, stable=True).indices
     pix_sorted, second = torch.sort(pix[order], stable=True)
     return pix_sorted, order[second]
@@ -261,27 +274,34 @@ def _block_hits(
     """
     nr, nc = box
     dev, dt = co["W0"].device, co["W0"].dtype
-    r = torch.arange(nr, device=dev, dtype=dt)[None, None, :, None]
-    c = torch.arange(nc, device=dev, dtype=dt)[None, None, None, :]
-    e = lambda name: co[name][:, :, None, None]  # noqa: E731  (G, 3, 1, 1)
-    W = (e("W0") + e("Wc") * c) + e("Wr") * r  # (G, 3, nr, nc)
-    hit = (W > 0).all(1)
-    if blur2 > 0:
-        U = (e("U0") + e("Uc") * c) + e("Ur") * r
-        d2 = ((W * e("g")).square() + (U.abs() - e("h")).clamp_min(0).square()).amin(1)
-        hit |= d2 < blur2
+    r = torch.arange(nr, device=dev, dtype=dt)[None, :, None]
+    c = torch.arange(nc, device=dev, dtype=dt)[None, None, :]
+    e = lambda name, i: co[name][:, i, None, None]  # noqa: E731  (G, 1, 1)
+    # One contiguous (G, rows, cols) tensor per edge: no strided reductions over the edge axis.
+    ws, inside, d2 = [], None, None
+    for i in range(3):
+        W = (e("W0", i) + e("Wc", i) * c) + e("Wr", i) * r  # (G, nr, nc)
+        inside = W > 0 if inside is None else inside.logical_and_(W > 0)
+        if blur2 > 0:
+            U = (e("U0", i) + e("Uc", i) * c) + e("Ur", i) * r
+            de = (W * e("g", i)).square_().add_((U.abs_() - e("h", i)).clamp_min_(0).square_())
+            d2 = de if d2 is None else torch.minimum(d2, de, out=d2)
+        ws.append(W.clamp_min_(0) if clip_barycentrics else W)
+    hit = inside.logical_or_(d2 < blur2) if blur2 > 0 else inside
     hit &= (torch.arange(nr, device=dev)[None, :, None] < nrows[:, None, None]) & (
         torch.arange(nc, device=dev)[None, None, :] < ncols[:, None, None]
     )
-    w = W.clamp_min(0) if clip_barycentrics else W
+    w0, w1, w2 = ws
     if perspective_correct:  # z = z0 z1 z2 sum(w) / sum(w_i z_j z_k)
-        den = torch.einsum("gkrc,gk->grc", w, co["zz"])
-        den = den.clamp_min(1e-30) if clip_barycentrics else den.clamp_min(DENOM_EPS)
-        z = w.sum(1) * co["z"].prod(-1)[:, None, None] / den
+        zz = co["zz"]
+        den = (w0 * zz[:, 0, None, None]).add_(w1 * zz[:, 1, None, None]).add_(w2 * zz[:, 2, None, None])
+        den = den.clamp_min_(1e-30) if clip_barycentrics else den.clamp_min_(DENOM_EPS)
+        z = ((w0 + w1).add_(w2)).mul_(co["z"].prod(-1)[:, None, None]).div_(den)
     else:
-        z = torch.einsum("gkrc,gk->grc", w, co["z"])
+        zv = co["z"]
+        z = (w0 * zv[:, 0, None, None]).add_(w1 * zv[:, 1, None, None]).add_(w2 * zv[:, 2, None, None])
         if clip_barycentrics:
-            z = z / w.sum(1).clamp_min(1e-30)
+            z = z / ((w0 + w1).add_(w2)).clamp_min_(1e-30)
     return hit & (z >= 0), z
 
 
@@ -324,6 +344,8 @@ def select_faces(
     live, key, bnr, bnc = live[order], key[order], bnr[order], bnc[order]
     _, counts = torch.unique_consecutive(key, return_counts=True)
     hits_pix, hits_face, hits_z = [], [], []
+    # Candidates are many times the kept slots: int32 pixel and face ids when they fit halve their traffic.
+    ids = torch.int32 if max(verts_ndc.shape[0] * height * width, fv.shape[0]) < 2**31 else torch.long
     start = 0
     for count, nr, nc in zip(counts.tolist(), bnr[counts.cumsum(0) - 1].tolist(), bnc[counts.cumsum(0) - 1].tolist()):
         per_chunk = max(1, chunk_size // (3 * nr * nc))
@@ -335,10 +357,10 @@ def select_faces(
             hit, z = _block_hits(
                 co, nrows[f], ncols[f], (nr, nc), blur_radius**2, perspective_correct, clip_barycentrics
             )
-            corner = (f // n_faces * height + row0[f]) * width + col0[f]
-            offset = torch.arange(nr, device=f.device)[:, None] * width + torch.arange(nc, device=f.device)
+            corner = ((f // n_faces * height + row0[f]) * width + col0[f]).to(ids)
+            offset = (torch.arange(nr, device=f.device)[:, None] * width + torch.arange(nc, device=f.device)).to(ids)
             hits_pix.append((corner[:, None, None] + offset).masked_select(hit))
-            hits_face.append(f[:, None, None].expand_as(hit).masked_select(hit))
+            hits_face.append(f.to(ids)[:, None, None].expand_as(hit).masked_select(hit))
             hits_z.append(z.masked_select(hit))
         start += count
     if not hits_pix:
@@ -347,12 +369,18 @@ def select_faces(
     pix, face, z = torch.cat(hits_pix), torch.cat(hits_face), torch.cat(hits_z)
     del hits_pix, hits_face, hits_z
     pix, order = _sort_by_pixel_then_depth(pix, z)
+    # pix is sorted, so candidate i ranks >= K in its pixel iff candidate i - K has the same pixel:
+    # one comparison drops the surplus before the ranks are computed on the kept slots only.
+    k = faces_per_pixel
+    if pix.numel() > k:
+        keep = torch.ones_like(pix, dtype=torch.bool)
+        torch.ne(pix[k:], pix[:-k], out=keep[k:])
+        pix, order = pix[keep], order[keep]
     idx = torch.arange(pix.numel(), device=pix.device)
     is_start = torch.ones_like(pix, dtype=torch.bool)
     is_start[1:] = pix[1:] != pix[:-1]
     rank = idx - torch.where(is_start, idx, torch.zeros_like(idx)).cummax(0).values
-    keep = rank < faces_per_pixel
-    return pix[keep], rank[keep], face[order[keep]]
+    return pix.long(), rank, face[order].long()
 
 
 def rasterize_packed(
