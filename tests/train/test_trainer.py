@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import standins
+from tiny import tiny_overrides
 from shoerecon.train.checkpoint import load_checkpoint
 from shoerecon.train.config import config_to_dict, load_config
 from shoerecon.train.logging import read_scalars
@@ -26,7 +26,7 @@ def data_root(tmp_path_factory):
 
 
 def tiny(data_root, out_dir, name="tiny", steps=3, extra=()):
-    return load_config(None, standins.tiny_overrides(data_root, str(out_dir), name, steps) + list(extra))
+    return load_config(None, tiny_overrides(data_root, str(out_dir), name, steps) + list(extra))
 
 
 def params(trainer):
@@ -39,7 +39,7 @@ def test_end_to_end_run_py_writes_the_run_folder(data_root, tmp_path):
 
     cfg_file = tmp_path / "tiny.yaml"
     cfg_file.write_text(f"base: {REPO / 'experiments/configs/base.yaml'}\ntrain:\n  name: e2e\n")
-    overrides = standins.tiny_overrides(data_root, str(tmp_path / "runs"), "e2e", 3)
+    overrides = tiny_overrides(data_root, str(tmp_path / "runs"), "e2e", 3)
     argv = ["--config", str(cfg_file)] + [a for o in overrides for a in ("--set", o)]
     assert run.main(argv) == 0
     run_dir = tmp_path / "runs/e2e"
@@ -122,13 +122,12 @@ def _free_port() -> int:
 DRIVER = """
 import hashlib, json, os, sys
 sys.path.insert(0, {tests!r})
-import standins
-standins.install()
+from tiny import tiny_overrides
 import torch
 from shoerecon.train.config import config_to_dict, load_config
 from shoerecon.train.trainer import Trainer
 
-trainer = Trainer(load_config(None, standins.tiny_overrides({root!r}, {out!r}, "ddp", 2)))
+trainer = Trainer(load_config(None, tiny_overrides({root!r}, {out!r}, "ddp", 2)))
 seen = []
 step = trainer.train_step
 def recording(batch):
