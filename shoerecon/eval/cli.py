@@ -22,6 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lpips", default="auto", choices=("auto", "pretrained", "random", "off"),
                         help="auto: pretrained AlexNet if its weights are on disk, else skipped")
     parser.add_argument("--lpips-weights", default=None, help="path of alexnet-owt-7be5be79.pth")
+    parser.add_argument("--fid", default="auto", choices=("auto", "pretrained", "random", "off"),
+                        help="novel-view FID: auto = pretrained Inception-v3 if its weights are on disk, else skipped; "
+                             "random = random backbone (not comparable to published FID)")
+    parser.add_argument("--fid-weights", default=None, help="path of inception_v3_google-0cc3c7bd.pth")
+    parser.add_argument("--fid-resize", type=int, default=299,
+                        help="Inception input side (299 standard; >= 75, faster on CPU, not comparable)")
+    parser.add_argument("--seams", action=argparse.BooleanOptionalAction, default=True,
+                        help="seam error: colour jump across UV seams in the novel-view renders (default on)")
     parser.add_argument("--num-points", type=int, default=None, help="surface samples for the 3D metrics")
     parser.add_argument("--no-3d", action="store_true", help="skip the 3D metrics")
     parser.add_argument("--no-invariance", action="store_true", help="skip the invariance test")
@@ -58,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     eval_cfg = EvalConfig(
         max_shoes=args.max_shoes, views=args.views, batch_size=args.batch_size, lpips=args.lpips,
         lpips_weights=args.lpips_weights, three_d=not args.no_3d, invariance=not args.no_invariance,
-        quality=not args.no_quality, grid_shoes=args.grid_shoes, metrics=metrics,
+        quality=not args.no_quality, seams=args.seams, fid=args.fid, fid_weights=args.fid_weights,
+        fid_resize=args.fid_resize, grid_shoes=args.grid_shoes, metrics=metrics,
     )
     out = Path(args.out) if args.out else default_out_dir(args.checkpoint, args.split)
     results = evaluate(model, cfg, dataset, eval_cfg, out_dir=out, progress=not args.quiet)

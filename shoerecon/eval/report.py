@@ -1,5 +1,6 @@
 """Evaluate a model on a dataset split: 2D metrics (input view and novel views apart), 3D metrics
-against ``mesh.glb`` where it exists, invariance to input framing, mesh quality; and write
+against ``mesh.glb`` where it exists, invariance to input framing, mesh quality, seam error
+(colour jumps across UV seams, ``eval.seams``) and one FID over all novel views; and write
 ``metrics.json``, ``metrics.md`` and ``grid.png`` (prediction vs ground truth at several azimuths).
 
 ``evaluate(model, cfg, dataset)`` is what ``shoerecon eval`` and ``experiments/run.py`` call.
@@ -21,6 +22,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from shoerecon.eval.invariance import InvarianceConfig, invariance_chamfer
+from shoerecon.eval.seams import render_with_faces, seam_error
 from shoerecon.eval.metrics import (
     MetricsConfig, lpips_distance, mesh_metrics_3d, mesh_quality, psnr, silhouette_iou, ssim,
 )
@@ -30,6 +32,7 @@ from shoerecon.geometry.mesh import Mesh
 from shoerecon.render import Cameras
 
 LPIPS_MODES = ("auto", "pretrained", "random", "off")
+FID_MODES = ("auto", "pretrained", "random", "off")
 
 
 @dataclass
@@ -38,6 +41,11 @@ class EvalConfig:
 
     lpips: auto (pretrained AlexNet if its weights are on disk, else skipped with a note) |
         pretrained (error if missing) | random (random backbone: tests only) | off.
+    fid: the same four modes for ``novel/fid`` (torchvision Inception-v3; one FID over the novel views of
+        all evaluated shoes, renders vs real views, both RGB on white). fid_weights: the Inception file
+        (None: the torch hub cache). fid_resize: Inception input side (299 as trained; >= 75, much faster
+        on CPU, values not comparable across sizes). fid_batch_size: images per Inception forward.
+    seams: ``novel/seam_error`` / ``novel/seam_baseline`` / ``novel/seam_excess`` (``eval.seams``).
     views: view indices per shoe; None = every view of the rig. max_shoes: first N shoes of the split.
     grid_shoes / grid_views: rows (shoes) and columns (azimuths) of grid.png.
     """
@@ -50,6 +58,11 @@ class EvalConfig:
     three_d: bool = True
     invariance: bool = True
     quality: bool = True
+    seams: bool = True
+    fid: str = "auto"
+    fid_weights: Optional[str] = None
+    fid_resize: int = 299
+    fid_batch_size: int = 32
     grid_shoes: int = 4
     grid_views: int = 6
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -58,6 +71,10 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.lpips not in LPIPS_MODES:
             raise ValueError(f"EvalConfig.lpips must be one of {LPIPS_MODES}, got {self.lpips!r}")
+        if self.fid not in FID_MODES:
+            raise ValueError(f"EvalConfig.fid must be one of {FID_MODES}, got {self.fid!r}")
+        if self.fid_resize < 75:
+            raise ValueError(f"EvalConfig.fid_resize must be >= 75 (Inception-v3's smallest input), got {self.fid_resize}")
 
 
 # ---------------------------------------------------------------------------------------- pieces
@@ -75,6 +92,88 @@ def build_lpips_metric(cfg: EvalConfig, notes: list[str]):
         notes.append(f"LPIPS skipped: AlexNet weights not found at {weights}")
         return None
     return build_lpips(pretrained=str(weights) if cfg.lpips_weights else True)
+
+
+def build_fid_features(cfg: EvalConfig, notes: list[str]):
+    """The frozen Inception-v3 feature extractor for cfg.fid, or None (with a note saying why)."""
+    if cfg.fid == "off":
+        return None
+    from shoerecon.losses.fid import FIDConfig, InceptionPoolFeatures, default_weights_path
+
+    if cfg.fid == "random":
+        notes.append("FID uses a RANDOM Inception backbone (fid=random): values are not comparable to published FID")
+        with torch.random.fork_rng(devices=[]):  # the same random network every time: comparable across runs
+            torch.manual_seed(0)
+            return InceptionPoolFeatures(FIDConfig(pretrained=False, resize=cfg.fid_resize))
+    weights = cfg.fid_weights or default_weights_path()
+    if cfg.fid == "auto" and not Path(weights).is_file():
+        notes.append(f"FID skipped: Inception-v3 weights not found at {weights}")
+        return None
+    if cfg.fid_resize != 299:
+        notes.append(f"FID on {cfg.fid_resize} px Inception inputs (not 299): not comparable to standard FID")
+    return InceptionPoolFeatures(FIDConfig(pretrained=True, weights=cfg.fid_weights, resize=cfg.fid_resize))
+
+
+def on_white(rgb: Tensor, alpha: Tensor, background: Sequence[float] = (1.0, 1.0, 1.0)) -> Tensor:
+    """Move images composited on ``background`` onto white: rgb + (1 - alpha) (1 - bg), exact for
+    alpha compositing. rgb (B, 3, H, W), alpha (B, 1, H, W) -> (B, 3, H, W) in [0, 1]."""
+    bg = rgb.new_tensor(background).view(1, 3, 1, 1)
+    return (rgb + (1 - alpha.to(rgb)) * (1 - bg)).clamp(0, 1)
+
+
+def frechet_distance(feats1: Tensor, feats2: Tensor) -> float:
+    """FID between feature sets (n1, d) and (n2, d), n >= 2, in float64.
+
+    Small sets (min(n1, n2) <= d, always so in practice) use ``losses.fid``'s n x n Gram form; larger ones the
+    symmetric d x d form tr((S1^1/2 S2 S1^1/2)^1/2), which never grows beyond d x d.
+    """
+    from shoerecon.losses.fid import FeatureStats, frechet_distance_features
+
+    if min(feats1.shape[0], feats2.shape[0]) <= feats1.shape[1]:
+        return float(frechet_distance_features(feats1, feats2))
+    s1, s2 = FeatureStats.from_features(feats1), FeatureStats.from_features(feats2)
+    eig = torch.linalg.eigvalsh(s1.cov_sqrt @ s2.cov @ s1.cov_sqrt).clamp_min(0)
+    return float(((s1.mean - s2.mean) ** 2).sum() + torch.trace(s1.cov) + torch.trace(s2.cov) - 2 * eig.sqrt().sum())
+
+
+class FIDAccumulator:
+    """Inception features of fake and real images gathered over many shoes; one FID at the end.
+
+    Images go through the network ``batch_size`` at a time (bounded memory); only the (n, 2048) features
+    are kept, on the CPU (8 KiB per image).
+
+    >>> acc = FIDAccumulator(lambda x: x.flatten(1)[:, :4])        # any (B, 3, H, W) -> (B, d) extractor
+    >>> x = torch.rand(6, 3, 2, 2)
+    >>> acc.add(x, x); abs(acc.value()) < 1e-9
+    True
+    """
+
+    def __init__(self, features, batch_size: int = 32, device: torch.device | str | None = None):
+        self.features, self.batch_size, self.device = features, batch_size, device
+        self.fake: list[Tensor] = []
+        self.real: list[Tensor] = []
+
+    @torch.no_grad()
+    def _extract(self, images: Tensor) -> Tensor:
+        return torch.cat([self.features(b.to(self.device or b.device).float()).double().cpu()
+                          for b in images.split(self.batch_size)])
+
+    def add(self, fake: Tensor, real: Tensor) -> None:
+        """fake (B, 3, H, W), real (B', 3, H', W') in [0, 1], on white."""
+        if fake.shape[0]:
+            self.fake.append(self._extract(fake))
+        if real.shape[0]:
+            self.real.append(self._extract(real))
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        return sum(f.shape[0] for f in self.fake), sum(f.shape[0] for f in self.real)
+
+    def value(self) -> Optional[float]:
+        """The FID, or None with fewer than 2 images on a side."""
+        if min(self.counts) < 2:
+            return None
+        return frechet_distance(torch.cat(self.fake), torch.cat(self.real))
 
 
 def view_metrics(
@@ -99,15 +198,22 @@ def grid_view_indices(num_views: int, count: int) -> list[int]:
 
 
 def shoe_record(mesh: Mesh, shoe: dict, input_view: int, renderer, lpips_model, cfg: EvalConfig) -> tuple[dict, Tensor]:
-    """All per-shoe metrics except invariance, and the renders (V, 4, H, W) at the shoe's views."""
+    """All per-shoe metrics except invariance and FID, and the renders (V, 4, H, W) at the shoe's views."""
     cams = Cameras.from_tensor(shoe["cameras"].float())
-    render = render_mesh(mesh, cams, renderer)
+    with_seams = cfg.seams and mesh.uvs is not None and mesh.texture is not None
+    if with_seams:  # one rasterisation serves the 2D metrics and the seam error
+        render, pix_to_face = render_with_faces(mesh, cams, renderer)
+    else:
+        render = render_mesh(mesh, cams, renderer)
     per_view = view_metrics(render, shoe["images"], shoe["masks"], lpips_model, cfg.metrics)
-    is_input = shoe["views"] == input_view
+    is_input = (shoe["views"] == input_view).to(render.device)
     rec: dict[str, Any] = {"shoe_id": shoe["shoe_id"]}
     for group, sel in (("input", is_input), ("novel", ~is_input)):
         for name, values in per_view.items():
-            rec[f"{group}/{name}"] = float(values[sel].mean()) if sel.any() else None
+            rec[f"{group}/{name}"] = float(values[sel.cpu()].mean()) if sel.any() else None
+    if with_seams and (~is_input).any():
+        seams = seam_error(mesh, rgb=render[~is_input, :3], pix_to_face=pix_to_face[~is_input])
+        rec.update({f"novel/{k}": seams[k] for k in ("seam_error", "seam_baseline", "seam_excess")})
     if cfg.three_d and shoe.get("mesh_path"):
         from shoerecon.export.glb import load_glb
 
@@ -147,7 +253,9 @@ def evaluate(
         out_dir: if given, metrics.json, metrics.md and grid.png are written there.
     Returns:
         {"summary": {metric: mean over shoes}, "per_shoe": [...], "num_shoes", "split", "notes"}.
-        Metric names: input/* and novel/* (silhouette_iou, psnr, ssim, lpips), 3d/* (chamfer_l2,
+        Metric names: input/* and novel/* (silhouette_iou, psnr, ssim, lpips), novel/seam_error,
+        novel/seam_baseline, novel/seam_excess (means over shoes with seam pairs in sight), novel/fid (one
+        value over all shoes; "fid_images" = [renders, real views] it saw), 3d/* (chamfer_l2,
         fscore@0.01, fscore@0.02, normal_consistency, voxel_iou, ...), invariance/* (Chamfer per
         perturbation and their mean), quality/* (self_intersection_fraction, min/mean_min angle).
     """
@@ -155,6 +263,9 @@ def evaluate(
     model.eval()
     notes: list[str] = []
     lpips_model = build_lpips_metric(eval_cfg, notes)
+    fid_net = build_fid_features(eval_cfg, notes)
+    device = model_device(model)
+    fid = FIDAccumulator(fid_net.to(device), eval_cfg.fid_batch_size, device) if fid_net is not None else None
     renderer = preview_renderer(dataset.cfg.image_size, dataset.cfg.background)
     shoe_ids = list(dataset.shoe_ids)[: eval_cfg.max_shoes]
     per_shoe, grid_rows = [], []
@@ -171,6 +282,11 @@ def evaluate(
         for i, (shoe, mesh) in enumerate(zip(shoes, meshes)):
             input_view = dataset.input_index(dataset.rigs[shoe["shoe_id"]])
             rec, render = shoe_record(mesh, shoe, input_view, renderer, lpips_model, eval_cfg)
+            if fid is not None:
+                novel = shoe["views"] != input_view
+                bg = dataset.cfg.background
+                fid.add(on_white(render[novel.to(render.device), :3], render[novel.to(render.device), 3:], bg),
+                        on_white(shoe["images"][novel], shoe["masks"][novel], bg))
             if inv:
                 rec.update({f"invariance/{k}": float(v[i]) for k, v in inv.items()})
                 rec["invariance/mean"] = float(np.mean([float(v[i]) for v in inv.values()]))
@@ -180,11 +296,21 @@ def evaluate(
             bar.update()
     bar.close()
     model.train(was_training)
+    summary = summarize(per_shoe)
+    if eval_cfg.seams and per_shoe and "novel/seam_error" not in summary:
+        notes.append("seam error missing: no novel-view pixel pair straddles a UV seam (continuous layout, "
+                     "seams out of sight, or an untextured mesh)")
+    if fid is not None:
+        value = fid.value()
+        if value is None:
+            notes.append(f"FID skipped: needs at least 2 novel views on each side, got {fid.counts}")
+        else:
+            summary["novel/fid"] = value
     results = {
-        "summary": summarize(per_shoe), "per_shoe": per_shoe, "num_shoes": len(per_shoe),
+        "summary": summary, "per_shoe": per_shoe, "num_shoes": len(per_shoe),
         "experiment": getattr(getattr(cfg, "train", None), "name", None),
         "split": getattr(dataset, "split", None), "data_root": str(getattr(dataset, "root", "")),
-        "image_size": dataset.cfg.image_size, "notes": notes, "eval_config": _jsonable(asdict(eval_cfg)),
+        "image_size": dataset.cfg.image_size, "fid_images": list(fid.counts) if fid is not None else None, "notes": notes, "eval_config": _jsonable(asdict(eval_cfg)),
     }
     if out_dir is not None:
         write_report(results, out_dir, grid_rows)
@@ -252,7 +378,8 @@ def markdown_report(results: dict) -> str:
     s = results["summary"]
     lines = [f"# Evaluation: {results.get('data_root', '')} split `{results.get('split')}`, "
              f"{results['num_shoes']} shoes, {results.get('image_size')} px", ""]
-    names_2d = [n for n in ("silhouette_iou", "psnr", "ssim", "lpips") if f"input/{n}" in s or f"novel/{n}" in s]
+    names_2d = [n for n in ("silhouette_iou", "psnr", "ssim", "lpips", "fid", "seam_error", "seam_baseline", "seam_excess")
+                if f"input/{n}" in s or f"novel/{n}" in s]
     if names_2d:
         lines += ["## 2D", "", "| metric | input view | novel views |", "| --- | --- | --- |"]
         lines += [f"| {n} | {_fmt(s.get(f'input/{n}'))} | {_fmt(s.get(f'novel/{n}'))} |" for n in names_2d]

@@ -90,7 +90,7 @@ def test_eval_cli_end_to_end(dataset_root, tmp_path):
     ckpt.parent.mkdir(parents=True)
     save_checkpoint(ckpt, build_checkpoint(model, config_to_dict(cfg), step=0, epoch=0))
     rc = main(["eval", "--checkpoint", str(ckpt), "--data", str(dataset_root), "--split", "all", "--lpips", "random",
-               "--num-points", "2000", "--quiet", "--max-shoes", "2"])
+               "--num-points", "2000", "--quiet", "--max-shoes", "2", "--fid", "random", "--fid-resize", "75", "--no-seams"])
     assert rc == 0
     out = tmp_path / "run" / "eval_all"
     metrics = json.loads((out / "metrics.json").read_text())
@@ -98,8 +98,9 @@ def test_eval_cli_end_to_end(dataset_root, tmp_path):
     s = metrics["summary"]
     for key in ("input/silhouette_iou", "novel/psnr", "novel/ssim", "novel/lpips", "3d/chamfer_l2", "3d/fscore@0.01",
                 "3d/fscore@0.02", "3d/voxel_iou", "invariance/scale_0.8", "invariance/shift_x+0.08",
-                "quality/self_intersection_fraction", "quality/min_angle_deg"):
+                "quality/self_intersection_fraction", "quality/min_angle_deg", "novel/fid"):
         assert key in s and s[key] == s[key], key
+    assert not any("seam" in k for k in s) and metrics["eval_config"]["fid_resize"] == 75
     assert 0 <= s["input/silhouette_iou"] <= 1 and "random" in " ".join(metrics["notes"]).lower()
     assert (out / "grid.png").is_file() and "| metric | input view | novel views |" in (out / "metrics.md").read_text()
 
@@ -141,3 +142,86 @@ def test_broken_shoe_is_skipped_with_a_note_or_raises(dataset_root, tmp_path):
     strict = TurntableDataset(DataConfig(root=str(root), image_size=SIZE), split="all")
     with pytest.raises(DataError, match="003.png"):
         evaluate(model, None, strict, small_eval(three_d=False, invariance=False), progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ seams and FID
+def test_report_has_seam_error_and_random_fid(dataset_root, tmp_path):
+    ds = TurntableDataset(DataConfig(root=str(dataset_root), image_size=SIZE), split="all")
+    oracle = FixedMeshModel(load_glb(ds.load_shoe(ds.shoe_ids[0])["mesh_path"]))
+    cfg = small_eval(three_d=False, invariance=False, quality=False, fid="random", fid_resize=75, fid_batch_size=4)
+    res = evaluate(oracle, None, ds, cfg, out_dir=tmp_path, progress=False)
+    s = res["summary"]
+    assert res["fid_images"] == [res["num_shoes"] * 5] * 2  # 6 views per shoe, one of them the input
+    assert s["novel/fid"] == s["novel/fid"] and s["novel/fid"] > -1e-6 and "input/fid" not in s
+    assert "fid" in " ".join(res["notes"]).lower() and "random" in " ".join(res["notes"]).lower()
+    for key in ("novel/seam_error", "novel/seam_baseline", "novel/seam_excess"):
+        assert key in s and s[key] == s[key], key
+    assert s["novel/seam_excess"] == pytest.approx(s["novel/seam_error"] - s["novel/seam_baseline"], abs=1e-9) or \
+        "count/novel/seam_error" in s  # shoes without seams in sight average separately
+    assert "| fid | – |" in (tmp_path / "metrics.md").read_text()
+    off = evaluate(oracle, None, ds, small_eval(three_d=False, invariance=False, quality=False, seams=False, fid="off"),
+                   progress=False)["summary"]
+    assert not any("fid" in k or "seam" in k for k in off)
+
+
+def test_fid_auto_skips_and_pretrained_errors_without_weights(dataset_root, tmp_path):
+    ds = TurntableDataset(DataConfig(root=str(dataset_root), image_size=SIZE), split="test")
+    model = FixedMeshModel(load_template(uv_mode="file"))
+    missing = str(tmp_path / "nope.pth")
+    cfg = dict(three_d=False, invariance=False, quality=False, seams=False, fid_weights=missing)
+    res = evaluate(model, None, ds, small_eval(fid="auto", **cfg), progress=False)
+    assert "novel/fid" not in res["summary"] and any("FID skipped" in n and missing in n for n in res["notes"])
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        evaluate(model, None, ds, small_eval(fid="pretrained", **cfg), progress=False)
+    with pytest.raises(ValueError, match="fid"):
+        EvalConfig(fid="yes")
+    with pytest.raises(ValueError, match="75"):
+        EvalConfig(fid_resize=64)
+
+
+def test_fid_accumulator_identical_sets_zero_shifted_positive():
+    from shoerecon.eval.report import FIDAccumulator, build_fid_features
+
+    torch.manual_seed(0)
+    net = build_fid_features(EvalConfig(fid="random", fid_resize=75), [])
+    images = torch.rand(6, 3, 24, 24) * 0.6 + 0.2
+    same = FIDAccumulator(net, batch_size=4)
+    same.add(images[:4], images[:4])
+    same.add(images[4:], images[4:])  # accumulated over two "shoes"
+    assert same.counts == (6, 6) and abs(same.value()) < 1e-6
+    shifted, shifted_one_batch = FIDAccumulator(net, batch_size=4), FIDAccumulator(net, batch_size=64)
+    for acc in (shifted, shifted_one_batch):
+        acc.add(images, (images + 0.2).clamp(0, 1))
+    assert shifted.value() > 1e-3 and shifted.value() == pytest.approx(shifted_one_batch.value(), rel=1e-4)
+    further = FIDAccumulator(net, batch_size=4)
+    further.add(images, (images + 0.4).clamp(0, 1))
+    assert further.value() > shifted.value()
+    one = FIDAccumulator(net)
+    one.add(images[:1], images)
+    assert one.value() is None  # a covariance needs two samples
+
+
+@pytest.mark.parametrize("n1,n2,d", [(5, 7, 12), (20, 15, 6)])  # Gram form (n <= d) and the d x d form
+def test_frechet_distance_matches_scipy(n1, n2, d):
+    import numpy as np
+    import scipy.linalg
+
+    from shoerecon.eval.report import frechet_distance
+
+    g = torch.Generator().manual_seed(n1 + d)
+    f1 = torch.randn(n1, d, generator=g, dtype=torch.float64)
+    f2 = torch.randn(n2, d, generator=g, dtype=torch.float64) * 1.5 + 0.3
+    a, b = f1.numpy(), f2.numpy()
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    ref = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
+    assert frechet_distance(f1, f2) == pytest.approx(ref, rel=1e-6, abs=1e-6)
+
+
+def test_on_white_undoes_compositing():
+    from shoerecon.eval.report import on_white
+
+    colour, alpha = torch.rand(2, 3, 4, 4), torch.rand(2, 1, 4, 4)
+    grey = (0.5, 0.6, 0.7)
+    on_grey = colour * alpha + torch.tensor(grey).view(1, 3, 1, 1) * (1 - alpha)
+    assert torch.allclose(on_white(on_grey, alpha, grey), colour * alpha + (1 - alpha), atol=1e-6)
+    assert torch.equal(on_white(colour, alpha), colour)  # already on white
