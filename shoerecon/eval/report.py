@@ -45,7 +45,7 @@ class EvalConfig:
         all evaluated shoes, renders vs real views, both RGB on white). fid_weights: the Inception file
         (None: the torch hub cache). fid_resize: Inception input side (299 as trained; >= 75, much faster
         on CPU, values not comparable across sizes). fid_batch_size: images per Inception forward.
-    seams: ``novel/seam_error`` / ``novel/seam_baseline`` / ``novel/seam_excess`` (``eval.seams``).
+    seams: ``novel/seam_error`` / ``seam_baseline`` / ``seam_excess`` / ``seam_fraction`` (``eval.seams``).
     views: view indices per shoe; None = every view of the rig. max_shoes: first N shoes of the split.
     grid_shoes / grid_views: rows (shoes) and columns (azimuths) of grid.png.
     """
@@ -213,7 +213,7 @@ def shoe_record(mesh: Mesh, shoe: dict, input_view: int, renderer, lpips_model, 
             rec[f"{group}/{name}"] = float(values[sel.cpu()].mean()) if sel.any() else None
     if with_seams and (~is_input).any():
         seams = seam_error(mesh, rgb=render[~is_input, :3], pix_to_face=pix_to_face[~is_input])
-        rec.update({f"novel/{k}": seams[k] for k in ("seam_error", "seam_baseline", "seam_excess")})
+        rec.update({f"novel/{k}": seams[k] for k in ("seam_error", "seam_baseline", "seam_excess", "seam_fraction")})
     if cfg.three_d and shoe.get("mesh_path"):
         from shoerecon.export.glb import load_glb
 
@@ -254,8 +254,8 @@ def evaluate(
     Returns:
         {"summary": {metric: mean over shoes}, "per_shoe": [...], "num_shoes", "split", "notes"}.
         Metric names: input/* and novel/* (silhouette_iou, psnr, ssim, lpips), novel/seam_error,
-        novel/seam_baseline, novel/seam_excess (means over shoes with seam pairs in sight), novel/fid (one
-        value over all shoes; "fid_images" = [renders, real views] it saw), 3d/* (chamfer_l2,
+        novel/seam_baseline, novel/seam_excess (means over the shoes with such pixel pairs in sight),
+        novel/seam_fraction, novel/fid (one value over all shoes; "fid_images" = [renders, real views] it saw), 3d/* (chamfer_l2,
         fscore@0.01, fscore@0.02, normal_consistency, voxel_iou, ...), invariance/* (Chamfer per
         perturbation and their mean), quality/* (self_intersection_fraction, min/mean_min angle).
     """
@@ -378,7 +378,8 @@ def markdown_report(results: dict) -> str:
     s = results["summary"]
     lines = [f"# Evaluation: {results.get('data_root', '')} split `{results.get('split')}`, "
              f"{results['num_shoes']} shoes, {results.get('image_size')} px", ""]
-    names_2d = [n for n in ("silhouette_iou", "psnr", "ssim", "lpips", "fid", "seam_error", "seam_baseline", "seam_excess")
+    names_2d = [n for n in ("silhouette_iou", "psnr", "ssim", "lpips", "fid",
+                            "seam_error", "seam_baseline", "seam_excess", "seam_fraction")
                 if f"input/{n}" in s or f"novel/{n}" in s]
     if names_2d:
         lines += ["## 2D", "", "| metric | input view | novel views |", "| --- | --- | --- |"]

@@ -129,11 +129,13 @@ def seam_pair_sums(pix_to_face: Tensor, rgb: Tensor, edges: SeamEdges, num_faces
 
 
 def seam_summary(sums: dict[str, Tensor]) -> dict[str, float]:
-    """seam_error, seam_baseline, seam_excess (NaN where no pair of that kind) and seam_pairs from sums."""
+    """seam_error, seam_baseline, seam_excess (NaN where no pair of that kind), seam_pairs and seam_fraction
+    (seam pairs / all pairs across a shared edge: how much of the rendered surface seams cut) from sums."""
     mean = lambda s, c: float(s / c) if float(c) > 0 else math.nan  # noqa: E731
     err = mean(sums["seam_sum"], sums["seam_count"])
     base = mean(sums["plain_sum"], sums["plain_count"])
-    return {"seam_error": err, "seam_baseline": base, "seam_excess": err - base, "seam_pairs": int(sums["seam_count"])}
+    return {"seam_error": err, "seam_baseline": base, "seam_excess": err - base, "seam_pairs": int(sums["seam_count"]),
+            "seam_fraction": mean(sums["seam_count"], sums["seam_count"] + sums["plain_count"])}
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -177,8 +179,8 @@ def seam_error(
     Either pass cameras (V,) and a hard renderer (K=1), or renders you already have: rgb (V, 3, H, W)
     with their pix_to_face (V, H, W) from :func:`render_with_faces`.
     Returns:
-        {"seam_error", "seam_baseline", "seam_excess", "seam_pairs"}; the first three are NaN when no
-        pixel pair straddles an edge of that kind (e.g. a layout without seams).
+        {"seam_error", "seam_baseline", "seam_excess", "seam_pairs", "seam_fraction"}; the first three are
+        NaN when no pixel pair straddles an edge of that kind (e.g. a layout without seams).
 
     >>> from shoerecon.geometry.primitives import quad
     >>> m = quad(); m.texture = torch.rand(3, 8, 8)

@@ -154,7 +154,7 @@ def test_report_has_seam_error_and_random_fid(dataset_root, tmp_path):
     assert res["fid_images"] == [res["num_shoes"] * 5] * 2  # 6 views per shoe, one of them the input
     assert s["novel/fid"] == s["novel/fid"] and s["novel/fid"] > -1e-6 and "input/fid" not in s
     assert "fid" in " ".join(res["notes"]).lower() and "random" in " ".join(res["notes"]).lower()
-    for key in ("novel/seam_error", "novel/seam_baseline", "novel/seam_excess"):
+    for key in ("novel/seam_error", "novel/seam_baseline", "novel/seam_excess", "novel/seam_fraction"):
         assert key in s and s[key] == s[key], key
     assert s["novel/seam_excess"] == pytest.approx(s["novel/seam_error"] - s["novel/seam_baseline"], abs=1e-9) or \
         "count/novel/seam_error" in s  # shoes without seams in sight average separately

@@ -106,7 +106,7 @@ def test_cube_two_islands_red_blue_known_jump_and_naive_oracle():
     rgba, p2f = render_with_faces(mesh, cameras(), preview_renderer(SIZE))
     res = seam_error(mesh, rgb=rgba[:, :3], pix_to_face=p2f)
     ref_err, ref_base, ref_pairs = naive_seam_error(mesh, rgba[:, :3], p2f)
-    assert res["seam_pairs"] == ref_pairs > 10
+    assert res["seam_pairs"] == ref_pairs > 10 and 0 < res["seam_fraction"] < 1
     assert res["seam_error"] == pytest.approx(ref_err, abs=1e-6) and res["seam_baseline"] == pytest.approx(ref_base, abs=1e-6)
     assert res["seam_error"] == pytest.approx(2 / 3, abs=1e-5)  # |red - blue| averaged over RGB
     assert res["seam_baseline"] == pytest.approx(0.0, abs=1e-6) and res["seam_excess"] == pytest.approx(2 / 3, abs=1e-5)
@@ -127,7 +127,7 @@ def test_continuous_layout_has_no_seam_pairs():
     cube = two_island_cube()
     continuous = Mesh(cube.verts, cube.faces, cube.uvs[:8], cube.faces.clone(), cube.texture)  # one UV per vertex
     res = seam_error(continuous, cameras(), preview_renderer(SIZE))
-    assert res["seam_pairs"] == 0 and math.isnan(res["seam_error"]) and math.isnan(res["seam_excess"])
+    assert res["seam_pairs"] == 0 and res["seam_fraction"] == 0 and math.isnan(res["seam_error"]) and math.isnan(res["seam_excess"])
     assert res["seam_baseline"] == res["seam_baseline"]  # ordinary edges are still seen
 
 
