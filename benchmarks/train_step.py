@@ -50,8 +50,8 @@ def benchmark_template(cfg):
         sphere = ico_sphere(3)
         verts = sphere.verts * torch.tensor([0.5, 0.2, 0.15])
         print("note: shoerecon.geometry.template missing; using a stretched ico-sphere(3) as template")
-        return Mesh(verts, sphere.faces, *compute_uv(verts, sphere.faces, cfg.train.uv_mode))
-    return load_template(cfg.train.template, uv_mode=cfg.train.uv_mode)
+        return Mesh(verts, sphere.faces, *compute_uv(verts, sphere.faces, cfg.uv.mode))
+    return load_template(cfg.train.template, uv_mode=cfg.uv.mode, spherical=cfg.uv.spherical)
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ class RemeshConfig:
             diagonal; None: no check (pymeshlab's reprojection still keeps the result on the surface).
         face_count_tolerance: relative face-count error accepted before retrying with a corrected edge length.
         max_attempts: remeshing attempts to reach the face-count tolerance.
+        prior_shoes: training shoes whose mean prediction is the shape prior that gets remeshed.
     """
 
     every_epochs: int = 0
@@ -51,6 +52,7 @@ class RemeshConfig:
     max_surface_distance: Optional[float] = None
     face_count_tolerance: float = 0.15
     max_attempts: int = 3
+    prior_shoes: int = 16
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def read_obj(path: str | Path) -> Mesh:
     )
 
 
-def load_template(path: str | None = None, uv_mode: str = "islands") -> Mesh:
+def load_template(path: str | None = None, uv_mode: str = "islands", spherical=None) -> Mesh:
     """The template mesh, normalised (centred bbox, longest extent 1), with a UV layout.
 
     Args:
@@ -89,6 +89,7 @@ def load_template(path: str | None = None, uv_mode: str = "islands") -> Mesh:
             e.g. in a non-editable install).
         uv_mode: "islands" / "spherical" (``geometry.uv.compute_uv``), "file" (the UV stored in the
             OBJ: the generator's natural layout) or "none".
+        spherical: ``geometry.uv.SphericalUVConfig`` of the spherical mode (None: its defaults).
     Returns:
         Mesh with verts (N, 3), faces (F, 3) and, unless "none", uvs (T, 2) / uv_faces (F, 3).
     """
@@ -107,7 +108,7 @@ def load_template(path: str | None = None, uv_mode: str = "islands") -> Mesh:
         return Mesh(verts, mesh.faces, mesh.uvs, mesh.uv_faces)
     from shoerecon.geometry.uv import compute_uv
 
-    uvs, uv_faces = compute_uv(verts, mesh.faces, uv_mode)
+    uvs, uv_faces = compute_uv(verts, mesh.faces, uv_mode, spherical)
     return Mesh(verts, mesh.faces, uvs, uv_faces)
 
 

@@ -25,8 +25,8 @@ Faces that are counter-clockwise seen from outside are counter-clockwise in UV (
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Iterator, Literal
 
 import numpy as np
 import torch
@@ -49,6 +49,20 @@ class SphericalUVConfig:
     seam_azimuth: float = -90.0
     margin: float = 0.005
     max_unfold_iters: int = 2000
+
+
+@dataclass
+class UVConfig:
+    """How the template's UV layout is built (the ``uv:`` config section).
+
+    Attributes:
+        mode: "islands" (xatlas charts: v1, colour seams at every chart border) or "spherical" (one continuous
+            chart with a single seam, packed into the unit square).
+        spherical: options of the spherical layout.
+    """
+
+    mode: Literal["islands", "spherical"] = "islands"
+    spherical: SphericalUVConfig = field(default_factory=SphericalUVConfig)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -363,6 +377,7 @@ def compute_uv(
 __all__ = [
     "UV_MODES",
     "SphericalUVConfig",
+    "UVConfig",
     "islands_uv",
     "spherical_uv",
     "compute_uv",

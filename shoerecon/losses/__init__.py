@@ -4,18 +4,23 @@ A weight of 0 in :class:`LossConfig` means the term is not computed at all.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from torch import Tensor, nn
 
+from shoerecon.losses.align import AlignConfig, align_loss, visible_faces
 from shoerecon.losses.flow import flow_mask_loss
+from shoerecon.losses.flow_smooth import FlowSmoothConfig, flow_smoothness_loss
 from shoerecon.losses.image import image_l2_loss
 from shoerecon.losses.perceptual import build_lpips, default_alexnet_path, perceptual_loss
 from shoerecon.losses.regularizers import edge_length_loss, flatten_loss, laplacian_loss, normal_consistency_loss
 from shoerecon.losses.silhouette import silhouette_iou_loss, soft_iou
 
-LOSS_NAMES = ("silhouette", "image", "perceptual", "flow", "laplacian", "flatten", "normal_consistency", "edge_length")
+LOSS_NAMES = ("silhouette", "image", "perceptual", "flow", "laplacian", "flatten", "normal_consistency", "edge_length",
+              "align", "flow_smooth")
+# v2 terms on renders from random azimuths; the trainer computes them (they need a critic / Inception).
+NOVEL_VIEW_LOSSES = ("adversarial", "fid")
 
 
 @dataclass
@@ -37,6 +42,12 @@ class LossConfig:
     normal_consistency: float = 0.0
     edge_length: float = 0.0
     edge_length_mode: str = "template"   # template (keep template lengths) | variance (even lengths)
+    # v2 (options in the align: / flow_smooth: / gan: / fid: config sections)
+    align: float = 0.0                   # pseudo-label: visible faces' flow -> their projection in the input
+    flow_smooth: float = 0.0             # neighbouring texels' flows close (within a UV chart)
+    adversarial: float = 0.0             # WGAN-GP generator term on renders from random azimuths
+    fid: float = 0.0                     # differentiable FID of those renders against the batch's real views
+    novel_views: int = 2                 # random-azimuth renders per shoe for adversarial/fid
 
     def __post_init__(self) -> None:
         choices = {"laplacian_on": ("offsets", "verts"), "laplacian_reduction": ("sum", "mean"),
@@ -44,7 +55,9 @@ class LossConfig:
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"LossConfig.{name}={getattr(self, name)!r}; valid: {', '.join(valid)}")
-        for name in LOSS_NAMES:
+        if self.novel_views < 1:
+            raise ValueError(f"LossConfig.novel_views must be >= 1, got {self.novel_views}")
+        for name in LOSS_NAMES + NOVEL_VIEW_LOSSES:
             if getattr(self, name) < 0:
                 raise ValueError(f"LossConfig.{name} weight must be >= 0, got {getattr(self, name)}")
 
@@ -56,12 +69,33 @@ def make_lpips(cfg: LossConfig) -> Optional[nn.Module]:
     return build_lpips(cfg.lpips_weights or cfg.lpips_pretrained)
 
 
+@dataclass
+class LossContext:
+    """What the v2 flow terms need besides the network output.
+
+    Attributes:
+        uvs: (T, 2), uv_faces: (F, 3): the network's current UV layout.
+        input_cameras: cameras of the input views, batch shape (B,) (align).
+        input_transform: (B, 2, 3) map from the input camera's image grid to the network input's (align).
+        chart_labels: (Ht, Wt) long UV chart per texel, -1 unused (flow_smooth; None: one chart).
+        align, flow_smooth: the terms' options.
+    """
+
+    uvs: Tensor
+    uv_faces: Tensor
+    input_cameras: Optional[object] = None
+    input_transform: Optional[Tensor] = None
+    chart_labels: Optional[Tensor] = None
+    align: AlignConfig = field(default_factory=AlignConfig)
+    flow_smooth: FlowSmoothConfig = field(default_factory=FlowSmoothConfig)
+
+
 def _at_least_fp32(x: Tensor) -> Tensor:
     return x.float() if x.is_floating_point() and x.element_size() < 4 else x
 
 
 def compute_losses(out, renders: Tensor, batch: dict, faces: Tensor, cfg: LossConfig,
-                   lpips: Optional[nn.Module] = None) -> dict[str, Tensor]:
+                   lpips: Optional[nn.Module] = None, context: Optional[LossContext] = None) -> dict[str, Tensor]:
     """All active loss terms (unweighted, for logging) and their weighted sum ``"total"``.
 
     Args:
@@ -69,6 +103,7 @@ def compute_losses(out, renders: Tensor, batch: dict, faces: Tensor, cfg: LossCo
         renders: (B, V, 4, H, W) RGBA renders of ``out.verts`` from the target cameras.
         batch: "targets" (B, V, 3, H, W), "target_masks" (B, V, 1, H, W), "input_mask" (B, 1, H', W').
         faces: (F, 3) long. cfg: weights and options. lpips: from :func:`make_lpips`, needed if cfg.perceptual > 0.
+        context: needed if cfg.align or cfg.flow_smooth > 0 (see :class:`LossContext`).
     Returns:
         {name: () tensor} for every term with a non-zero weight, plus "total".
     """
@@ -101,13 +136,25 @@ def compute_losses(out, renders: Tensor, batch: dict, faces: Tensor, cfg: LossCo
     if cfg.edge_length:
         template = verts - offsets if cfg.edge_length_mode == "template" else None
         terms["edge_length"] = edge_length_loss(verts, faces, template)
+    if (cfg.align or cfg.flow_smooth) and context is None:
+        raise ValueError("LossConfig.align / flow_smooth > 0 need a LossContext (UV layout, input cameras)")
+    if cfg.align:
+        if context.input_cameras is None:
+            raise ValueError("LossConfig.align > 0 needs LossContext.input_cameras")
+        size = tuple(batch["input"].shape[-2:])
+        visible = visible_faces(out.verts.detach(), faces, context.input_cameras, *size)
+        terms["align"] = align_loss(_at_least_fp32(out.flow), verts, faces, context.uvs, context.uv_faces,
+                                    context.input_cameras, visible, size, context.align, context.input_transform)
+    if cfg.flow_smooth:
+        terms["flow_smooth"] = flow_smoothness_loss(_at_least_fp32(out.flow), getattr(out, "uv_mask", None),
+                                                    context.chart_labels, context.flow_smooth)
     total = sum((getattr(cfg, name) * value for name, value in terms.items()), renders.new_zeros(()))
     terms["total"] = total
     return terms
 
 
 __all__ = [
-    "LossConfig", "compute_losses", "make_lpips", "build_lpips", "default_alexnet_path", "perceptual_loss",
+    "LossConfig", "LossContext", "NOVEL_VIEW_LOSSES", "compute_losses", "make_lpips", "build_lpips", "default_alexnet_path", "perceptual_loss",
     "image_l2_loss", "silhouette_iou_loss", "soft_iou", "flow_mask_loss", "laplacian_loss", "flatten_loss",
     "normal_consistency_loss", "edge_length_loss", "LOSS_NAMES",
 ]

@@ -7,11 +7,13 @@ Optional drift term (Karras et al. 2018) drift * E[D(real)^2] keeps the scores n
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
+
+from ..model.discriminator import DiscriminatorConfig
 
 
 @dataclass
@@ -23,6 +25,7 @@ class AdversarialConfig:
         drift: weight of E[D(real)^2] in the critic loss (0 = off).
         critic_steps: critic updates per generator update.
         lr, betas: the critic's Adam (the paper: 1e-4, (0, 0.9)).
+        critic: the critic's architecture.
     """
 
     gp_lambda: float = 10.0
@@ -30,6 +33,7 @@ class AdversarialConfig:
     critic_steps: int = 1
     lr: float = 1e-4
     betas: tuple[float, float] = (0.0, 0.9)
+    critic: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
 
 def critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:

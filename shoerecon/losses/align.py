@@ -47,6 +47,16 @@ def ndc_to_grid(xy_ndc: Tensor, height: int, width: int) -> Tensor:
     return torch.stack([xy_ndc[..., 0] * (s / width), -xy_ndc[..., 1] * (s / height)], dim=-1)
 
 
+def apply_grid_affine(grid: Tensor, affine: Tensor) -> Tensor:
+    """Points (B, P, 2) through per-sample affine maps (B, 2, 3): ``A[:, :, :2] @ p + A[:, :, 2]``.
+
+    >>> shift = torch.tensor([[[2.0, 0.0, 0.5], [0.0, 2.0, 0.0]]])
+    >>> apply_grid_affine(torch.tensor([[[0.25, 0.5]]]), shift).tolist()
+    [[[1.0, 1.0]]]
+    """
+    return grid @ affine[:, :, :2].transpose(1, 2) + affine[:, None, :, 2]
+
+
 def face_uv_centroids(uvs: Tensor, uv_faces: Tensor) -> Tensor:
     """UV centroid of every face. (T, 2), (F, 3) -> (F, 2)."""
     return uvs[uv_faces].mean(dim=-2)
@@ -123,6 +133,7 @@ def align_loss(
     visible: Tensor,
     image_size: tuple[int, int],
     cfg: Optional[AlignConfig] = None,
+    input_transform: Optional[Tensor] = None,
 ) -> Tensor:
     """Mean penalty between each visible face's flow and its projection in the input view.
 
@@ -131,7 +142,9 @@ def align_loss(
         verts: (B, N, 3) predicted vertices, world space. faces: (F, 3). uvs: (T, 2). uv_faces: (F, 3).
         cameras: the input view's cameras, batch shape (B,) (e.g. ``Cameras.from_tensor(batch["input_camera"])``).
         visible: (B, F) or (F,) bool, faces seen in the input view (``visible_faces`` or the caller's rasteriser).
-        image_size: (H, W) of the input image.
+        image_size: (H, W) of the camera's (uncropped) image.
+        input_transform: (B, 2, 3) affine map from that image's grid coordinates to the network input's
+            (the dataset's centring crop, composed with input augmentation); None: identity.
     Returns:
         () scalar: the mean over visible faces in front of the camera (0 when there is none).
     """
@@ -145,6 +158,8 @@ def align_loss(
         )
     height, width = image_size
     target, in_front = project_face_centroids(verts, faces, cameras, height, width)
+    if input_transform is not None:
+        target = apply_grid_affine(target, input_transform.to(target))
     if cfg.detach_target:
         target = target.detach()
     pred = sample_flow_at_uv(flow, face_uv_centroids(uvs, uv_faces))
@@ -157,6 +172,7 @@ __all__ = [
     "AlignConfig",
     "align_loss",
     "ndc_to_grid",
+    "apply_grid_affine",
     "face_uv_centroids",
     "sample_flow_at_uv",
     "project_face_centroids",

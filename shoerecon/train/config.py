@@ -5,7 +5,8 @@ composes them under one section each, next to ``TrainConfig`` (owned here). A YA
 subset of the sections; ``base: other.yaml`` (relative to the file) names a file it overrides,
 recursively. Dicts merge deeply; any other value replaces. Command-line overrides are dotted
 paths, ``train.lr=1e-3``, parsed as YAML. Unknown keys and ill-typed values are errors naming the
-file, the key path and the valid keys. Later (v2) sections are new fields of ``ExperimentConfig``.
+file, the key path and the valid keys. The v2 features are sections of their own (uv, augment, remesh,
+variance, align, flow_smooth, gan, fid), each off by default, so a config without them is v1.
 
 >>> cfg = config_from_dict({"train": {"lr": "1e-3", "name": "demo"}})
 >>> cfg.train.lr, cfg.train.name
@@ -24,9 +25,18 @@ from typing import Any, Literal, Mapping, Sequence, Union
 import yaml
 
 from shoerecon.data import DataConfig
+from shoerecon.data.augment import AugmentConfig
 from shoerecon.data.synthetic import SynthConfig
+from shoerecon.eval.report import EvalConfig
+from shoerecon.geometry.remesh import RemeshConfig
+from shoerecon.geometry.uv import UVConfig
 from shoerecon.losses import LossConfig
+from shoerecon.losses.adversarial import AdversarialConfig
+from shoerecon.losses.align import AlignConfig
+from shoerecon.losses.fid import FIDConfig
+from shoerecon.losses.flow_smooth import FlowSmoothConfig
 from shoerecon.model import ModelConfig
+from shoerecon.model.variance import VarianceConfig
 from shoerecon.render import RendererConfig
 
 
@@ -89,15 +99,20 @@ class TrainConfig:
     export_shoes: int = 4               # validation shoes exported at the end (0: none)
     export_formats: list[str] = field(default_factory=lambda: ["obj", "glb"])
     final_eval_shoes: int | None = 8    # shoes of the full end-of-run report (eval/); 0: skip, None: all
-    template: str | None = None         # None: the packaged template
-    uv_mode: Literal["islands", "spherical"] = "islands"
+    template: str | None = None         # None: the packaged template (its UV layout: the uv: section)
     device: str = "auto"                # auto | cpu | cuda (accelerate picks within the choice)
     cpu_threads: int | None = None      # torch CPU threads per process; None: torch's default (all cores)
 
 
 @dataclass
 class ExperimentConfig:
-    """Everything one run needs. Sections: train, data, synthetic, synth, model, losses, render."""
+    """Everything one run needs.
+
+    v1 sections: train, data, synthetic, synth, model, losses (every weight), render, eval (the report
+    written at the end of training). v2 sections, all off by default: uv (layout mode), augment (input
+    view), remesh (every_epochs > 0), variance (mode != none), align / flow_smooth / gan / fid (the
+    options of the losses of the same name; their weights live in ``losses``).
+    """
 
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -106,6 +121,41 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     losses: LossConfig = field(default_factory=LossConfig)
     render: RendererConfig = field(default_factory=RendererConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    uv: UVConfig = field(default_factory=UVConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    remesh: RemeshConfig = field(default_factory=RemeshConfig)
+    variance: VarianceConfig = field(default_factory=VarianceConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    flow_smooth: FlowSmoothConfig = field(default_factory=FlowSmoothConfig)
+    gan: AdversarialConfig = field(default_factory=AdversarialConfig)
+    fid: FIDConfig = field(default_factory=FIDConfig)
+
+
+# Keys that moved: old path -> new path (checkpoints of earlier runs still load, with a warning).
+MOVED_KEYS = {("train", "uv_mode"): ("uv", "mode")}
+
+
+def migrate_moved_keys(tree: Mapping, source: str = "config") -> dict:
+    """A copy of ``tree`` with keys of ``MOVED_KEYS`` at their new place (warning once per key).
+
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     migrate_moved_keys({"train": {"uv_mode": "spherical", "lr": 1.0}})
+    {'train': {'lr': 1.0}, 'uv': {'mode': 'spherical'}}
+    """
+    import warnings
+
+    tree = {k: dict(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
+    for (sec, key), (new_sec, new_key) in MOVED_KEYS.items():
+        if isinstance(tree.get(sec), dict) and key in tree[sec]:
+            value = tree[sec].pop(key)
+            warnings.warn(f"{source}: '{sec}.{key}' moved to '{new_sec}.{new_key}'; reading it from there")
+            new = tree.setdefault(new_sec, {})
+            if isinstance(new, dict):
+                new.setdefault(new_key, value)
+    return tree
 
 
 # ------------------------------------------------------------------------------------------ files
@@ -126,6 +176,7 @@ def read_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
     base = raw.pop("base", None)
+    raw = migrate_moved_keys(raw, str(path))
     check_tree(raw, ExperimentConfig, source=str(path))
     if base is None:
         return raw
@@ -202,6 +253,8 @@ def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
 
 def config_from_dict(tree: Mapping, source: str = "config", cls: type = ExperimentConfig) -> Any:
     """Build (and type-check) a config dataclass from a nested dict; missing keys keep defaults."""
+    if cls is ExperimentConfig:
+        tree = migrate_moved_keys(tree, source)
     check_tree(tree, cls, source)
     return _build(cls, tree, source, ())
 

@@ -279,7 +279,7 @@ class Trainer:
         self.total_steps = t.max_steps if t.max_steps is not None else t.epochs * self.sampler.batches_per_epoch
 
         set_seed(t.seed)  # identical initial weights on every rank
-        template = load_template(t.template, uv_mode=t.uv_mode)
+        template = load_template(t.template, uv_mode=cfg.uv.mode, spherical=cfg.uv.spherical)
         self.net = ShoeReconNet(cfg.model, template)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         state = self._find_resume_state() if resume else None

@@ -7,6 +7,7 @@ import torch
 from shoerecon.losses import (
     LOSS_NAMES,
     LossConfig,
+    LossContext,
     build_lpips,
     compute_losses,
     flatten_loss,
@@ -28,13 +29,22 @@ def tetra_batch(dtype=torch.float32):
         "targets": torch.rand(B, V, 3, H, H, dtype=dtype),
         "target_masks": (torch.rand(B, V, 1, H, H) > 0.5).to(dtype),
         "input_mask": (torch.rand(B, 1, H, H) > 0.3).to(dtype),
+        "input": torch.rand(B, 3, H, H, dtype=dtype),
     }
     return out, renders, batch, faces
 
 
+def tetra_context(faces, dtype=torch.float32, b: int = B) -> LossContext:
+    from shoerecon.render.cameras import Cameras
+
+    uvs = torch.tensor([[0.1, 0.1], [0.9, 0.1], [0.5, 0.9], [0.5, 0.5]], dtype=dtype)
+    cams = Cameras.from_tensor(torch.tensor([[20.0, 10.0, 2.2, 30.0]] * b, dtype=dtype))
+    return LossContext(uvs, faces, input_cameras=cams)
+
+
 def all_on(**kw) -> LossConfig:
     weights = dict(silhouette=0.9, image=0.1, perceptual=0.01, flow=0.1, laplacian=0.1, flatten=0.001,
-                   normal_consistency=0.2, edge_length=0.3, lpips_pretrained=False)
+                   normal_consistency=0.2, edge_length=0.3, align=0.4, flow_smooth=0.5, lpips_pretrained=False)
     weights.update(kw)
     return LossConfig(**weights)
 
@@ -42,8 +52,9 @@ def all_on(**kw) -> LossConfig:
 def test_every_term_and_weighted_total():
     out, renders, batch, faces = tetra_batch()
     cfg = all_on()
-    terms = compute_losses(out, renders, batch, faces, cfg, lpips=make_lpips(cfg))
+    terms = compute_losses(out, renders, batch, faces, cfg, lpips=make_lpips(cfg), context=tetra_context(faces))
     assert set(terms) == set(LOSS_NAMES) | {"total"}
+    assert terms["align"] > 0 and terms["flow_smooth"] > 0
     expected = sum(getattr(cfg, n) * terms[n] for n in LOSS_NAMES)
     torch.testing.assert_close(terms["total"], expected)
     terms["total"].backward()
@@ -110,9 +121,12 @@ def test_compute_losses_gradcheck_float64():
     template = out.verts.detach() - out.offsets.detach()
     uv_mask = out.uv_mask[:3, :3]
 
+    context = tetra_context(faces, torch.float64, 1)
+    context.align.detach_target = False  # a detached target is, by design, not the numerical derivative
+
     def total(r, off, flow):
         o = SimpleNamespace(verts=template + off, offsets=off, flow=flow, uv_mask=uv_mask)
-        return compute_losses(o, r, batch, faces, cfg)["total"]
+        return compute_losses(o, r, batch, faces, cfg, context=context)["total"]
 
     small = lambda t: t.detach()[:1, :1, :, :4, :4] if t.ndim == 5 else t.detach()  # noqa: E731
     batch = {k: small(v) if v.ndim == 5 else v[:1] for k, v in batch.items()}
@@ -126,3 +140,13 @@ def test_make_lpips_follows_the_config():
     assert make_lpips(LossConfig(perceptual=0)) is None
     model = make_lpips(LossConfig(perceptual=0.5, lpips_pretrained=False))
     assert model is not None and not model.training
+
+
+def test_v2_flow_terms_need_a_context():
+    out, renders, batch, faces = tetra_batch()
+    with pytest.raises(ValueError, match="LossContext"):
+        compute_losses(out, renders, batch, faces, LossConfig(perceptual=0, align=1.0))
+    ctx = tetra_context(faces)
+    ctx.input_cameras = None
+    with pytest.raises(ValueError, match="input_cameras"):
+        compute_losses(out, renders, batch, faces, LossConfig(perceptual=0, align=1.0), context=ctx)

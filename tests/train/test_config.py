@@ -53,7 +53,7 @@ def test_unknown_key_names_file_key_path_and_valid_keys(tmp_path):
     assert str(f.resolve()) in msg
     assert "train.lrr" in msg
     assert "did you mean 'lr'" in msg
-    for valid in ("lr", "batch_size", "uv_mode", "mixed_precision"):
+    for valid in ("lr", "batch_size", "template", "mixed_precision"):
         assert valid in msg
 
 
@@ -75,7 +75,7 @@ def test_unknown_override_key_is_an_error():
     ("train.batch_size=2.5", "train.batch_size"),
     ("train.batch_size=true", "train.batch_size"),
     ("train.lr=fast", "train.lr"),
-    ("train.uv_mode=cylinder", "expected one of ['islands', 'spherical']"),
+    ("uv.mode=cylinder", "expected one of ['islands', 'spherical']"),
     ("train.betas=[0.9]", "train.betas"),
     ("train.name=[1]", "train.name"),
 ])
@@ -116,3 +116,25 @@ def test_shipped_configs_load(name):
     path = Path(__file__).parents[2] / "experiments/configs" / name
     cfg = load_config(path)
     assert cfg.render.image_size == cfg.data.image_size
+
+
+def test_moved_key_is_read_from_its_new_place(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("train:\n  uv_mode: spherical\n")
+    with pytest.warns(UserWarning, match="moved to 'uv.mode'"):
+        cfg = load_config(path)
+    assert cfg.uv.mode == "spherical"
+
+
+def test_v2_sections_are_off_by_default():
+    cfg = ExperimentConfig()
+    assert (cfg.uv.mode, cfg.augment.enabled, cfg.remesh.every_epochs, cfg.variance.mode) == (
+        "islands", False, 0, "none")
+    assert cfg.losses.align == cfg.losses.flow_smooth == cfg.losses.adversarial == cfg.losses.fid == 0
+
+
+def test_v2_section_keys_are_checked():
+    with pytest.raises(ConfigError, match="unknown key 'gan.critic.widht'.*valid keys in section 'gan.critic'"):
+        load_config(None, ["gan.critic.widht=3"])
+    cfg = load_config(None, ["gan.critic.base_channels=8", "variance.mode=multiply", "remesh.every_epochs=2"])
+    assert (cfg.gan.critic.base_channels, cfg.variance.mode, cfg.remesh.every_epochs) == (8, "multiply", 2)
