@@ -101,14 +101,33 @@ class InputAugment(nn.Module):
         return warped.clamp(0, 1), warped_mask
 
 
+def pixel_to_grid_affine(matrix: Tensor, height: int, width: int) -> Tensor:
+    """Kornia's (B, 3, 3) pixel-space warp (pixel centres at integer coordinates) as a grid-space one.
+
+    Grid coordinates are grid_sample's with align_corners=False: x = (2 * col + 1) / W - 1.
+    Returns (B, 3, 3): ``N @ matrix @ N^-1`` with N the pixel -> grid map.
+    """
+    n = matrix.new_tensor([[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1], [0, 0, 1]])
+    return n @ matrix @ torch.linalg.inv(n)
+
+
 def augment_input_batch(batch: dict, augment: InputAugment, generator: Optional[torch.Generator] = None) -> dict:
-    """A copy of a dataset batch with "input" and "input_mask" augmented; every target entry untouched."""
+    """A copy of a dataset batch with "input" and "input_mask" augmented; every target entry untouched.
+
+    A batch "input_transform" (B, 2, 3) (the input camera's image grid -> the input's grid) is composed with
+    the affine draw, so points projected by the input camera still land where the augmented input shows them.
+    """
     image, mask = augment(batch["input"], batch.get("input_mask"), generator=generator)
     out = dict(batch)
     out["input"] = image
     if mask is not None:
         out["input_mask"] = mask
+    transform = batch.get("input_transform")
+    if transform is not None and image is not batch["input"]:
+        warp = pixel_to_grid_affine(augment.affine.transform_matrix.to(transform), *image.shape[-2:])
+        last_row = transform.new_tensor([0.0, 0.0, 1.0]).expand(transform.shape[0], 1, 3)
+        out["input_transform"] = (warp @ torch.cat([transform, last_row], dim=1))[:, :2]
     return out
 
 
-__all__ = ["AugmentConfig", "InputAugment", "augment_input_batch"]
+__all__ = ["AugmentConfig", "InputAugment", "augment_input_batch", "pixel_to_grid_affine"]

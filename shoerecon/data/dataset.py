@@ -119,7 +119,8 @@ class TurntableDataset(torch.utils.data.Dataset):
     """Items of one split: the input view and ``num_target_views`` random target views of a shoe.
 
     Item dict: "shoe_id" str, "input" (3,H,W), "input_mask" (1,H,W), "input_camera" (4,) (the
-    rig camera of the uncropped view), "targets" (V,3,H,W), "target_masks" (V,1,H,W),
+    rig camera of the uncropped view), "input_transform" (2,3) (grid coordinates of that camera's
+    image -> the input's, see ``preprocess.crop_grid_affine``), "targets" (V,3,H,W), "target_masks" (V,1,H,W),
     "target_cameras" (V,4), "target_views" (V,) long. Target views are drawn from a generator
     seeded by (seed, epoch, index): reproducible, different per item and per ``set_epoch``.
     """
@@ -193,16 +194,19 @@ class TurntableDataset(torch.utils.data.Dataset):
         img, mask, cam = load_view(path, mask_path, self.cfg, camera)
         return resize(img, self.cfg.image_size), resize(mask, self.cfg.image_size), cam
 
-    def _input(self, shoe_id: str, index: int) -> tuple[Tensor, Tensor, Tensor]:
+    def _input(self, shoe_id: str, index: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The prepared input view: image (3,S,S), mask (1,S,S), camera (4,), and the (2,3) grid affine from
+        the camera's image to the prepared image (identity without ``center_input``)."""
         rig = self.rigs[shoe_id]
         views = view_files(self.root / shoe_id, rig.num_views)
         masks = mask_files(self.root / shoe_id, rig.num_views)
         path, mask_path = views[index], None if masks is None else masks[index]
         if not self.cfg.center_input:
-            return self._load_resized(path, mask_path, rig.cameras[index])
+            return (*self._load_resized(path, mask_path, rig.cameras[index]), torch.eye(2, 3))
         img, mask, cam = load_view(path, mask_path, self.cfg, rig.cameras[index])
-        img, mask = prepare_input(img, mask, self.cfg.image_size, self.cfg.input_fill, self.cfg.background)
-        return img, mask, cam
+        img, mask, transform = prepare_input(img, mask, self.cfg.image_size, self.cfg.input_fill,
+                                             self.cfg.background, return_transform=True)
+        return img, mask, cam, transform
 
     def sample_targets(self, index: int, num_views: int, input_view: int) -> Tensor:
         """(V,) long target views of item ``index``, from a generator seeded by (seed, epoch, index)."""
@@ -228,10 +232,11 @@ class TurntableDataset(torch.utils.data.Dataset):
         rig = self.rigs[shoe_id]
         input_view = self.input_index(rig)
         targets = self.sample_targets(index, rig.num_views, input_view)
-        inp, inp_mask, inp_cam = self._input(shoe_id, input_view)
+        inp, inp_mask, inp_cam, inp_transform = self._input(shoe_id, input_view)
         imgs, masks, cams = self._views(shoe_id, targets.tolist())
         return {
             "shoe_id": shoe_id, "input": inp, "input_mask": inp_mask, "input_camera": inp_cam,
+            "input_transform": inp_transform,
             "targets": imgs, "target_masks": masks, "target_cameras": cams, "target_views": targets,
         }
 
@@ -253,10 +258,11 @@ class TurntableDataset(torch.utils.data.Dataset):
         if bad:
             raise DataError(f"{self.root / shoe_id}: views {bad} outside the rig's {rig.num_views} views")
         imgs, masks, cams = self._views(shoe_id, idx)
-        inp, inp_mask, inp_cam = self._input(shoe_id, self.input_index(rig))
+        inp, inp_mask, inp_cam, inp_transform = self._input(shoe_id, self.input_index(rig))
         mesh = self.root / shoe_id / "mesh.glb"
         return {
             "shoe_id": shoe_id, "images": imgs, "masks": masks, "cameras": cams,
             "views": torch.as_tensor(idx, dtype=torch.long), "input": inp, "input_mask": inp_mask,
-            "input_camera": inp_cam, "mesh_path": str(mesh) if mesh.exists() else None,
+            "input_camera": inp_cam, "input_transform": inp_transform,
+            "mesh_path": str(mesh) if mesh.exists() else None,
         }

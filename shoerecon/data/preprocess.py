@@ -57,6 +57,20 @@ def crop_square(image: Tensor, top: int, left: int, side: int, value: Sequence[f
     return out
 
 
+def crop_grid_affine(top: int, left: int, side: int, height: int, width: int) -> Tensor:
+    """(2, 3) map from grid coordinates of an (H, W) image to those of its square crop at (top, left, side).
+
+    Grid coordinates are grid_sample's (align_corners=False): x right, y down, [-1, 1] spans the image.
+    Resizing the crop keeps its grid coordinates, so the map holds for the resized network input too.
+
+    >>> A = crop_grid_affine(top=0, left=10, side=20, height=40, width=40)
+    >>> (A[:, :2] @ torch.tensor([0.0, -1.0]) + A[:, 2]).tolist()  # full-image (col 20, row 0) -> crop centre/top
+    [0.0, -1.0]
+    """
+    return torch.tensor([[width / side, 0.0, (width - 2 * left) / side - 1],
+                         [0.0, height / side, (height - 2 * top) / side - 1]])
+
+
 def prepare_input(
     image: Tensor,
     mask: Tensor | None = None,
@@ -66,7 +80,8 @@ def prepare_input(
     threshold: float = 0.08,
     kernel_size: int = 3,
     composite: bool = True,
-) -> tuple[Tensor, Tensor]:
+    return_transform: bool = False,
+) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
     """The input view as the network sees it: masked, cropped to the shoe, centred, scaled, padded.
 
     The shoe's bounding box is centred in a square whose side is the box's longest side / ``fill``,
@@ -77,8 +92,10 @@ def prepare_input(
         image: (3, H, W) in [0, 1], any aspect ratio. mask: (1, H, W) in [0, 1]; None thresholds
             the image against ``background`` (``masks.threshold_mask``).
         composite: replace everything outside the mask by the background colour.
+        return_transform: also return the (2, 3) ``crop_grid_affine`` from the given image's grid
+            coordinates to the result's (where a point seen by the image's camera lands in the input).
     Returns:
-        image (3, size, size), mask (1, size, size).
+        image (3, size, size), mask (1, size, size)[, transform (2, 3)].
 
     >>> img = torch.ones(3, 20, 40); img[:, 5:15, 10:20] = 0.0
     >>> out, m = prepare_input(img, size=10, fill=1.0)
@@ -102,6 +119,9 @@ def prepare_input(
     side = max(1, math.ceil(max(r1 - r0, c1 - c0) / fill))
     top = int(round((r0 + r1) / 2 - side / 2))
     left = int(round((c0 + c1) / 2 - side / 2))
+    h, w = image.shape[-2:]
     image = crop_square(image, top, left, side, background)
     mask = crop_square(mask, top, left, side, 0.0)
+    if return_transform:
+        return resize(image, size), resize(mask, size), crop_grid_affine(top, left, side, h, w)
     return resize(image, size), resize(mask, size)

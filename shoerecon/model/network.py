@@ -11,6 +11,7 @@ from shoerecon.geometry.mesh import Mesh
 from shoerecon.model.flow import TextureFlowHead, sample_texture, uv_coverage_mask
 from shoerecon.model.shape import LatentHead, ShapeDecoder
 from shoerecon.model.unet import NORMS, UNet
+from shoerecon.model.variance import VarianceConfig, VarianceSampler
 
 TEMPLATE_BUFFERS = ("template_verts", "faces", "uvs", "uv_faces")  # sizes follow the template (uv_mask: texture_size)
 
@@ -74,14 +75,15 @@ def _check_template(mesh: Mesh) -> None:
 
 
 class ShoeReconNet(nn.Module):
-    """UNet over the input view; shape decoder on the bottleneck latent; texture-flow head on the decoder features.
+    """UNet over the input view; shape decoder on the bottleneck latent; texture-flow head on the decoder features;
+    with ``variance.mode`` != "none" (v2) a variance head on the same features (the adaptive-variance sampling).
 
     Buffers (move with ``.to()``, saved in the state dict): template_verts (N, 3), faces (F, 3),
     uvs (T, 2), uv_faces (F, 3), uv_mask (Ht, Wt). Loading a state dict whose template has other
     sizes (saved after a remesh) adopts that template.
     """
 
-    def __init__(self, cfg: ModelConfig, template: Mesh):
+    def __init__(self, cfg: ModelConfig, template: Mesh, variance: VarianceConfig | None = None):
         super().__init__()
         self.cfg = cfg
         self.unet = UNet(3, cfg.unet_width, cfg.unet_depth, cfg.unet_max_width, cfg.norm)
@@ -90,6 +92,8 @@ class ShoeReconNet(nn.Module):
                                           cfg.offset_scale, cfg.offset_activation, cfg.offset_init_std)
         self.flow_head = TextureFlowHead(self.unet.feature_channels, cfg.texture_size, cfg.flow_hidden,
                                          cfg.latent_dim, cfg.flow_init_scale)
+        # mode "none" holds no parameters: v1 state dicts load unchanged
+        self.sampler = VarianceSampler(self.unet.feature_channels, variance or VarianceConfig())
         _check_template(template)
         for name, value in self._template_tensors(template).items():
             self.register_buffer(name, value.clone())  # our own storage: set_template swaps it in place
@@ -147,5 +151,8 @@ class ShoeReconNet(nn.Module):
         points = self.template_verts.to(torch.promote_types(self.template_verts.dtype, latent.dtype))
         offsets = self.shape_decoder(latent, points)
         flow = self.flow_head(features, latent)
-        texture = sample_texture(image, flow)
-        return ReconOutput(self.template_verts + offsets, offsets, texture, flow, None, self.uv_mask)
+        if self.sampler.head is None:
+            texture, variance = sample_texture(image, flow), None
+        else:
+            texture, variance = self.sampler(features, image, flow)
+        return ReconOutput(self.template_verts + offsets, offsets, texture, flow, variance, self.uv_mask)

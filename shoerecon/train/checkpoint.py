@@ -153,6 +153,6 @@ def load_for_inference(path: str | Path, device: str | torch.device = "cpu"):
 
     state = load_checkpoint(path)
     cfg = config_from_dict(state["config"], source=f"{path} (stored config)")
-    model = ShoeReconNet(cfg.model, template_from_state(state["template"]))
+    model = ShoeReconNet(cfg.model, template_from_state(state["template"]), cfg.variance)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), cfg

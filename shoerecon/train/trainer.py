@@ -280,7 +280,7 @@ class Trainer:
 
         set_seed(t.seed)  # identical initial weights on every rank
         template = load_template(t.template, uv_mode=cfg.uv.mode, spherical=cfg.uv.spherical)
-        self.net = ShoeReconNet(cfg.model, template)
+        self.net = ShoeReconNet(cfg.model, template, cfg.variance)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         state = self._find_resume_state() if resume else None
         if state is not None:

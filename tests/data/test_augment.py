@@ -109,3 +109,37 @@ def test_bad_config_errors():
         InputAugment(AugmentConfig(scale=(1.2, 0.8)))
     with pytest.raises(ValueError, match="mask"):
         make()(torch.ones(2, 3, S, S), torch.ones(2, 1, S + 1, S))
+
+
+def _blob(center_grid: torch.Tensor, size: int, sigma: float = 0.04) -> torch.Tensor:
+    """(1, 1, size, size) Gaussian blob centred at grid coordinates (x, y) (align_corners=False)."""
+    coords = (2 * torch.arange(size) + 1) / size - 1
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
+    return torch.exp(-((xx - center_grid[0]) ** 2 + (yy - center_grid[1]) ** 2) / (2 * sigma**2))[None, None]
+
+
+def _centroid_grid(weight: torch.Tensor) -> torch.Tensor:
+    size = weight.shape[-1]
+    coords = (2 * torch.arange(size) + 1) / size - 1
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
+    w = weight[0, 0]
+    return torch.stack([(w * xx).sum() / w.sum(), (w * yy).sum() / w.sum()])
+
+
+def test_input_transform_follows_the_affine_draw():
+    """A point at grid g of the camera's image shows up at input_transform @ g in the augmented input."""
+    from shoerecon.data.preprocess import crop_grid_affine
+
+    size, point = 64, torch.tensor([0.3, -0.2])
+    crop = crop_grid_affine(top=8, left=4, side=48, height=size, width=size)
+    blob_in_input = _blob(crop[:, :2] @ point + crop[:, 2], size)  # the dataset's crop already applied
+    batch = {"input": (1 - blob_in_input).expand(2, 3, size, size).clone(),
+             "input_mask": (blob_in_input > 0.05).float().expand(2, 1, size, size).clone(),
+             "input_transform": crop.expand(2, 2, 3).clone()}
+    aug = InputAugment(AugmentConfig(enabled=True, brightness=0, contrast=0, saturation=0, hue=0)).train()
+    out = augment_input_batch(batch, aug, generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(out["input_transform"], batch["input_transform"])
+    for i in range(2):
+        expected = out["input_transform"][i, :, :2] @ point + out["input_transform"][i, :, 2]
+        seen = _centroid_grid(1 - out["input"][i:i + 1, :1])
+        assert torch.allclose(seen, expected, atol=1.5 / size), (seen, expected)

@@ -136,3 +136,18 @@ def test_reads_a_folder_of_real_style_photos(tmp_path):
         err = (shoe["images"][v] - ref[v, :3]).abs().mean(0)[inside]
         assert err.median() < 0.08
         assert shoe["images"][v][:, 0, 0].tolist() == pytest.approx([1.0, 1.0, 1.0], abs=0.03), "padding is white"
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_input_transform_maps_the_full_view_onto_the_input(tiny_dataset, center):
+    """Warping the uncropped view-0 mask through the inverse of input_transform reproduces the input mask."""
+    ds = TurntableDataset(DataConfig(root=str(tiny_dataset), image_size=SIZE, input_fill=0.75, center_input=center),
+                          "all")
+    shoe = ds.load_shoe("shoe_00001", views=[0])
+    A = shoe["input_transform"]
+    assert A.shape == (2, 3) and torch.equal(ds[1]["input_transform"], A)
+    full = torch.cat([A, torch.tensor([[0.0, 0.0, 1.0]])]).inverse()[:2]  # input grid -> full-image grid
+    warped = torch.nn.functional.affine_grid(full[None], (1, 1, SIZE, SIZE), align_corners=False)
+    resampled = torch.nn.functional.grid_sample(shoe["masks"][:1], warped, align_corners=False)
+    assert _iou(resampled[0], shoe["input_mask"]) > 0.85
+    assert torch.equal(A, torch.eye(2, 3)) != center

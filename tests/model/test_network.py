@@ -177,3 +177,27 @@ def test_mixed_precision_and_float64():
     out.verts.float().sum().backward()
     net64 = ShoeReconNet(ModelConfig(**SMALL), icosphere(1)).double()
     assert net64(torch.rand(1, 3, 32, 32, dtype=torch.float64)).verts.dtype == torch.float64
+
+
+@pytest.mark.parametrize("mode", ["multiply", "gradient_only"])
+def test_variance_head_starts_at_v1_and_trains(mode):
+    from shoerecon.model.variance import VarianceConfig
+
+    torch.manual_seed(0)
+    v1 = ShoeReconNet(ModelConfig(**SMALL), icosphere(1))
+    v2 = ShoeReconNet(ModelConfig(**SMALL), icosphere(1), VarianceConfig(mode=mode))
+    missing, unexpected = v2.load_state_dict(v1.state_dict(), strict=False)  # a v1 checkpoint into a v2 net
+    assert not unexpected and missing and all(k.startswith("sampler.head.") for k in missing)
+    image = torch.rand(2, 3, 32, 32)
+    a, b = v1(image), v2(image)
+    assert a.variance is None and b.variance.shape == (2, 1, 32, 32)
+    assert torch.equal(b.variance, torch.ones_like(b.variance))  # I_var = 1 at initialisation
+    torch.testing.assert_close(a.texture, b.texture)
+    b.texture.square().sum().backward()
+    head_grads = [p.grad for p in v2.sampler.head.parameters()]
+    assert all(g is not None for g in head_grads) and sum(g.abs().sum() for g in head_grads) > 0
+
+
+def test_v1_network_has_no_variance_parameters():
+    net = ShoeReconNet(ModelConfig(**SMALL), icosphere(0))
+    assert not any(k.startswith("sampler.") for k in net.state_dict())
