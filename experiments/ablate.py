@@ -282,18 +282,38 @@ def launch(path: Path, label: str, overrides: Sequence[str], out: Path, timeout_
     return st
 
 
+def config_error(path: Path, overrides: Sequence[str]) -> Optional[str]:
+    """The ConfigError message of a config with its overrides, or None when it loads."""
+    from shoerecon.train.config import ConfigError, load_config
+
+    try:
+        load_config(path, overrides)
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def record_config_error(path: Path, label: str, out: Path, error: str) -> RunStatus:
+    """A failed row for a config that does not load (no subprocess: it would only say the same, slower)."""
+    log, status_file = log_paths(out, label)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"config error: {error}\n")
+    now = datetime.now().isoformat(timespec="seconds")
+    st = RunStatus(config=label, config_path=str(path), status="failed", returncode=2, started=now, finished=now,
+                   wall_minutes=0.0, log=str(log), error=f"config error: {error}")
+    status_file.write_text(json.dumps(asdict(st), indent=2))
+    return st
+
+
 def prepare_datasets(configs: Sequence[Path], overrides: Sequence[str]) -> None:
     """Generate each missing synthetic data.root once, before parallel runs could race to create it."""
     from types import SimpleNamespace
 
-    from shoerecon.train.config import ConfigError, load_config
+    from shoerecon.train.config import load_config
 
     done: set[str] = set()
     for path in configs:
-        try:
-            cfg = load_config(path, overrides)
-        except ConfigError:
-            continue  # this run will fail on its own and say why
+        cfg = load_config(path, overrides)
         root = str(Path(cfg.data.root).resolve())
         if root in done or Path(root).exists() or not cfg.synthetic.enabled:
             continue
@@ -314,17 +334,22 @@ def run_all(configs: Sequence[Path], budget_overrides: Sequence[str], sets: Sequ
     todo, statuses = [], {}
     for path in configs:
         label = config_label(path)
+        overrides = run_overrides(budget_overrides, sets, out, label, seed, jobs)
         if skip_existing and (out / label / "metrics.json").is_file():
             statuses[label] = RunStatus(config=label, config_path=str(path), status="reused")
             progress(f"reuse  {label} (metrics.json exists)")
+        elif (error := config_error(path, overrides)) is not None:
+            statuses[label] = record_config_error(path, label, out, error)
+            progress(f"finish {label}: failed (config error, not run): {error}")
         else:
-            todo.append((path, label))
-    prepare_datasets([p for p, _ in todo], run_overrides(budget_overrides, sets, out, "x", seed, jobs))
+            todo.append((path, label, overrides))
+    if todo:
+        prepare_datasets([p for p, _, _ in todo], todo[0][2])
 
-    def one(item: tuple[int, tuple[Path, str]]) -> RunStatus:
-        i, (path, label) = item
+    def one(item: tuple[int, tuple[Path, str, list[str]]]) -> RunStatus:
+        i, (path, label, overrides) = item
         progress(f"start  {label} ({i + 1}/{len(todo)})")
-        st = launch(path, label, run_overrides(budget_overrides, sets, out, label, seed, jobs), out, timeout_min, env)
+        st = launch(path, label, overrides, out, timeout_min, env)
         last = "" if st.status == "ok" else f"; see {st.log}\n    " + (st.error or "").strip().replace("\n", "\n    ")
         progress(f"finish {label}: {st.status} (rc {st.returncode}), {st.wall_minutes:.1f} min{last}")
         return st
