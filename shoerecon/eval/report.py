@@ -74,7 +74,8 @@ class EvalConfig:
         if self.fid not in FID_MODES:
             raise ValueError(f"EvalConfig.fid must be one of {FID_MODES}, got {self.fid!r}")
         if self.fid_resize < 75:
-            raise ValueError(f"EvalConfig.fid_resize must be >= 75 (Inception-v3's smallest input), got {self.fid_resize}")
+            raise ValueError(f"EvalConfig.fid_resize must be >= 75 (Inception-v3's smallest input), "
+                             f"got {self.fid_resize}")
 
 
 # ---------------------------------------------------------------------------------------- pieces
@@ -255,7 +256,8 @@ def evaluate(
         {"summary": {metric: mean over shoes}, "per_shoe": [...], "num_shoes", "split", "notes"}.
         Metric names: input/* and novel/* (silhouette_iou, psnr, ssim, lpips), novel/seam_error,
         novel/seam_baseline, novel/seam_excess (means over the shoes with such pixel pairs in sight),
-        novel/seam_fraction, novel/fid (one value over all shoes; "fid_images" = [renders, real views] it saw), 3d/* (chamfer_l2,
+        novel/seam_fraction, novel/fid (one value over all shoes; "fid_images" = [renders, real views] it
+        saw), 3d/* (chamfer_l2,
         fscore@0.01, fscore@0.02, normal_consistency, voxel_iou, ...), invariance/* (Chamfer per
         perturbation and their mean), quality/* (self_intersection_fraction, min/mean_min angle).
     """
@@ -310,7 +312,8 @@ def evaluate(
         "summary": summary, "per_shoe": per_shoe, "num_shoes": len(per_shoe),
         "experiment": getattr(getattr(cfg, "train", None), "name", None),
         "split": getattr(dataset, "split", None), "data_root": str(getattr(dataset, "root", "")),
-        "image_size": dataset.cfg.image_size, "fid_images": list(fid.counts) if fid is not None else None, "notes": notes, "eval_config": _jsonable(asdict(eval_cfg)),
+        "image_size": dataset.cfg.image_size, "fid_images": list(fid.counts) if fid is not None else None,
+        "notes": notes, "eval_config": _jsonable(asdict(eval_cfg)),
     }
     if out_dir is not None:
         write_report(results, out_dir, grid_rows)

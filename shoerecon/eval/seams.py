@@ -57,7 +57,9 @@ def seam_edges(faces: Tensor, uv_faces: Tensor, uvs: Optional[Tensor] = None, at
     [True]
     """
     if faces.ndim != 2 or faces.shape[1] != 3 or uv_faces.shape != faces.shape:
-        raise ValueError(f"seam_edges: faces and uv_faces must both be (F, 3), got {tuple(faces.shape)} and {tuple(uv_faces.shape)}")
+        raise ValueError(
+            f"seam_edges: faces and uv_faces must both be (F, 3), got {tuple(faces.shape)} and {tuple(uv_faces.shape)}"
+        )
     device = faces.device
     n_faces = faces.shape[0]
     uv_faces = uv_faces.to(device)
@@ -153,9 +155,12 @@ def render_with_faces(mesh: Mesh, cameras: Cameras, renderer: Renderer) -> tuple
         raise ValueError(f"render_with_faces needs a hard renderer (blend='hard'), got blend={renderer.cfg.blend!r}")
     device = mesh.verts.device
     with torch.no_grad():
-        frags = renderer.rasterize_packed(mesh.verts[None].float(), mesh.faces, cameras.to(device=device).reshape(1, -1))
-        if mesh.texture is not None and mesh.uvs is not None:
-            colors = packed_sample_texture(frags, mesh.texture[None].float(), mesh.uvs.float(), mesh.uv_faces.to(device), frags.shape[0])
+        cams = cameras.to(device=device).reshape(1, -1)
+        frags = renderer.rasterize_packed(mesh.verts[None].float(), mesh.faces, cams)
+        if mesh.texture is not None and mesh.uvs is not None:  # every image (view) uses the one texture
+            colors = packed_sample_texture(
+                frags, mesh.texture[None].float(), mesh.uvs.float(), mesh.uv_faces.to(device), frags.shape[0]
+            )
         else:
             colors = frags.bary.new_ones(frags.bary.shape[0], 3)
         rgba = packed_hard_rgb_blend(colors, frags, renderer.cfg.background)
@@ -204,4 +209,6 @@ def _hard_renderer(image_size: int) -> Renderer:
     return preview_renderer(image_size)
 
 
-__all__ = ["SeamEdges", "seam_edges", "neighbour_pairs", "seam_pair_sums", "seam_summary", "render_with_faces", "seam_error"]
+__all__ = [
+    "SeamEdges", "seam_edges", "neighbour_pairs", "seam_pair_sums", "seam_summary", "render_with_faces", "seam_error",
+]
