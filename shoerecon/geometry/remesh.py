@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .mesh import face_areas_normals, unique_edges
+from .mesh import Mesh, face_areas_normals, unique_edges
+from .uv import UVConfig
 
 
 @dataclass
@@ -379,6 +380,33 @@ def transfer_vertex_values(matrix: Tensor, values: Tensor) -> Tensor:
     return out.reshape(-1, b, c).permute(1, 0, 2)
 
 
+def remesh_template(template: Mesh, prior_verts: Tensor, cfg: RemeshConfig, uv: Optional[UVConfig] = None) -> Mesh:
+    """The template, retriangulated so that its *deformed* shape (the prior) has well-shaped triangles.
+
+    The prior (the template's vertices moved to, e.g., the mean prediction) is remeshed isotropically; each
+    new vertex is a barycentric point of an old prior face, and the same barycentric point of the old template
+    face becomes the new template vertex. A network whose offsets are a smooth function of template position
+    therefore predicts (nearly) the same surface before and after, with the new triangulation.
+
+    Args:
+        template: Mesh with verts (N, 3), faces (F, 3). prior_verts: (N, 3), same topology.
+        cfg: remeshing target. uv: layout of the result (None: islands).
+    Returns:
+        Mesh (M vertices, G faces) with uvs / uv_faces.
+    """
+    from .uv import compute_uv
+
+    if prior_verts.shape != template.verts.shape:
+        raise ValueError(f"prior_verts {tuple(prior_verts.shape)} must match the template {tuple(template.verts.shape)}")
+    uv = uv or UVConfig()
+    prior = prior_verts.detach().cpu().float()
+    faces = template.faces.detach().cpu()
+    new_points, new_faces = isotropic_remesh(prior, faces, cfg=cfg)
+    verts = transfer_vertex_values(transfer_matrix(prior, faces, new_points), template.verts.detach().cpu().float())
+    uvs, uv_faces = compute_uv(verts, new_faces, uv.mode, uv.spherical)
+    return Mesh(verts, new_faces, uvs, uv_faces)
+
+
 class Remesher:
     """Stateful wrapper for the trainer: ``due(epoch)`` says when, ``__call__`` remeshes with the config's target."""
 
@@ -396,6 +424,7 @@ class Remesher:
 __all__ = [
     "RemeshConfig",
     "Remesher",
+    "remesh_template",
     "isotropic_remesh",
     "triangle_angles",
     "edge_face_counts",

@@ -85,10 +85,14 @@ class WGANGP(nn.Module):
     def critic_objective(
         self, real: Tensor, fake: Tensor, generator: Optional[torch.Generator] = None
     ) -> dict[str, Tensor]:
-        """{"wasserstein", "gp", "total", "w_distance"}; the fake images are detached (critic step only)."""
+        """{"wasserstein", "gp", "total", "w_distance"}; the fake images are detached (critic step only).
+
+        real (N, C, H, W) and fake (M, C, H, W) may differ in count: the penalty pairs the first min(N, M).
+        """
         real_scores, fake_scores = self.critic(real), self.critic(fake.detach())
         wasserstein = critic_loss(real_scores, fake_scores)
-        gp = gradient_penalty(self.critic, real, fake, self.cfg.gp_lambda, generator)
+        n = min(real.shape[0], fake.shape[0])
+        gp = gradient_penalty(self.critic, real[:n], fake[:n], self.cfg.gp_lambda, generator)
         total = wasserstein + gp
         if self.cfg.drift > 0:
             total = total + self.cfg.drift * (real_scores**2).mean()

@@ -6,9 +6,16 @@ split into per-process batches (rank r takes batches r, r + W, ...), and every i
 under its own seed, so a resumed run sees exactly the batches (and random target views) of an
 uninterrupted one, whatever the number of loader workers.
 
+v2 features hook in here, each only when its config section switches it on: input augmentation
+(``augment``) before the forward pass, the align / flow-smoothness terms through a ``LossContext``,
+the critic step and the adversarial / FID terms on random-azimuth renders (``NovelViewLosses``), and
+remeshing of the template at epoch boundaries (``remesh.every_epochs``). Every random draw of a step
+comes from a generator seeded by (seed, step, rank), so resumed runs repeat them exactly.
+
 Run folder ``<out_dir>/<name>/``: ``config.yaml`` (resolved), ``checkpoints/`` (``last.pt`` +
 periodic), ``logs/`` (tensorboard + ``scalars.csv``), ``samples/`` (PNG grids: input | renders |
-targets), ``exports/`` (GLB of validation shoes), ``metrics.json`` (final validation).
+targets), ``exports/`` (OBJ + GLB of validation shoes), ``eval/`` (the full report),
+``metrics.json`` (final validation, the report's summary, training steps and minutes).
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from shoerecon.eval.metrics import psnr, silhouette_iou
+from shoerecon.geometry.remesh import Remesher
 from shoerecon.render.cameras import Cameras
 from shoerecon.train.checkpoint import (
     NonFiniteCheckpointError,
@@ -297,6 +305,12 @@ class Trainer:
         self.renderer = Renderer(cfg.render).to(self.device)
         self.eval_renderer = Renderer(eval_render_config(cfg)).to(self.device)
         self.lpips = build_lpips(cfg, self.device)
+        self.augment = self._build_augment()
+        self.novel = self._build_novel_views(state)
+        self.remesher = Remesher(cfg.remesh)
+        self._refresh_uv_charts()
+        self._train_seconds = float(state["extra"].get("train_seconds", 0.0)) if state is not None else 0.0
+        self._loop_start: float | None = None
         if state is not None:
             self._restore_progress(state)
         else:
@@ -326,6 +340,96 @@ class Trainer:
         if self.acc.is_main_process:
             print(f"resumed from {self.ckpt_dir / 'last.pt'} at step {self.step} (epoch {self.epoch})")
 
+    # ---------------------------------------------------------------- v2 parts
+    def _build_augment(self):
+        if not self.cfg.augment.enabled:
+            return None
+        from shoerecon.data.augment import InputAugment
+
+        return InputAugment(self.cfg.augment).train()
+
+    def _build_novel_views(self, state: dict | None):
+        c = self.cfg
+        if not (c.losses.adversarial or c.losses.fid):
+            return None
+        from shoerecon.train.novel_views import NovelViewLosses
+
+        novel = NovelViewLosses(c.losses, c.gan, c.fid).to(self.device)
+        if state is not None:
+            novel.load_checkpoint_state(state["extra"].get("novel_views", {}))
+        return novel
+
+    def _refresh_uv_charts(self) -> None:
+        """Texel chart labels of the current UV layout (flow smoothness stays within a chart)."""
+        self._uv_charts = None
+        if self.cfg.losses.flow_smooth:
+            from shoerecon.losses.flow_smooth import texel_chart_labels
+
+            self._uv_charts, _ = texel_chart_labels(self.net.uvs, self.net.uv_faces, self.cfg.model.texture_size)
+
+    def step_generator(self, salt: int = 0) -> torch.Generator:
+        """A CPU generator for the random draws of the current step: same (seed, step, rank) -> same draws."""
+        seed = hash((self.cfg.train.seed, self.step, self.acc.process_index, salt)) % 2**63
+        return torch.Generator().manual_seed(seed)
+
+    def loss_context(self, batch: dict):
+        """What the align / flow-smoothness terms need (None when both are off)."""
+        c = self.cfg
+        if not (c.losses.align or c.losses.flow_smooth):
+            return None
+        from shoerecon.losses import LossContext
+
+        cams = Cameras.from_tensor(batch["input_camera"]) if "input_camera" in batch else None
+        return LossContext(self.net.uvs, self.net.uv_faces, cams, batch.get("input_transform"), self._uv_charts,
+                           c.align, c.flow_smooth)
+
+    def novel_view_terms(self, out, batch: dict) -> tuple[dict[str, Tensor], dict[str, float]]:
+        """Critic update(s), then the generator's adversarial / FID terms on random-azimuth renders."""
+        from shoerecon.train.novel_views import random_azimuth_cameras, real_rgba
+
+        gen = self.step_generator(salt=1)
+        cams = random_azimuth_cameras(batch["target_cameras"][:, 0].cpu(), self.cfg.losses.novel_views, gen)
+        fake = render_prediction(self.renderer, out.verts, self.net, out.texture, cams.to(self.device))
+        fake, real = fake.flatten(0, 1).float(), real_rgba(batch).float()
+        stats = self.novel.critic_step(real, fake, self.acc, gen)
+        return self.novel.generator_terms(fake, real), stats
+
+    @torch.no_grad()
+    def shape_prior(self) -> Tensor:
+        """(N, 3) mean predicted vertices over the first ``remesh.prior_shoes`` training shoes (eval mode)."""
+        was_training = self.net.training
+        self.net.eval()
+        ids = list(self.train_set.shoe_ids)[: max(1, self.cfg.remesh.prior_shoes)]
+        total = torch.zeros_like(self.net.template_verts)
+        for start in range(0, len(ids), 8):
+            images = torch.stack([input_of(self.train_set, sid) for sid in ids[start:start + 8]]).to(self.device)
+            total += self.net(images).verts.float().sum(0)
+        self.net.train(was_training)
+        return total / len(ids)
+
+    def remesh(self) -> None:
+        """Replace the template by ``remesh_template`` of the current shape prior (main process; broadcast)."""
+        from shoerecon.geometry.remesh import mesh_quality, remesh_template
+
+        mesh, prior = None, self.shape_prior()
+        if self.acc.is_main_process:
+            mesh = remesh_template(self.net.template_mesh().to(device="cpu"), prior.cpu(), self.cfg.remesh,
+                                   self.cfg.uv)
+        if self.acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            mesh = broadcast_object_list([mesh])[0]
+        before = mesh_quality(prior.cpu(), self.net.faces.cpu())
+        self.net.set_template(mesh)
+        self._refresh_uv_charts()
+        after = mesh_quality(self.shape_prior().cpu(), self.net.faces.cpu())
+        scalars = {"remesh/faces": float(mesh.num_faces), "remesh/min_angle_before": before["min_angle_deg"],
+                   "remesh/min_angle_after": after["min_angle_deg"]}
+        self.logger.log(scalars, self.step)
+        if self.acc.is_main_process:
+            print(f"epoch {self.epoch}: remeshed the template to {mesh.num_verts} vertices / {mesh.num_faces} faces; "
+                  f"min angle of the prior {before['min_angle_deg']:.1f} -> {after['min_angle_deg']:.1f} deg")
+
     # ---------------------------------------------------------------- one step
     def compute(self, batch: dict, model=None) -> tuple[dict[str, Tensor], object, Tensor]:
         """Forward: network on the input views, render its meshes from the target cameras, losses."""
@@ -335,13 +439,24 @@ class Trainer:
         with self.acc.autocast():
             out = model(batch["input"])
             renders = render_prediction(self.renderer, out.verts, self.net, out.texture, batch["target_cameras"])
-            losses = compute_losses(out, renders, batch, self.net.faces, self.cfg.losses, lpips=self.lpips)
+            losses = compute_losses(out, renders, batch, self.net.faces, self.cfg.losses, lpips=self.lpips,
+                                    context=self.loss_context(batch))
         return losses, out, renders
 
     def train_step(self, batch: dict) -> StepResult:
         """One optimizer step; a NaN/inf loss (on any rank) or gradient skips it on every rank."""
         self.model.train()
-        losses, _, renders = self.compute(batch)
+        if self.augment is not None:
+            from shoerecon.data.augment import augment_input_batch
+
+            batch = augment_input_batch(batch, self.augment, self.step_generator())
+        losses, out, renders = self.compute(batch)
+        stats: dict[str, float] = {}
+        if self.novel is not None:
+            terms, stats = self.novel_view_terms(out, batch)
+            for name, value in terms.items():
+                losses[name] = value
+                losses["total"] = losses["total"] + getattr(self.cfg.losses, name) * value
         total = losses["total"]
         finite = self.acc.gather(torch.isfinite(total.detach()).float().reshape(1)).min().item() > 0
         grad_norm = float("nan")
@@ -357,6 +472,7 @@ class Trainer:
         self.scheduler.step()
         self._last_renders = renders
         values = {k: float(v.detach()) for k, v in losses.items() if isinstance(v, Tensor) and v.numel() == 1}
+        values.update({f"critic/{k}": v for k, v in stats.items()})
         if not finite and self.acc.is_main_process:
             warnings.warn(f"step {self.step}: non-finite loss or gradient "
                           f"(total={values.get('total')}, grad_norm={grad_norm}); step skipped")
@@ -376,7 +492,7 @@ class Trainer:
         Returns the final validation metrics (main process) when training completes."""
         t = self.cfg.train
         end = self.total_steps if stop_at_step is None else min(stop_at_step, self.total_steps)
-        self._start = time.monotonic()
+        self._start = self._loop_start = time.monotonic()
         bar = tqdm(total=self.total_steps, initial=self.step, desc=t.name, dynamic_ncols=True,
                    disable=not self.acc.is_main_process)
         while self.step < end:
@@ -400,7 +516,10 @@ class Trainer:
             if self.batch_in_epoch >= self.sampler.batches_per_epoch:
                 self.epoch += 1
                 self.batch_in_epoch = 0
+                if self.remesher.due(self.epoch) and self.step < self.total_steps:
+                    self.remesh()
         bar.close()
+        self._train_seconds, self._loop_start = self._train_seconds_so_far(), None
         self.save("last.pt")
         if self.step < self.total_steps:
             return None
@@ -488,7 +607,8 @@ class Trainer:
             net = summarize(evaluate_shoes(self.net, self.eval_renderer, self.val_set, ids, views, self.device))
             tmpl = summarize(evaluate_shoes(self.net, self.eval_renderer, self.val_set, ids, views, self.device,
                                             template_only=True))
-            metrics = {"step": self.step, "val_shoes": len(ids), **{f"val/{k}": v for k, v in net.items()},
+            metrics = {"step": self.step, "val_shoes": len(ids), "train/steps": self.step,
+                       "train/minutes": self._train_seconds / 60, **{f"val/{k}": v for k, v in net.items()},
                        **{f"template/{k}": v for k, v in tmpl.items()}}
             self.logger.log({k: v for k, v in metrics.items() if "/" in k}, self.step)
             self.export_val_shoes(ids[: self.cfg.train.export_shoes])
@@ -503,9 +623,10 @@ class Trainer:
         """Issue-5 evaluation (2D input/novel, 3D, invariance, mesh quality) of some val shoes -> <run>/eval/."""
         if self.cfg.train.final_eval_shoes == 0:
             return None
-        from shoerecon.eval.report import EvalConfig, evaluate
+        from shoerecon.eval.report import evaluate
 
-        eval_cfg = EvalConfig(max_shoes=self.cfg.train.final_eval_shoes, views=self.cfg.train.val_views)
+        eval_cfg = dataclasses.replace(self.cfg.eval, max_shoes=self.cfg.train.final_eval_shoes,
+                                       views=self.cfg.train.val_views)
         return evaluate(self.net, self.cfg, self.val_set, eval_cfg, out_dir=self.run_dir / "eval",
                         progress=True)
 
@@ -534,7 +655,8 @@ class Trainer:
             state = build_checkpoint(
                 self.net, config_to_dict(self.cfg), self.step, self.epoch, self.optimizer.optimizer
                 if hasattr(self.optimizer, "optimizer") else self.optimizer, self.scheduler, self.acc.scaler, rng,
-                extra={"batch_in_epoch": self.batch_in_epoch})
+                extra={"batch_in_epoch": self.batch_in_epoch, "train_seconds": self._train_seconds_so_far(),
+                       "novel_views": self.novel.state_dict_for_checkpoint() if self.novel is not None else {}})
             try:
                 save_checkpoint(self.ckpt_dir / filename, state)
             except NonFiniteCheckpointError as err:
@@ -542,6 +664,11 @@ class Trainer:
             if filename.startswith("step_"):
                 self._prune_periodic()
         self.acc.wait_for_everyone()
+
+    def _train_seconds_so_far(self) -> float:
+        """Wall-clock seconds of training loops, over resumes (evaluation at the end not included)."""
+        running = time.monotonic() - self._loop_start if self._loop_start is not None else 0.0
+        return self._train_seconds + running
 
     def _prune_periodic(self) -> None:
         keep = self.cfg.train.keep_checkpoints
