@@ -65,6 +65,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("novel FID", ("eval/novel/fid",), "lower"),
     Column("seam error", ("eval/novel/seam_error",), "lower"),
     Column("seam excess", ("eval/novel/seam_excess",), "lower"),
+    Column("seam fraction", ("eval/novel/seam_fraction",), "lower"),
     Column("invariance CD", ("eval/invariance/mean",), "lower"),
     Column("3D CD", ("eval/3d/chamfer_l2",), "lower"),
     Column("F@2%", ("eval/3d/fscore@0.02",), "higher"),
