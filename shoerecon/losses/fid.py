@@ -156,6 +156,20 @@ def load_inception_state(path: Optional[str] = None) -> dict:
     return state
 
 
+def variance_preserving_init(net: nn.Module) -> None:
+    """Re-initialise a random (not pretrained) network so its activations keep their scale with depth.
+
+    torchvision's Inception init (truncated normal, std 0.1) with frozen batch norm (running mean 0, var 1)
+    grows activations ~5x per conv: the pool features reach ~1e6 and a random-backbone FID ~1e14. Kaiming
+    (fan-in, ReLU) weights keep them O(1), so random-feature FIDs are usable for relative comparisons.
+    """
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class InceptionPoolFeatures(nn.Module):
     """Frozen Inception-v3 up to the 2048-d average pool. (B, 3 or 4, H, W) in [0, 1] -> (B, 2048).
 
@@ -177,6 +191,8 @@ class InceptionPoolFeatures(nn.Module):
             state = {k: v for k, v in state.items() if not k.startswith(("AuxLogits.", "fc."))}
             net.fc = nn.Identity()
             net.load_state_dict(state, strict=True)
+        else:
+            variance_preserving_init(net)
         net.fc = nn.Identity()
         net.dropout = nn.Identity()
         self.net = net.eval().requires_grad_(False)

@@ -141,3 +141,10 @@ def test_bad_inputs():
         frechet_distance_features(torch.randn(1, 4), torch.randn(5, 4))
     with pytest.raises(ValueError, match=r"\(n1, d\)"):
         frechet_distance_features(torch.randn(3, 4), torch.randn(5, 3))
+
+
+def test_random_backbone_features_keep_their_scale():
+    """Frozen BN + torchvision's init blew random features up to ~1e6 (FID ~1e14); the random mode must stay O(1)."""
+    torch.manual_seed(0)
+    feats = InceptionPoolFeatures(FIDConfig(pretrained=False, resize=75))(torch.rand(4, 3, 64, 64))
+    assert torch.isfinite(feats).all() and 1e-4 < float(feats.abs().mean()) < 10
