@@ -77,7 +77,7 @@ def main() -> None:
                                     *args.overrides])
     device = torch.device(args.device)
     template = benchmark_template(cfg)
-    net = ShoeReconNet(cfg.model, template).to(device)
+    net = ShoeReconNet(cfg.model, template, cfg.variance).to(device)
     renderer = Renderer(cfg.render).to(device)
     lpips = make_lpips(cfg.losses)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
