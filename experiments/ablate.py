@@ -99,17 +99,17 @@ def fmt(v: Optional[float]) -> str:
 
 
 def fmt_delta(d: Optional[float], better: Optional[str]) -> str:
-    """Signed difference with a mark: + better, - worse (by the column's direction), = equal.
+    """Signed difference with a mark: ✓ better, ✗ worse (by the column's direction), = equal.
 
     >>> fmt_delta(0.0123, "higher"), fmt_delta(0.0123, "lower"), fmt_delta(0.0, "lower"), fmt_delta(None, "lower")
-    ('+0.0123 (+)', '+0.0123 (-)', '0 (=)', 'n/a')
+    ('+0.0123 ✓', '+0.0123 ✗', '0 =', 'n/a')
     """
     if d is None:
         return "n/a"
     if d == 0:
-        return "0 (=)"
+        return "0 ="
     good = (d > 0) == (better == "higher")
-    return f"{d:+.3g} ({'+' if good else '-'})"
+    return f"{d:+.3g} {'✓' if good else '✗'}"
 
 
 # ------------------------------------------------------------------------------------------ overrides
@@ -434,7 +434,7 @@ def markdown_table(rows: Sequence[dict], settings: Mapping[str, Any], base: str 
     if deltas:
         cols = [c for c in COLUMNS if c.better]
         lines += ["", f"## Differences against `{base}`", "",
-                  "Each cell: row minus base; (+) better, (-) worse, by the column's direction.", ""]
+                  "Each cell: row minus base; ✓ better, ✗ worse, by the column's direction.", ""]
         head = ["config", *(c.title + _arrow(c) for c in cols)]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for label, d in deltas.items():

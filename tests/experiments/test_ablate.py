@@ -166,10 +166,10 @@ def test_table_from_fake_runs(tmp_path):
         cell = diff["ablations/augment"][title]
         assert cell == "n/a" if want is None else cell.startswith(f"{want:+.3g}" if want else "0"), (title, cell)
     # direction marks: higher IoU better, lower PSNR worse, lower invariance Chamfer better, equal SSIM
-    assert diff["ablations/augment"]["val IoU"].endswith("(+)")
-    assert diff["ablations/augment"]["novel PSNR"].endswith("(-)")
-    assert diff["ablations/augment"]["invariance CD"].endswith("(+)")
-    assert diff["ablations/augment"]["novel SSIM"] == "0 (=)"
+    assert diff["ablations/augment"]["val IoU"].endswith("✓")
+    assert diff["ablations/augment"]["novel PSNR"].endswith("✗")
+    assert diff["ablations/augment"]["invariance CD"].endswith("✓")
+    assert diff["ablations/augment"]["novel SSIM"] == "0 ="
     assert "steps" not in diff["ablations/augment"]  # budget columns get no delta
     assert "max_steps: 3" in md  # the budget is printed above the table
 
