@@ -216,6 +216,12 @@ def check_config(cfg: ExperimentConfig) -> None:
         )
     if cfg.train.batch_size < 1:
         raise ConfigError(f"train.batch_size must be >= 1, got {cfg.train.batch_size}")
+    b = cfg.train.batch_size
+    if cfg.losses.fid and min(b * cfg.losses.novel_views, b * cfg.data.num_target_views) < 2:
+        raise ConfigError(
+            f"losses.fid needs >= 2 renders and >= 2 real views per process and step (covariances): "
+            f"train.batch_size x losses.novel_views = {b * cfg.losses.novel_views}, "
+            f"train.batch_size x data.num_target_views = {b * cfg.data.num_target_views}")
 
 
 def build_lpips(cfg: ExperimentConfig, device):

@@ -119,3 +119,10 @@ def test_critic_is_checkpointed_and_restored(data_root, tmp_path):
         a, b = theirs.state_dict(), mine.state_dict()
         for k in a:
             torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_fid_with_too_few_samples_is_a_config_error(data_root, tmp_path):
+    from shoerecon.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="losses.fid needs >= 2 renders"):
+        Trainer(tiny(data_root, tmp_path, extra=FEATURES["gan_fid"] + ["losses.novel_views=1"]))
