@@ -87,7 +87,9 @@ def build_lpips_metric(cfg: EvalConfig, notes: list[str]):
 
     if cfg.lpips == "random":
         notes.append("LPIPS uses a RANDOM backbone (lpips=random): values are not comparable to published LPIPS")
-        return build_lpips(pretrained=False)
+        with torch.random.fork_rng(devices=[]):  # the same random network in every run: rows stay comparable
+            torch.manual_seed(0)
+            return build_lpips(pretrained=False)
     weights = cfg.lpips_weights or default_alexnet_path()
     if cfg.lpips == "auto" and not Path(weights).is_file():
         notes.append(f"LPIPS skipped: AlexNet weights not found at {weights}")

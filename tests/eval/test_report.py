@@ -225,3 +225,15 @@ def test_on_white_undoes_compositing():
     on_grey = colour * alpha + torch.tensor(grey).view(1, 3, 1, 1) * (1 - alpha)
     assert torch.allclose(on_white(on_grey, alpha, grey), colour * alpha + (1 - alpha), atol=1e-6)
     assert torch.equal(on_white(colour, alpha), colour)  # already on white
+
+
+def test_random_backbones_are_the_same_network_whatever_the_global_rng():
+    """Rows of one ablation table are evaluated after different training runs: random metrics must not drift."""
+    from shoerecon.eval.report import build_lpips_metric
+
+    nets = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        nets.append(build_lpips_metric(EvalConfig(lpips="random"), []))
+    a, b = (dict(n.state_dict()) for n in nets)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
