@@ -147,17 +147,10 @@ def flatten_overrides(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> 
 
 def load_budget(path: str | Path) -> dict:
     """Read a budget YAML (a mapping of config sections, checked against the schema; no ``base:``)."""
-    from shoerecon.train.config import ConfigError, ExperimentConfig, check_tree
+    from shoerecon.train.config import ConfigError, ExperimentConfig, check_tree, read_yaml_mapping
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"budget file not found: {path}")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: a budget must be a mapping of config sections, got {type(tree).__name__}")
+    tree = read_yaml_mapping(path, "budget")
     if "base" in tree:
         raise ConfigError(f"{path}: a budget is merged over every config; it cannot name a 'base:'")
     check_tree(tree, ExperimentConfig, source=str(path))

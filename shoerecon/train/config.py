@@ -159,6 +159,20 @@ def migrate_moved_keys(tree: Mapping, source: str = "config") -> dict:
 
 
 # ------------------------------------------------------------------------------------------ files
+def read_yaml_mapping(path: str | Path, what: str = "config") -> dict:
+    """The top-level mapping of a YAML file; ConfigError naming the file if it is missing, invalid or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
 def read_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     """A YAML file merged over its ``base:`` chain (paths relative to each file). Each file is
     checked against the schema on its own, so errors name the file that has the bad key."""
@@ -169,12 +183,7 @@ def read_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         where = f" (named as base by {_seen[-1]})" if _seen else ""
         raise ConfigError(f"config file not found: {path}{where}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path)
     base = raw.pop("base", None)
     raw = migrate_moved_keys(raw, str(path))
     check_tree(raw, ExperimentConfig, source=str(path))
