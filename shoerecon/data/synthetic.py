@@ -36,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from torch import Tensor
 from scipy.interpolate import PchipInterpolator
 
 from shoerecon.geometry.mesh import Mesh, normalize_verts
@@ -428,7 +429,7 @@ def shoe_geometry(p: ShoeParams, edge_length: float = 0.022):
 
     # Strips between rings.
     for r in range(len(rings) - 1):
-        na, nb = ring_v[r][1], ring_v[r + 1][1]
+        na = ring_v[r][1]
         # Zip by the surface parameter theta (continuous across rings), not by u: near the opening's
         # walls the arc-length fractions of neighbouring rings drift apart and would skew triangles.
         key_a = np.append(rings[r], rings[r][0] + 2 * np.pi)
@@ -495,7 +496,7 @@ def shoe_texture(p: ShoeParams, size: int = 256, light=(0.25, 1.0, 0.45), ambien
     """Paint shoe ``p``'s texture in its natural UV layout. Returns (size, size, 3) float32 in [0, 1], row 0 = v 1."""
     s, u, pts, normal, extras = _texel_surface(p, size)
     pr, opening = extras["profiles"], extras["opening"]
-    x, y, z = pts[..., 0], pts[..., 1], pts[..., 2]
+    y, z = pts[..., 1], pts[..., 2]
     lateral = z > pr.centre_z
     height = np.clip((y - pr.sole_top) / np.maximum(pr.top - pr.sole_top, 1e-6), 0, 1)
     rng = np.random.default_rng(p.seed)

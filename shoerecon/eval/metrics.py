@@ -305,13 +305,9 @@ def triangle_angles(verts: Tensor, faces: Tensor) -> Tensor:
     >>> triangle_angles(v, torch.tensor([[0, 1, 2]])).round().tolist()
     [[90.0, 45.0, 45.0]]
     """
-    tri = verts.double()[faces]
-    angles = []
-    for i in range(3):
-        e1 = F.normalize(tri[:, (i + 1) % 3] - tri[:, i], dim=-1)
-        e2 = F.normalize(tri[:, (i + 2) % 3] - tri[:, i], dim=-1)
-        angles.append(torch.rad2deg(torch.acos((e1 * e2).sum(-1).clamp(-1, 1))))
-    return torch.stack(angles, dim=-1).to(verts.dtype)
+    from shoerecon.geometry.remesh import triangle_angles as angles_rad
+
+    return torch.rad2deg(angles_rad(verts.double(), faces)).to(verts.dtype)
 
 
 def _orient(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:

@@ -142,7 +142,7 @@ def test_split_ids_partition_and_determinism():
 
 
 def test_texture_lateral_and_medial_sides_differ():
-    render = pytest.importorskip("shoerecon.render.renderer")
+    pytest.importorskip("shoerecon.render.renderer")
     from shoerecon.data.synthetic import render_turntable
 
     p = sample_shoe_params(shoe_rng(0, 2))
