@@ -101,7 +101,8 @@ def compute_losses(out, renders: Tensor, batch: dict, faces: Tensor, cfg: LossCo
     Args:
         out: ReconOutput (verts, offsets (B, N, 3), flow (B, Ht, Wt, 2), uv_mask (Ht, Wt) or None).
         renders: (B, V, 4, H, W) RGBA renders of ``out.verts`` from the target cameras.
-        batch: "targets" (B, V, 3, H, W), "target_masks" (B, V, 1, H, W), "input_mask" (B, 1, H', W').
+        batch: "targets" (B, V, 3, H, W), "target_masks" (B, V, 1, H, W), "input_mask" (B, 1, H', W'),
+            "input" (B, 3, H', W') (align: its size is the input camera's image size).
         faces: (F, 3) long. cfg: weights and options. lpips: from :func:`make_lpips`, needed if cfg.perceptual > 0.
         context: needed if cfg.align or cfg.flow_smooth > 0 (see :class:`LossContext`).
     Returns:
@@ -154,7 +155,8 @@ def compute_losses(out, renders: Tensor, batch: dict, faces: Tensor, cfg: LossCo
 
 
 __all__ = [
-    "LossConfig", "LossContext", "NOVEL_VIEW_LOSSES", "compute_losses", "make_lpips", "build_lpips", "default_alexnet_path", "perceptual_loss",
+    "LossConfig", "LossContext", "NOVEL_VIEW_LOSSES", "compute_losses", "make_lpips", "build_lpips",
+    "default_alexnet_path", "perceptual_loss",
     "image_l2_loss", "silhouette_iou_loss", "soft_iou", "flow_mask_loss", "laplacian_loss", "flatten_loss",
     "normal_consistency_loss", "edge_length_loss", "LOSS_NAMES",
 ]
