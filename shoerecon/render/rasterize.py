@@ -4,12 +4,14 @@ covered pixels rather than pixels x faces.
 Two stages:
 1. *Select* (no grad): every face covers the pixels of its bounding box (grown by the blur radius).
    Faces are grouped by box size and each group is tested as one dense block of affine edge
-   functions (inside test, distance, depth); the K nearest hits per pixel are kept with one radix
-   sort on (pixel, depth bits). Work ~ sum of face bounding-box areas, not pixels x faces.
+   functions (inside test, distance, depth). Hits that cannot be among a pixel's K nearest are
+   dropped with a per-pixel depth bound (``_add_class_minima``), and the K nearest of the rest kept
+   with one radix sort on (pixel, depth bits, face). Work ~ sum of face bounding-box areas, not
+   pixels x faces.
 2. *Differentiate*: barycentrics, distances and depth of the kept (pixel, face) slots are recomputed
    from the vertices with autograd, so memory is O(slots) <= O(N H W K) and gradients reach the
-   vertices. Faces at exactly equal depth (e.g. clipped barycentrics at a shared vertex) may come in
-   either order, as in pytorch3d.
+   vertices. Faces at exactly equal depth (e.g. clipped barycentrics at a shared vertex) come in
+   face-index order, as in the naive oracle (pytorch3d leaves that order unspecified).
 
 Semantics (pytorch3d's ``rasterize_meshes``, with cameras.py's conventions):
 - input vertices are (x_ndc, y_ndc, z_view) from ``Cameras.transform_points_ndc``;
@@ -215,24 +217,75 @@ def valid_faces(fv: Tensor, znear: float, cull_backfaces: bool) -> Tensor:
     return ok
 
 
-def _sort_by_pixel_then_depth(pix: Tensor, depth: Tensor) -> tuple[Tensor, Tensor]:
-    """Sort candidates by pixel, then depth ascending, ties by original order.
+def _k_nearest(
+    pix: Tensor, face: Tensor, depth: Tensor, k: int, n_pix: int, pixels_per_image: int, n_faces: int,
+    near: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The K nearest candidates of every pixel, ordered by (pixel, depth, face) like the naive oracle, so
+    faces at exactly equal depth (clipped barycentrics at a shared vertex) come in a fixed order whatever
+    order the blocks produced them in.
 
-    Returns the sorted pixels (M,) and the permutation (M,).
+    Args:
+        pix (M,) flat pixel n * H * W + i * W + j < n_pix (H * W = pixels_per_image), face (M,) f in [0, F)
+        (the image n is pix's),
+        depth (M,) >= 0; (pixel, face) pairs are distinct. near (M,) bool: the candidates that may be
+        among the K nearest (see ``_add_class_minima``), None: all.
+    Returns:
+        pix (M',) long sorted, rank (M',) in [0, K), face (M',) packed n * F + f.
     """
+    fbits = max((n_faces - 1).bit_length(), 1)
+    key = None
     if depth.dtype == torch.float32 and pix.numel() > 0 and bool((depth >= 0).all()):
-        # Non-negative float32 bit patterns sort like the floats: one int64 (radix) sort does both keys.
-        # Offsetting by the smallest pattern keeps the key narrow: the radix sort's passes grow with
-        # the key's bits (a -0.0 has the smallest pattern, so it still sorts first).
-        bits = depth.contiguous().view(torch.int32)
+        # Non-negative float32 bit patterns sort like the floats, so one int64 (radix) sort on
+        # (pixel, depth bits - smallest, face) does all three keys; the keys are distinct (one candidate
+        # per pixel and face), so the sort need not be stable, and pixel and face decode from the key.
+        bits = depth.view(torch.int32)
         lo = int(bits.min())
-        shift = max((int(bits.max()) - lo).bit_length(), 1)
-        if (int(pix.max()) + 1) < (1 << (62 - shift)):
-            key, order = torch.sort((pix.long() << shift) + (bits - lo), stable=True)
-            return key >> shift, order
-    order = torch.sort(depth, stable=True).indices
-    pix_sorted, second = torch.sort(pix[order], stable=True)
-    return pix_sorted, order[second]
+        shift = max((int(bits.max()) - lo).bit_length(), 1) + fbits
+        if n_pix <= 1 << (62 - shift):
+            if near is not None:  # drop first: the int64 keys of all candidates would be the largest temporary
+                kept = near.nonzero().view(-1)  # one index for the three gathers (masked_select would scan 3 times)
+                pix, face, bits = pix.index_select(0, kept), face.index_select(0, kept), bits.index_select(0, kept)
+            key = pix.long().bitwise_left_shift_(shift)
+            key += bits.long().sub_(lo).bitwise_left_shift_(fbits)
+            key += face
+            key = torch.sort(key).values
+            if key.numel() > k:  # key is sorted by pixel: see below
+                key = key.masked_select(torch.cat([key.new_ones(k, dtype=torch.bool), (key[k:] >> shift) != (key[:-k] >> shift)]))
+            pix, face = key >> shift, key & ((1 << fbits) - 1)
+    if key is None:  # float64 or too many bits: three stable sorts
+        if near is not None:
+            pix, face, depth = pix.masked_select(near), face.masked_select(near), depth.masked_select(near)
+        order = torch.sort(face, stable=True).indices
+        order = order[torch.sort(depth[order], stable=True).indices]
+        pix, second = torch.sort(pix[order], stable=True)
+        pix, face = pix.long(), face[order[second]].long()
+        # pix is sorted, so candidate i ranks >= K in its pixel iff candidate i - K has the same pixel.
+        if pix.numel() > k:
+            keep = torch.ones_like(pix, dtype=torch.bool)
+            torch.ne(pix[k:], pix[:-k], out=keep[k:])
+            pix, face = pix[keep], face[keep]
+    idx = torch.arange(pix.numel(), device=pix.device)
+    is_start = torch.ones_like(pix, dtype=torch.bool)
+    is_start[1:] = pix[1:] != pix[:-1]
+    rank = idx - torch.where(is_start, idx, torch.zeros_like(idx)).cummax(0).values
+    return pix, rank, face + pix // pixels_per_image * n_faces
+
+
+def _add_class_minima(class_min: Tensor, pix: Tensor, depth: Tensor) -> None:
+    """Fold candidates into a (K, n_pix) table of per-pixel class minima, candidate i in class i % K.
+
+    A pixel's K class minima are K distinct candidates, so its K-th nearest depth is at most their largest
+    (``class_min.amax(0)``): anything farther cannot be among the K nearest and may be dropped before the
+    sort. Any split into classes gives a valid bound; round-robin makes the classes of a pixel about equal.
+    pix (M,) flat pixel, depth (M,); class_min is updated in place.
+    """
+    k, n_pix = class_min.shape
+    m = pix.numel()
+    rows = -(-m // k)
+    class_base = torch.arange(0, k * n_pix, n_pix, device=pix.device)
+    slot = (torch.cat([pix, pix.new_zeros(rows * k - m)]).view(rows, k) + class_base).view(-1)[:m]
+    class_min.view(-1).scatter_reduce_(0, slot, depth, "amin")
 
 
 def _bucket(size: Tensor) -> Tensor:
@@ -249,7 +302,8 @@ def _face_coefficients(fv: Tensor, px0: Tensor, py0: Tensor, step: float) -> dic
     opposite vertex i), along-edge coordinate from the edge midpoint U = U0 + Uc c + Ur r, half edge
     length h, line-distance scale g (|distance| = |W| g), and z, zz (z_j z_k).
     """
-    start, end = fv[:, [1, 2, 0], :2], fv[:, [2, 0, 1], :2]
+    xy = fv[..., :2]
+    start, end = xy.roll(-1, dims=1), xy.roll(-2, dims=1)  # edge i runs from vertex i+1 to i+2 (roll: no gather)
     e = end - start
     ex, ey = e[..., 0], e[..., 1]
     length = e.norm(dim=-1).clamp_min(1e-30)
@@ -259,7 +313,7 @@ def _face_coefficients(fv: Tensor, px0: Tensor, py0: Tensor, step: float) -> dic
     return {
         "W0": (ex * dy - ey * dx) / area, "Wc": -ey * step / area, "Wr": -ex * step / area,
         "U0": (ex * dx + ey * dy) / length - length / 2, "Uc": ex * step / length, "Ur": -ey * step / length,
-        "h": length / 2, "g": area.abs() / length, "z": z, "zz": z[:, [1, 2, 0]] * z[:, [2, 0, 1]],
+        "h": length / 2, "g": area.abs() / length, "z": z, "zz": z.roll(-1, dims=1) * z.roll(-2, dims=1),
     }
 
 
@@ -305,6 +359,34 @@ def _block_hits(
     return hit & (z >= 0), z
 
 
+MERGE_EVALS = 1 << 15  # padded pixel evaluations worth one block's fixed cost of ~100 small tensor ops
+
+
+def _merge_small_groups(sizes: list[tuple[int, int]], counts: list[int]) -> list[int]:
+    """Fold box-size groups with few faces into a larger group when the extra padding is cheaper than a
+    block of their own (fewer, larger blocks: fewer tensor ops and thread barriers).
+
+    sizes: (rows, cols) per group, counts: faces per group. Returns the group each group is merged into.
+    """
+    target = list(range(len(sizes)))
+    counts = list(counts)
+    for g in sorted(range(len(sizes)), key=lambda i: counts[i]):
+        nr, nc = sizes[g]
+        best, best_cost = None, MERGE_EVALS + 1
+        for h, (hr, hc) in enumerate(sizes):
+            if h != g and target[h] == h and hr >= nr and hc >= nc:
+                cost = counts[g] * (hr * hc - nr * nc)
+                if cost < best_cost:
+                    best, best_cost = h, cost
+        if best is not None:
+            target[g] = best
+            counts[best] += counts[g]
+    for g in range(len(target)):  # follow chains g -> h -> ...
+        while target[target[g]] != target[g]:
+            target[g] = target[target[g]]
+    return target
+
+
 @torch.no_grad()
 def select_faces(
     verts_ndc: Tensor,
@@ -321,8 +403,9 @@ def select_faces(
     """Stage 1 (no grad): the K nearest faces of every pixel.
 
     Faces are grouped by (bucketed) pixel-box size; each group is tested as one dense
-    (faces, 3, rows, cols) block of affine evaluations, so work ~ sum of box areas and no per-pixel
-    gathers are needed. Hits are then sorted by (pixel, depth) and the first K per pixel kept.
+    (faces, rows, cols) block of affine evaluations, so work ~ sum of box areas and no per-pixel
+    gathers are needed. Candidates that cannot be among a pixel's K nearest are dropped
+    (``_near_enough``), the rest sorted by (pixel, depth, face) and the first K per pixel kept.
 
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view). faces: (F, 3) long, shared by the N meshes.
@@ -333,54 +416,60 @@ def select_faces(
     """
     height, width = image_hw(image_size)
     n_faces = faces.shape[0]
+    n_pix = verts_ndc.shape[0] * height * width
     s = min(height, width)
+    dev = verts_ndc.device
     fv = verts_ndc[:, faces].reshape(-1, 3, 3)  # packed faces
     valid = valid_faces(fv, znear, cull_backfaces)
     col0, row0, ncols, nrows = _face_pixel_boxes(fv, height, width, blur_radius, valid)
     live = ((ncols * nrows) > 0).nonzero()[:, 0]
+    if live.numel() == 0:
+        empty = torch.zeros(0, dtype=torch.long, device=dev)
+        return empty, empty, empty
     bnr, bnc = _bucket(nrows[live]), _bucket(ncols[live])
-    key = bnr * (max(height, width) * 2 + 1) + bnc
-    order = torch.sort(key, stable=True).indices
-    live, key, bnr, bnc = live[order], key[order], bnr[order], bnc[order]
-    _, counts = torch.unique_consecutive(key, return_counts=True)
-    hits_pix, hits_face, hits_z = [], [], []
+    span = 2 * max(height, width) + 1  # > any bucketed side
+    sizes, group, counts = torch.unique(bnr * span + bnc, return_inverse=True, return_counts=True)
+    sizes = [divmod(key, span) for key in sizes.tolist()]
+    target = _merge_small_groups(sizes, counts.tolist())
+    group = torch.tensor(target, device=dev)[group]
+    group, order = torch.sort(group, stable=True)
+    live = live[order]
+    _, counts = torch.unique_consecutive(group, return_counts=True)
+    # Everything per face once, in block order; the blocks below take slices (views) of it.
+    px0 = (2 * col0[live] + 1 - width).to(fv.dtype) / s
+    py0 = (height - 2 * row0[live] - 1).to(fv.dtype) / s
+    coef = _face_coefficients(fv[live], px0, py0, 2.0 / s)
+    nrows, ncols = nrows[live], ncols[live]
     # Candidates are many times the kept slots: int32 pixel and face ids when they fit halve their traffic.
-    ids = torch.int32 if max(verts_ndc.shape[0] * height * width, fv.shape[0]) < 2**31 else torch.long
+    ids = torch.int32 if max(n_pix, fv.shape[0]) < 2**31 else torch.long
+    corner = ((live // n_faces * height + row0[live]) * width + col0[live]).to(ids)
+    face_ids = (live % n_faces).to(ids)
+    hits_pix, hits_face, hits_z = [], [], []
+    # Bound each pixel's K-th nearest depth while the blocks come (only where pixels average > K / 2
+    # candidates; box areas over-count the candidates by ~1.4).
+    k = faces_per_pixel
+    class_min = fv.new_full((k, n_pix), math.inf) if k * n_pix <= 2 * int((nrows * ncols).sum()) else None
     start = 0
-    for count, nr, nc in zip(counts.tolist(), bnr[counts.cumsum(0) - 1].tolist(), bnc[counts.cumsum(0) - 1].tolist()):
+    for count, g in zip(counts.tolist(), group[counts.cumsum(0) - 1].tolist()):
+        nr, nc = sizes[g]
+        offset = (torch.arange(nr, device=dev)[:, None] * width + torch.arange(nc, device=dev)).to(ids)
         per_chunk = max(1, chunk_size // (3 * nr * nc))
         for a in range(start, start + count, per_chunk):
-            f = live[a : min(a + per_chunk, start + count)]
-            px0 = (2 * col0[f] + 1 - width).to(fv.dtype) / s
-            py0 = (height - 2 * row0[f] - 1).to(fv.dtype) / s
-            co = _face_coefficients(fv[f], px0, py0, 2.0 / s)
+            b = min(a + per_chunk, start + count)
             hit, z = _block_hits(
-                co, nrows[f], ncols[f], (nr, nc), blur_radius**2, perspective_correct, clip_barycentrics
+                {name: c[a:b] for name, c in coef.items()}, nrows[a:b], ncols[a:b], (nr, nc), blur_radius**2,
+                perspective_correct, clip_barycentrics,
             )
-            corner = ((f // n_faces * height + row0[f]) * width + col0[f]).to(ids)
-            offset = (torch.arange(nr, device=f.device)[:, None] * width + torch.arange(nc, device=f.device)).to(ids)
-            hits_pix.append((corner[:, None, None] + offset).masked_select(hit))
-            hits_face.append(f.to(ids)[:, None, None].expand_as(hit).masked_select(hit))
+            hits_pix.append((corner[a:b, None, None] + offset).masked_select(hit))
+            hits_face.append(face_ids[a:b, None, None].expand_as(hit).masked_select(hit))
             hits_z.append(z.masked_select(hit))
+            if class_min is not None:
+                _add_class_minima(class_min, hits_pix[-1], hits_z[-1])
         start += count
-    if not hits_pix:
-        empty = torch.zeros(0, dtype=torch.long, device=verts_ndc.device)
-        return empty, empty, empty
     pix, face, z = torch.cat(hits_pix), torch.cat(hits_face), torch.cat(hits_z)
     del hits_pix, hits_face, hits_z
-    pix, order = _sort_by_pixel_then_depth(pix, z)
-    # pix is sorted, so candidate i ranks >= K in its pixel iff candidate i - K has the same pixel:
-    # one comparison drops the surplus before the ranks are computed on the kept slots only.
-    k = faces_per_pixel
-    if pix.numel() > k:
-        keep = torch.ones_like(pix, dtype=torch.bool)
-        torch.ne(pix[k:], pix[:-k], out=keep[k:])
-        pix, order = pix[keep], order[keep]
-    idx = torch.arange(pix.numel(), device=pix.device)
-    is_start = torch.ones_like(pix, dtype=torch.bool)
-    is_start[1:] = pix[1:] != pix[:-1]
-    rank = idx - torch.where(is_start, idx, torch.zeros_like(idx)).cummax(0).values
-    return pix.long(), rank, face[order].long()
+    near = None if class_min is None else z <= class_min.amax(0).index_select(0, pix)
+    return _k_nearest(pix, face, z, k, n_pix, height * width, n_faces, near)
 
 
 def rasterize_packed(
