@@ -110,73 +110,172 @@ def signed_area2(fv: Tensor) -> Tensor:
     return (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (y[..., 1] - y[..., 0]) * (x[..., 2] - x[..., 0])
 
 
-class _PointTriangleDist2(torch.autograd.Function):
-    """Squared 2D distance from points to triangle boundaries, with a closed-form backward.
+def _slot_barycentrics(x: Tensor, y: Tensor, z: Tensor, px: Tensor, py: Tensor, perspective_correct: bool) -> dict:
+    """Edge functions and (perspective-corrected) barycentrics of M slots; pytorch3d's CPU formulas.
 
-    Per edge a -> b: t = clamp((p - a).e / |e|^2, 0, 1) (t = 0 for edges with |e|^2 <= 1e-8, as
-    pytorch3d), d = p - (a + t e); the result is min over edges of |d|^2. By the envelope theorem the
-    gradient w.r.t. the nearest edge's endpoints is -2 d (1 - t) and -2 d t, so backward stores only
-    d, t and the edge index instead of autograd's ~40 intermediates per slot.
+    x, y, z: (3, M) vertex coordinates (row j = vertex j), px, py (M,). Returns a dict of (M,) rows:
+    e0..e2 (twice the sub-triangle areas), area, w0..w2 (= e / area), and with perspective correction
+    t0..t2 (z_j z_k w_i), total, denom; b0..b2 the corrected barycentrics (all > 0 inside).
     """
+    x0, x1, x2 = x
+    y0, y1, y2 = y
+    r = {"area": (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)}
+    r["e0"] = (x1 - px) * (y2 - py) - (y1 - py) * (x2 - px)
+    r["e1"] = (x2 - px) * (y0 - py) - (y2 - py) * (x0 - px)
+    r["e2"] = (x0 - px) * (y1 - py) - (y0 - py) * (x1 - px)
+    for i in range(3):
+        r[f"w{i}"] = r[f"e{i}"] / r["area"]
+    if perspective_correct:
+        z0, z1, z2 = z
+        r["t0"], r["t1"], r["t2"] = z1 * z2 * r["w0"], z0 * z2 * r["w1"], z0 * z1 * r["w2"]
+        r["total"] = r["t0"] + r["t1"] + r["t2"]
+        r["denom"] = r["total"].clamp_min(DENOM_EPS)
+        for i in range(3):
+            r[f"b{i}"] = r[f"t{i}"] / r["denom"]
+    else:
+        for i in range(3):
+            r[f"b{i}"] = r[f"w{i}"]
+    return r
 
-    @staticmethod
-    def forward(ctx, p: Tensor, xy: Tensor) -> Tensor:  # p (M, 2), xy (M, 3, 2) -> (M,)
-        # x and y as separate (M, 3) tensors: the same arithmetic as summing over a size-2 axis,
-        # without torch's slow reductions over a short last dimension.
-        ax, ay = xy[..., 0], xy[..., 1]
-        ex, ey = ax.roll(-1, dims=1) - ax, ay.roll(-1, dims=1) - ay
-        px, py = p[:, 0:1], p[:, 1:2]
+
+def _nearest_edge(x: Tensor, y: Tensor, px: Tensor, py: Tensor) -> list[Tensor]:
+    """Squared distance from points (px, py) (M,) to the boundary of triangles x, y (3, M).
+
+    Per edge a -> b (vertex i -> i + 1): t = clamp((p - a).e / |e|^2, 0, 1) (t = 0 for edges with
+    |e|^2 <= 1e-8, as pytorch3d), d = p - (a + t e). Returns [dist2 = min over edges of |d|^2, and of
+    the nearest edge (the first on ties): its index (uint8), t, dx, dy], all (M,).
+    """
+    best = []
+    for i in range(3):
+        ax, ay, bx, by = x[i], y[i], x[(i + 1) % 3], y[(i + 1) % 3]
+        ex, ey = bx - ax, by - ay
         l2 = ex * ex + ey * ey
         t = (((px - ax) * ex + (py - ay) * ey) / l2.clamp_min(1e-30)).clamp_(0.0, 1.0)
         t = t.masked_fill_(l2 <= 1e-8, 0.0)
         dx, dy = px - (ax + t * ex), py - (ay + t * ey)
-        dist2, edge = (dx * dx + dy * dy).min(dim=-1)
-        e1 = edge[:, None]
-        d = torch.stack([dx.gather(1, e1)[:, 0], dy.gather(1, e1)[:, 0]], dim=-1)
-        ctx.save_for_backward(d, t.gather(1, e1)[:, 0], edge)
-        return dist2
+        d2 = dx * dx + dy * dy
+        if not best:
+            best = [d2, torch.zeros_like(px, dtype=torch.uint8), t, dx, dy]
+            continue
+        closer = d2 < best[0]
+        best[1] = best[1].masked_fill_(closer, i)
+        best = [best[0].where(~closer, d2), best[1]] + [old.where(~closer, new) for old, new in zip(best[2:], (t, dx, dy))]
+    return best
+
+
+SLOT_CHUNK = 1 << 15  # slots per pass of stage 2: its ~40 (chunk,) temporaries stay in cache
+
+
+class _SlotGeometry(torch.autograd.Function):
+    """Barycentrics, depth and signed distance of M (pixel, face) slots, with a closed-form backward.
+
+    Autograd through the ~60 elementwise ops of the forward would keep ~40 (M,) intermediates and run
+    ~100 backward kernels; backward here recomputes the cheap edge functions from the saved vertex
+    coordinates and applies the chain rule by hand (tests/render checks it against autograd and gradcheck).
+    Distance: by the envelope theorem the gradient w.r.t. the nearest edge's endpoints is -2 d (1 - t)
+    and -2 d t.
+    """
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
-        d, t, edge = ctx.saved_tensors
-        g = -2.0 * d * grad[:, None]  # (M, 2)
-        grad_xy = g.new_zeros(g.shape[0], 3, 2)
-        grad_xy.scatter_add_(1, edge[:, None, None].expand(-1, 1, 2), (g * (1 - t)[:, None])[:, None])
-        grad_xy.scatter_add_(1, ((edge + 1) % 3)[:, None, None].expand(-1, 1, 2), (g * t[:, None])[:, None])
-        return None, grad_xy
+    def forward(ctx, coords: Tensor, px: Tensor, py: Tensor, perspective_correct: bool, clip: bool):
+        # coords (3, 3, M): [x|y|z, vertex, slot]. -> bary (M, 3), zbuf (M,), dists (M,)
+        chunks = [slice(a, a + SLOT_CHUNK) for a in range(0, max(px.shape[0], 1), SLOT_CHUNK)]
+        outs = [_SlotGeometry._forward_chunk(coords[..., c], px[c], py[c], perspective_correct, clip) for c in chunks]
+        bary, zbuf, dists, inside, edge, t, dx, dy = (torch.cat(parts) for parts in zip(*outs))
+        ctx.save_for_backward(coords, px, py, inside, edge, t, dx, dy)
+        ctx.flags = (perspective_correct, clip)
+        return bary, zbuf, dists
+
+    @staticmethod
+    def _forward_chunk(coords, px, py, perspective_correct, clip):
+        x, y, z = coords
+        b = _slot_barycentrics(x, y, z, px, py, perspective_correct)
+        b = [b["b0"], b["b1"], b["b2"]]
+        inside = (b[0] > 0) & (b[1] > 0) & (b[2] > 0)
+        if clip:
+            c = [bi.clamp_min(0.0) for bi in b]
+            s = (c[0] + c[1] + c[2]).clamp_min(CLIP_EPS)
+            b = [ci / s for ci in c]
+        zbuf = b[0] * z[0] + b[1] * z[1] + b[2] * z[2]
+        dist2, edge, t, dx, dy = _nearest_edge(x, y, px, py)
+        return torch.stack(b, dim=-1), zbuf, torch.where(inside, -dist2, dist2), inside, edge, t, dx, dy
+
+    @staticmethod
+    def backward(ctx, g_bary: Tensor, g_zbuf: Tensor, g_dists: Tensor):
+        saved = ctx.saved_tensors
+        grad = saved[0].new_empty(saved[0].shape)
+        for a in range(0, saved[1].shape[0], SLOT_CHUNK):
+            c = slice(a, a + SLOT_CHUNK)
+            grad[..., c] = _SlotGeometry._backward_chunk(
+                *(v[..., c] for v in saved), g_bary[c], g_zbuf[c], g_dists[c], *ctx.flags
+            )
+        return grad, None, None, None, None
+
+    @staticmethod
+    def _backward_chunk(coords, px, py, inside, edge, t, dx, dy, g_bary, g_zbuf, g_dists, perspective_correct, clip):
+        x, y, z = coords
+        r = _slot_barycentrics(x, y, z, px, py, perspective_correct)
+        b = [r["b0"], r["b1"], r["b2"]]
+        if clip:
+            c = [bi.clamp_min(0.0) for bi in b]
+            total = c[0] + c[1] + c[2]
+            s = total.clamp_min(CLIP_EPS)
+            bary = [ci / s for ci in c]
+        else:
+            bary = b
+        g_bary = g_bary.t()
+        gb = [g_bary[i] + g_zbuf * z[i] for i in range(3)]  # zbuf = sum_i bary_i z_i
+        gz = [g_zbuf * bary[i] for i in range(3)]
+        if clip:  # bary = c / s, s = max(sum c, eps), c = max(b, 0)
+            dot = (gb[0] * bary[0] + gb[1] * bary[1] + gb[2] * bary[2]) * (total >= CLIP_EPS)
+            gb = [((gb[i] - dot) / s) * (b[i] >= 0) for i in range(3)]
+        if perspective_correct:  # b = t / max(sum t, eps), t_i = z_j z_k w_i
+            dot = (gb[0] * b[0] + gb[1] * b[1] + gb[2] * b[2]) * (r["total"] >= DENOM_EPS)
+            gt = [(gb[i] - dot) / r["denom"] for i in range(3)]
+            w = [r["w0"], r["w1"], r["w2"]]
+            gw = [gt[0] * (z[1] * z[2]), gt[1] * (z[0] * z[2]), gt[2] * (z[0] * z[1])]
+            gz[0] = gz[0] + gt[1] * z[2] * w[1] + gt[2] * z[1] * w[2]
+            gz[1] = gz[1] + gt[0] * z[2] * w[0] + gt[2] * z[0] * w[2]
+            gz[2] = gz[2] + gt[0] * z[1] * w[0] + gt[1] * z[0] * w[1]
+        else:
+            gw = gb
+        area = r["area"]  # w_i = e_i / area
+        ge = [gwi / area for gwi in gw]
+        g_area = -(gw[0] * r["w0"] + gw[1] * r["w1"] + gw[2] * r["w2"]) / area
+        (x0, x1, x2), (y0, y1, y2) = x, y
+        qx0, qx1, qx2, qy0, qy1, qy2 = x0 - px, x1 - px, x2 - px, y0 - py, y1 - py, y2 - py
+        gx = [
+            ge[2] * qy1 - ge[1] * qy2 + g_area * (y1 - y2),
+            ge[0] * qy2 - ge[2] * qy0 + g_area * (y2 - y0),
+            ge[1] * qy0 - ge[0] * qy1 + g_area * (y0 - y1),
+        ]
+        gy = [
+            ge[1] * qx2 - ge[2] * qx1 + g_area * (x2 - x1),
+            ge[2] * qx0 - ge[0] * qx2 + g_area * (x0 - x2),
+            ge[0] * qx1 - ge[1] * qx0 + g_area * (x1 - x0),
+        ]
+        # dists = +-|d|^2 for the nearest edge k (vertex k -> k + 1)
+        g_d2 = torch.where(inside, g_dists, -g_dists).mul_(2.0)  # -2 * (d dists / d dist2) * grad
+        gdx, gdy = g_d2 * dx, g_d2 * dy
+        zero = torch.zeros((), dtype=t.dtype, device=t.device)
+        for j in range(3):
+            w_j = torch.where(edge == j, 1 - t, torch.where(edge == (j - 1) % 3, t, zero))
+            gx[j] = gx[j] + gdx * w_j
+            gy[j] = gy[j] + gdy * w_j
+        return torch.stack([torch.stack(gx), torch.stack(gy), torch.stack(gz)])
 
 
-def pixel_face_geometry(
-    px: Tensor, py: Tensor, fv: Tensor, perspective_correct: bool, clip_barycentrics: bool
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Barycentrics, depth and distance of pixel centres (px, py) (M,) w.r.t. faces fv (M, 3, 3).
+def slot_geometry(
+    verts: Tensor, vert_idx: Tensor, px: Tensor, py: Tensor, perspective_correct: bool, clip_barycentrics: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Barycentrics, depth and signed distance of pixel centres (px, py) (M,) w.r.t. the faces with vertex
+    indices vert_idx (M, 3) into verts (V, 3). Differentiable w.r.t. ``verts``; pytorch3d's CPU formulas.
 
-    Differentiable w.r.t. ``fv``. Follows pytorch3d's CPU rasteriser step by step.
-
-    Returns:
-        bary (M, 3) (perspective corrected, then clipped if asked), zbuf (M,),
-        dist2 (M,) unsigned squared distance to the face, inside (M,) bool (all corrected bary > 0).
+    Returns bary (M, 3) (perspective corrected, then clipped if asked), zbuf (M,), dists (M,) signed
+    squared 2D distance to the face boundary, negative inside (all corrected barycentrics > 0).
     """
-    # One unbind into the 9 coordinates: its backward is a single stack, where per-coordinate
-    # indexing (fv[:, 0], fv[..., 0], ...) would each zero-fill an (M, 3, 3) gradient.
-    x0, y0, z0, x1, y1, z1, x2, y2, z2 = fv.reshape(-1, 9).unbind(1)
-    area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)  # signed_area2(fv)
-    w0 = ((x1 - px) * (y2 - py) - (y1 - py) * (x2 - px)) / area
-    w1 = ((x2 - px) * (y0 - py) - (y2 - py) * (x0 - px)) / area
-    w2 = ((x0 - px) * (y1 - py) - (y0 - py) * (x1 - px)) / area
-    if perspective_correct:
-        t0, t1, t2 = z1 * z2 * w0, z0 * z2 * w1, z0 * z1 * w2
-        denom = (t0 + t1 + t2).clamp_min(DENOM_EPS)
-        w0, w1, w2 = t0 / denom, t1 / denom, t2 / denom
-    inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
-    bary = torch.stack([w0, w1, w2], dim=-1)
-    if clip_barycentrics:
-        clipped = bary.clamp_min(0.0)
-        bary = clipped / clipped.sum(-1, keepdim=True).clamp_min(CLIP_EPS)
-    zbuf = (bary * fv[:, :, 2]).sum(-1)  # a view of fv (already kept for backward), not a new (M, 3) copy
-    xy = torch.stack([x0, y0, x1, y1, x2, y2], dim=-1).view(-1, 3, 2)
-    dist2 = _PointTriangleDist2.apply(torch.stack([px, py], dim=-1), xy)
-    return bary, zbuf, dist2, inside
+    coords = verts.t()[:, vert_idx.t()]  # (3, 3, M): every (M,) row the kernels touch is contiguous
+    return _SlotGeometry.apply(coords, px, py, perspective_correct, clip_barycentrics)
 
 
 def pixel_centres(flat_pix: Tensor, height: int, width: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -506,10 +605,10 @@ def rasterize_packed(
     n_img, n_verts = verts_ndc.shape[:2]
     n_faces = faces.shape[0]
     vert_idx = faces[face % n_faces] + (face // n_faces * n_verts)[:, None]  # (M, 3) into packed verts
-    fv = verts_ndc.reshape(n_img * n_verts, 3)[vert_idx]
     px, py = pixel_centres(pix, height, width, verts_ndc.dtype)
-    bary, zbuf, dist2, inside = pixel_face_geometry(px, py, fv, perspective_correct, clip_barycentrics)
-    dists = torch.where(inside, -dist2, dist2)
+    bary, zbuf, dists = slot_geometry(
+        verts_ndc.reshape(n_img * n_verts, 3), vert_idx, px, py, perspective_correct, clip_barycentrics
+    )
     return PackedFragments(pix, rank, face, bary, zbuf, dists, (n_img, height, width, faces_per_pixel))
 
 
