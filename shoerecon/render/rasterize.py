@@ -5,7 +5,7 @@ Two stages:
 1. *Select* (no grad): every face covers the pixels of its bounding box (grown by the blur radius).
    Faces are grouped by box size and each group is tested as one dense block of affine edge
    functions (inside test, distance, depth). Hits that cannot be among a pixel's K nearest are
-   dropped with a per-pixel depth bound (``_add_class_minima``), and the K nearest of the rest kept
+   dropped with a per-pixel depth bound (``DepthBound``), and the K nearest of the rest kept
    with one radix sort on (pixel, depth bits, face). Work ~ sum of face bounding-box areas, not
    pixels x faces.
 2. *Differentiate*: barycentrics, distances and depth of the kept (pixel, face) slots are recomputed
@@ -328,7 +328,7 @@ def _k_nearest(
         pix (M,) flat pixel n * H * W + i * W + j < n_pix (H * W = pixels_per_image), face (M,) f in [0, F)
         (the image n is pix's),
         depth (M,) >= 0; (pixel, face) pairs are distinct. near (M,) bool: the candidates that may be
-        among the K nearest (see ``_add_class_minima``), None: all.
+        among the K nearest (see ``DepthBound``), None: all.
     Returns:
         pix (M',) long sorted, rank (M',) in [0, K), face (M',) packed n * F + f.
     """
@@ -345,7 +345,7 @@ def _k_nearest(
             if near is not None:  # drop first: the int64 keys of all candidates would be the largest temporary
                 kept = near.nonzero().view(-1)  # one index for the three gathers (masked_select would scan 3 times)
                 pix, face, bits = pix.index_select(0, kept), face.index_select(0, kept), bits.index_select(0, kept)
-            key = pix.long().bitwise_left_shift_(shift)
+            key = pix.to(torch.long, copy=True).bitwise_left_shift_(shift)  # never shift the caller's ids in place
             key += bits.long().sub_(lo).bitwise_left_shift_(fbits)
             key += face
             key = torch.sort(key).values
@@ -371,20 +371,39 @@ def _k_nearest(
     return pix, rank, face + pix // pixels_per_image * n_faces
 
 
-def _add_class_minima(class_min: Tensor, pix: Tensor, depth: Tensor) -> None:
-    """Fold candidates into a (K, n_pix) table of per-pixel class minima, candidate i in class i % K.
+class DepthBound:
+    """Per-pixel bound on the K-th nearest hit depth from a histogram of hit depths, filled as hits come.
 
-    A pixel's K class minima are K distinct candidates, so its K-th nearest depth is at most their largest
-    (``class_min.amax(0)``): anything farther cannot be among the K nearest and may be dropped before the
-    sort. Any split into classes gives a valid bound; round-robin makes the classes of a pixel about equal.
-    pix (M,) flat pixel, depth (M,); class_min is updated in place.
+    Depths are binned into ``bins`` buckets over [lo, hi] (clamped at both ends; the bucket of a depth
+    never decreases with the depth, also in floats). Once a pixel holds K hits up to some bucket, no hit
+    in a later bucket can be among its K nearest: ``near`` drops those before the sort, and back faces
+    whose nearest vertex is beyond the bound at every pixel of their box are skipped whole
+    (``_hidden_faces``). Comparisons are on bucket indices, so the bound is exact (ties are kept).
+    Counts are int32 (n_pix * bins).
     """
-    k, n_pix = class_min.shape
-    m = pix.numel()
-    rows = -(-m // k)
-    class_base = torch.arange(0, k * n_pix, n_pix, device=pix.device)
-    slot = (torch.cat([pix, pix.new_zeros(rows * k - m)]).view(rows, k) + class_base).view(-1)[:m]
-    class_min.view(-1).scatter_reduce_(0, slot, depth, "amin")
+
+    def __init__(self, n_pix: int, k: int, lo: float, hi: float, device: torch.device, bins: int = 16) -> None:
+        self.k, self.bins, self.lo = k, bins, lo
+        self.scale = bins / max(hi - lo, 1e-12)
+        self.counts = torch.zeros(n_pix * bins, dtype=torch.int32, device=device)
+
+    def bucket(self, depth: Tensor) -> Tensor:
+        """(M,) depth -> (M,) int32 bucket in [0, bins)."""
+        return ((depth - self.lo) * self.scale).clamp_(0, self.bins - 1).to(torch.int32)
+
+    def add(self, pix: Tensor, depth: Tensor) -> None:
+        """Count hits at pixels pix (M,) with depths (M,)."""
+        slot = pix.long() * self.bins + self.bucket(depth)
+        self.counts.index_add_(0, slot, torch.ones_like(slot, dtype=torch.int32))
+
+    def last_bucket(self) -> Tensor:
+        """(n_pix,) int32: the bucket of each pixel's K-th nearest hit, ``bins`` where it has fewer than K."""
+        reached = self.counts.view(-1, self.bins).cumsum(1, dtype=torch.int32) >= self.k
+        return self.bins - reached.sum(1, dtype=torch.int32)
+
+    def near(self, pix: Tensor, depth: Tensor) -> Tensor:
+        """(M,) bool: the hits that may be among the K nearest of their pixel."""
+        return self.bucket(depth) <= self.last_bucket().index_select(0, pix)
 
 
 def _bucket(size: Tensor) -> Tensor:
@@ -486,6 +505,79 @@ def _merge_small_groups(sizes: list[tuple[int, int]], counts: list[int]) -> list
     return target
 
 
+HIDDEN_WINDOW = 9  # boxes up to this many pixels a side are tested whole (max-pooled depth bound)
+HIDDEN_MARGIN = 1e-5  # relative depth margin: stage-1 depths may round a few ulps below the nearest vertex
+
+
+def _hidden_faces(
+    fv: Tensor, img: Tensor, row0: Tensor, col0: Tensor, nrows: Tensor, ncols: Tensor, bound: DepthBound,
+    image: tuple[int, int],
+) -> Tensor:
+    """Faces none of whose hits can be among the K nearest: at every pixel of the face's box, K hits lie
+    in buckets before that of the face's nearest vertex. Valid when hit depths lie between the face's
+    vertex depths (barycentrics clipped, or no blur: inside hits only), up to a few ulps of rounding
+    (HIDDEN_MARGIN). Boxes up to HIDDEN_WINDOW pixels a side are tested against the latest bucket in
+    the window at their top-left corner; larger ones are kept. fv (G, 3, 3), img, row0, col0, nrows,
+    ncols (G,). -> (G,) bool.
+    """
+    w = HIDDEN_WINDOW
+    last = bound.last_bucket().view(-1, 1, *image).float()
+    last = torch.nn.functional.pad(last, (0, w - 1, 0, w - 1))  # boxes stop at the image border
+    window = torch.nn.functional.max_pool2d(torch.nn.functional.max_pool2d(last, (1, w), 1), (w, 1), 1)[:, 0]
+    small = (nrows <= w) & (ncols <= w)
+    return small & (bound.bucket(fv[:, :, 2].amin(-1) * (1 - HIDDEN_MARGIN)) > window[img, row0, col0])
+
+
+def _block_pass(
+    live: Tensor, fv: Tensor, boxes: tuple[Tensor, Tensor, Tensor, Tensor], n_faces: int, image: tuple[int, int],
+    blur_radius: float, perspective_correct: bool, clip_barycentrics: bool, chunk_size: int,
+    bound: DepthBound | None, hits: tuple[list, list, list],
+) -> None:
+    """Hits of the faces ``live`` (G,) (indices into packed fv (N F, 3, 3)), appended to hits = (pix, face, z)
+    lists and counted in ``bound`` when given.
+
+    Faces are grouped by (bucketed) pixel-box size; each group is tested as one dense
+    (faces, rows, cols) block of affine evaluations, so work ~ sum of box areas and no per-pixel
+    gathers are needed. boxes = (col0, row0, ncols, nrows) of all packed faces.
+    """
+    height, width = image
+    s, dev = min(height, width), fv.device
+    col0, row0, ncols, nrows = (b[live] for b in boxes)
+    bnr, bnc = _bucket(nrows), _bucket(ncols)
+    span = 2 * max(height, width) + 1  # > any bucketed side
+    sizes, group, counts = torch.unique(bnr * span + bnc, return_inverse=True, return_counts=True)
+    sizes = [divmod(key, span) for key in sizes.tolist()]
+    group = torch.tensor(_merge_small_groups(sizes, counts.tolist()), device=dev)[group]
+    group, order = torch.sort(group, stable=True)
+    live, col0, row0, ncols, nrows = live[order], col0[order], row0[order], ncols[order], nrows[order]
+    _, counts = torch.unique_consecutive(group, return_counts=True)
+    # Everything per face once, in block order; the blocks below take slices (views) of it.
+    px0 = (2 * col0 + 1 - width).to(fv.dtype) / s
+    py0 = (height - 2 * row0 - 1).to(fv.dtype) / s
+    coef = _face_coefficients(fv[live], px0, py0, 2.0 / s)
+    # Candidates are many times the kept slots: int32 pixel and face ids when they fit halve their traffic.
+    ids = torch.int32 if max(fv.shape[0] // n_faces * height * width, fv.shape[0]) < 2**31 else torch.long
+    corner = ((live // n_faces * height + row0) * width + col0).to(ids)
+    face_ids = (live % n_faces).to(ids)
+    start = 0
+    for count, g in zip(counts.tolist(), group[counts.cumsum(0) - 1].tolist()):
+        nr, nc = sizes[g]
+        offset = (torch.arange(nr, device=dev)[:, None] * width + torch.arange(nc, device=dev)).to(ids)
+        per_chunk = max(1, chunk_size // (3 * nr * nc))
+        for a in range(start, start + count, per_chunk):
+            b = min(a + per_chunk, start + count)
+            hit, z = _block_hits(
+                {name: c[a:b] for name, c in coef.items()}, nrows[a:b], ncols[a:b], (nr, nc), blur_radius**2,
+                perspective_correct, clip_barycentrics,
+            )
+            hits[0].append((corner[a:b, None, None] + offset).masked_select(hit))
+            hits[1].append(face_ids[a:b, None, None].expand_as(hit).masked_select(hit))
+            hits[2].append(z.masked_select(hit))
+            if bound is not None:
+                bound.add(hits[0][-1], hits[2][-1])
+        start += count
+
+
 @torch.no_grad()
 def select_faces(
     verts_ndc: Tensor,
@@ -501,10 +593,11 @@ def select_faces(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Stage 1 (no grad): the K nearest faces of every pixel.
 
-    Faces are grouped by (bucketed) pixel-box size; each group is tested as one dense
-    (faces, rows, cols) block of affine evaluations, so work ~ sum of box areas and no per-pixel
-    gathers are needed. Candidates that cannot be among a pixel's K nearest are dropped
-    (``_near_enough``), the rest sorted by (pixel, depth, face) and the first K per pixel kept.
+    Hits come from dense blocks of faces of similar box size (``_block_pass``). While they come, a
+    per-pixel depth histogram bounds every pixel's K-th nearest depth (``DepthBound``): front faces go
+    first, so back faces hidden behind K front hits at every pixel of their box are
+    skipped whole (``_hidden_faces``), and the remaining candidates beyond the bound are dropped before
+    the (pixel, depth, face) sort that keeps the first K per pixel (``_k_nearest``). All exact.
 
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view). faces: (F, 3) long, shared by the N meshes.
@@ -515,59 +608,40 @@ def select_faces(
     """
     height, width = image_hw(image_size)
     n_faces = faces.shape[0]
-    n_pix = verts_ndc.shape[0] * height * width
-    s = min(height, width)
-    dev = verts_ndc.device
+    n_img = verts_ndc.shape[0]
+    n_pix = n_img * height * width
     fv = verts_ndc[:, faces].reshape(-1, 3, 3)  # packed faces
     valid = valid_faces(fv, znear, cull_backfaces)
-    col0, row0, ncols, nrows = _face_pixel_boxes(fv, height, width, blur_radius, valid)
+    boxes = _face_pixel_boxes(fv, height, width, blur_radius, valid)
+    col0, row0, ncols, nrows = boxes
     live = ((ncols * nrows) > 0).nonzero()[:, 0]
     if live.numel() == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=dev)
+        empty = torch.zeros(0, dtype=torch.long, device=verts_ndc.device)
         return empty, empty, empty
-    bnr, bnc = _bucket(nrows[live]), _bucket(ncols[live])
-    span = 2 * max(height, width) + 1  # > any bucketed side
-    sizes, group, counts = torch.unique(bnr * span + bnc, return_inverse=True, return_counts=True)
-    sizes = [divmod(key, span) for key in sizes.tolist()]
-    target = _merge_small_groups(sizes, counts.tolist())
-    group = torch.tensor(target, device=dev)[group]
-    group, order = torch.sort(group, stable=True)
-    live = live[order]
-    _, counts = torch.unique_consecutive(group, return_counts=True)
-    # Everything per face once, in block order; the blocks below take slices (views) of it.
-    px0 = (2 * col0[live] + 1 - width).to(fv.dtype) / s
-    py0 = (height - 2 * row0[live] - 1).to(fv.dtype) / s
-    coef = _face_coefficients(fv[live], px0, py0, 2.0 / s)
-    nrows, ncols = nrows[live], ncols[live]
-    # Candidates are many times the kept slots: int32 pixel and face ids when they fit halve their traffic.
-    ids = torch.int32 if max(n_pix, fv.shape[0]) < 2**31 else torch.long
-    corner = ((live // n_faces * height + row0[live]) * width + col0[live]).to(ids)
-    face_ids = (live % n_faces).to(ids)
-    hits_pix, hits_face, hits_z = [], [], []
-    # Bound each pixel's K-th nearest depth while the blocks come (only where pixels average > K / 2
-    # candidates; box areas over-count the candidates by ~1.4).
     k = faces_per_pixel
-    class_min = fv.new_full((k, n_pix), math.inf) if k * n_pix <= 2 * int((nrows * ncols).sum()) else None
-    start = 0
-    for count, g in zip(counts.tolist(), group[counts.cumsum(0) - 1].tolist()):
-        nr, nc = sizes[g]
-        offset = (torch.arange(nr, device=dev)[:, None] * width + torch.arange(nc, device=dev)).to(ids)
-        per_chunk = max(1, chunk_size // (3 * nr * nc))
-        for a in range(start, start + count, per_chunk):
-            b = min(a + per_chunk, start + count)
-            hit, z = _block_hits(
-                {name: c[a:b] for name, c in coef.items()}, nrows[a:b], ncols[a:b], (nr, nc), blur_radius**2,
-                perspective_correct, clip_barycentrics,
-            )
-            hits_pix.append((corner[a:b, None, None] + offset).masked_select(hit))
-            hits_face.append(face_ids[a:b, None, None].expand_as(hit).masked_select(hit))
-            hits_z.append(z.masked_select(hit))
-            if class_min is not None:
-                _add_class_minima(class_min, hits_pix[-1], hits_z[-1])
-        start += count
-    pix, face, z = torch.cat(hits_pix), torch.cat(hits_face), torch.cat(hits_z)
-    del hits_pix, hits_face, hits_z
-    near = None if class_min is None else z <= class_min.amax(0).index_select(0, pix)
+    # The depth bound pays where pixels average > K / 2 candidates (box areas over-count them by ~1.4).
+    bound = None
+    if k * n_pix <= 2 * int((nrows * ncols)[live].sum()):
+        z_live = fv[live][:, :, 2]
+        bound = DepthBound(n_pix, k, float(z_live.min()), float(z_live.max()), fv.device)
+    hits: tuple[list, list, list] = ([], [], [])
+    run = lambda subset: _block_pass(  # noqa: E731
+        subset, fv, boxes, n_faces, (height, width), blur_radius, perspective_correct, clip_barycentrics,
+        chunk_size, bound, hits,
+    )
+    if bound is not None and (clip_barycentrics or blur_radius == 0):  # hit depths within the vertex depths
+        front = signed_area2(fv[live]) > 0
+        run(live[front])
+        back = live[~front]
+        hidden = _hidden_faces(
+            fv[back], back // n_faces, row0[back], col0[back], nrows[back], ncols[back], bound, (height, width)
+        )
+        run(back[~hidden])
+    else:
+        run(live)
+    pix, face, z = torch.cat(hits[0]), torch.cat(hits[1]), torch.cat(hits[2])
+    del hits
+    near = None if bound is None else bound.near(pix, z)
     return _k_nearest(pix, face, z, k, n_pix, height * width, n_faces, near)
 
 
