@@ -163,7 +163,7 @@ def _nearest_edge(x: Tensor, y: Tensor, px: Tensor, py: Tensor) -> list[Tensor]:
     return best
 
 
-SLOT_CHUNK = 1 << 15  # slots per pass of stage 2: its ~40 (chunk,) temporaries stay in cache
+SLOT_CHUNK = 1 << 17  # slots per pass of stage 2: temporaries stay small, ops still split over threads
 
 
 class _SlotGeometry(torch.autograd.Function):
@@ -376,16 +376,16 @@ class DepthBound:
 
     Depths are binned into ``bins`` buckets over [lo, hi] (clamped at both ends; the bucket of a depth
     never decreases with the depth, also in floats). Once a pixel holds K hits up to some bucket, no hit
-    in a later bucket can be among its K nearest: ``near`` drops those before the sort, and back faces
-    whose nearest vertex is beyond the bound at every pixel of their box are skipped whole
-    (``_hidden_faces``). Comparisons are on bucket indices, so the bound is exact (ties are kept).
-    Counts are int32 (n_pix * bins).
+    in a later bucket can be among its K nearest: ``near`` drops those before the sort. Comparisons are
+    on bucket indices, so the bound is exact (ties are kept). Counts are int32 (bins, n_pix): bucket-major,
+    so the running sum over buckets is a contiguous, vectorised pass.
     """
 
     def __init__(self, n_pix: int, k: int, lo: float, hi: float, device: torch.device, bins: int = 16) -> None:
         self.k, self.bins, self.lo = k, bins, lo
         self.scale = bins / max(hi - lo, 1e-12)
-        self.counts = torch.zeros(n_pix * bins, dtype=torch.int32, device=device)
+        self.n_pix = n_pix
+        self.counts = torch.zeros(bins * n_pix, dtype=torch.int32, device=device)
 
     def bucket(self, depth: Tensor) -> Tensor:
         """(M,) depth -> (M,) int32 bucket in [0, bins)."""
@@ -393,13 +393,13 @@ class DepthBound:
 
     def add(self, pix: Tensor, depth: Tensor) -> None:
         """Count hits at pixels pix (M,) with depths (M,)."""
-        slot = pix.long() * self.bins + self.bucket(depth)
+        slot = self.bucket(depth).long().mul_(self.n_pix).add_(pix)
         self.counts.index_add_(0, slot, torch.ones_like(slot, dtype=torch.int32))
 
     def last_bucket(self) -> Tensor:
         """(n_pix,) int32: the bucket of each pixel's K-th nearest hit, ``bins`` where it has fewer than K."""
-        reached = self.counts.view(-1, self.bins).cumsum(1, dtype=torch.int32) >= self.k
-        return self.bins - reached.sum(1, dtype=torch.int32)
+        reached = self.counts.view(self.bins, self.n_pix).cumsum(0, dtype=torch.int32) >= self.k
+        return self.bins - reached.sum(0, dtype=torch.int32)
 
     def near(self, pix: Tensor, depth: Tensor) -> Tensor:
         """(M,) bool: the hits that may be among the K nearest of their pixel."""
@@ -505,29 +505,6 @@ def _merge_small_groups(sizes: list[tuple[int, int]], counts: list[int]) -> list
     return target
 
 
-HIDDEN_WINDOW = 9  # boxes up to this many pixels a side are tested whole (max-pooled depth bound)
-HIDDEN_MARGIN = 1e-5  # relative depth margin: stage-1 depths may round a few ulps below the nearest vertex
-
-
-def _hidden_faces(
-    fv: Tensor, img: Tensor, row0: Tensor, col0: Tensor, nrows: Tensor, ncols: Tensor, bound: DepthBound,
-    image: tuple[int, int],
-) -> Tensor:
-    """Faces none of whose hits can be among the K nearest: at every pixel of the face's box, K hits lie
-    in buckets before that of the face's nearest vertex. Valid when hit depths lie between the face's
-    vertex depths (barycentrics clipped, or no blur: inside hits only), up to a few ulps of rounding
-    (HIDDEN_MARGIN). Boxes up to HIDDEN_WINDOW pixels a side are tested against the latest bucket in
-    the window at their top-left corner; larger ones are kept. fv (G, 3, 3), img, row0, col0, nrows,
-    ncols (G,). -> (G,) bool.
-    """
-    w = HIDDEN_WINDOW
-    last = bound.last_bucket().view(-1, 1, *image).float()
-    last = torch.nn.functional.pad(last, (0, w - 1, 0, w - 1))  # boxes stop at the image border
-    window = torch.nn.functional.max_pool2d(torch.nn.functional.max_pool2d(last, (1, w), 1), (w, 1), 1)[:, 0]
-    small = (nrows <= w) & (ncols <= w)
-    return small & (bound.bucket(fv[:, :, 2].amin(-1) * (1 - HIDDEN_MARGIN)) > window[img, row0, col0])
-
-
 def _block_pass(
     live: Tensor, fv: Tensor, boxes: tuple[Tensor, Tensor, Tensor, Tensor], n_faces: int, image: tuple[int, int],
     blur_radius: float, perspective_correct: bool, clip_barycentrics: bool, chunk_size: int,
@@ -594,10 +571,9 @@ def select_faces(
     """Stage 1 (no grad): the K nearest faces of every pixel.
 
     Hits come from dense blocks of faces of similar box size (``_block_pass``). While they come, a
-    per-pixel depth histogram bounds every pixel's K-th nearest depth (``DepthBound``): front faces go
-    first, so back faces hidden behind K front hits at every pixel of their box are
-    skipped whole (``_hidden_faces``), and the remaining candidates beyond the bound are dropped before
-    the (pixel, depth, face) sort that keeps the first K per pixel (``_k_nearest``). All exact.
+    per-pixel depth histogram bounds every pixel's K-th nearest depth (``DepthBound``); candidates
+    beyond the bound are dropped before the (pixel, depth, face) sort that keeps the first K per pixel
+    (``_k_nearest``). Exact: the same K as a full sort.
 
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view). faces: (F, 3) long, shared by the N meshes.
@@ -625,20 +601,10 @@ def select_faces(
         z_live = fv[live][:, :, 2]
         bound = DepthBound(n_pix, k, float(z_live.min()), float(z_live.max()), fv.device)
     hits: tuple[list, list, list] = ([], [], [])
-    run = lambda subset: _block_pass(  # noqa: E731
-        subset, fv, boxes, n_faces, (height, width), blur_radius, perspective_correct, clip_barycentrics,
+    _block_pass(
+        live, fv, boxes, n_faces, (height, width), blur_radius, perspective_correct, clip_barycentrics,
         chunk_size, bound, hits,
     )
-    if bound is not None and (clip_barycentrics or blur_radius == 0):  # hit depths within the vertex depths
-        front = signed_area2(fv[live]) > 0
-        run(live[front])
-        back = live[~front]
-        hidden = _hidden_faces(
-            fv[back], back // n_faces, row0[back], col0[back], nrows[back], ncols[back], bound, (height, width)
-        )
-        run(back[~hidden])
-    else:
-        run(live)
     pix, face, z = torch.cat(hits[0]), torch.cat(hits[1]), torch.cat(hits[2])
     del hits
     near = None if bound is None else bound.near(pix, z)

@@ -227,49 +227,6 @@ def test_equal_depth_faces_come_in_face_order():
     assert (frags.pix_to_face[..., 0][covered] == 0).all() and (frags.pix_to_face[..., 1][covered] == 1).all()
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_hidden_back_faces_are_skipped_and_change_nothing(monkeypatch, dtype):
-    """A closed mesh with K=2: back faces behind two front hits at every pixel of their box are skipped
-    before their blocks run; the fragments equal those without the skip (and, via the tests above,
-    the naive oracle's)."""
-    m = ico_sphere(3, dtype=dtype)
-    cams = Cameras.from_tensor(torch.tensor([[20.0, 10.0, 2.4, 40.0]], dtype=dtype))
-    v = cams.transform_points_ndc((m.verts * torch.tensor([0.6, 0.5, 0.5], dtype=dtype))[None])
-    kw = dict(blur_radius=0.05, clip_barycentrics=True)
-    hidden = []
-    real = rast._hidden_faces
-    monkeypatch.setattr(rast, "_hidden_faces", lambda *a: hidden.append(real(*a)) or hidden[-1])
-    with_skip = rasterize_meshes(v, m.faces, 24, 2, **kw)
-    assert hidden and hidden[0].sum() > 50  # the skip runs and drops faces here
-    monkeypatch.setattr(rast, "_hidden_faces", lambda fv, *a: torch.zeros(fv.shape[0], dtype=torch.bool))
-    without = rasterize_meshes(v, m.faces, 24, 2, **kw)
-    assert all(torch.equal(a, b) for a, b in zip(with_skip, without))
-
-
-def test_hidden_faces_are_behind_k_hits_at_every_pixel_of_their_box():
-    """Soundness of the whole-face skip on random bounds: a face flagged hidden has, at every pixel of its
-    box, K hits in buckets before the bucket of its nearest vertex (checked pixel by pixel)."""
-    g = torch.Generator().manual_seed(7)
-    n_img, h, w, k, bins = 2, 20, 20, 3, 8
-    bound = rast.DepthBound(n_img * h * w, k, 0.0, 8.0, torch.device("cpu"), bins=bins)
-    pix = torch.randint(0, n_img * h * w, (8000,), generator=g)
-    depth = torch.rand(8000, generator=g) * 8.0
-    bound.add(pix, depth)
-    last = bound.last_bucket().view(n_img, h, w)
-    n = 4000
-    img = torch.randint(0, n_img, (n,), generator=g)
-    row0, col0 = torch.randint(0, h, (n,), generator=g), torch.randint(0, w, (n,), generator=g)
-    nrows = torch.minimum(torch.randint(1, 12, (n,), generator=g), h - row0)
-    ncols = torch.minimum(torch.randint(1, 12, (n,), generator=g), w - col0)
-    fv = torch.rand(n, 3, 3, generator=g) * 6.0 + 2.0
-    hidden = rast._hidden_faces(fv, img, row0, col0, nrows, ncols, bound, (h, w))
-    assert hidden.sum() > 100  # the test is not vacuous
-    zmin_bucket = bound.bucket(fv[:, :, 2].amin(-1))
-    for i in hidden.nonzero()[:, 0].tolist():
-        box = last[img[i], row0[i] : row0[i] + nrows[i], col0[i] : col0[i] + ncols[i]]
-        assert (zmin_bucket[i] > box).all(), i
-
-
 def _autograd_slot_geometry(verts, vert_idx, px, py, perspective_correct, clip):
     """Reference: the same formulas through plain autograd (pytorch3d's CPU rasteriser, step by step)."""
     fv = verts[vert_idx]
