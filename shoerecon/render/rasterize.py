@@ -4,12 +4,14 @@ covered pixels rather than pixels x faces.
 Two stages:
 1. *Select* (no grad): every face covers the pixels of its bounding box (grown by the blur radius).
    Faces are grouped by box size and each group is tested as one dense block of affine edge
-   functions (inside test, distance, depth); the K nearest hits per pixel are kept with one radix
-   sort on (pixel, depth bits). Work ~ sum of face bounding-box areas, not pixels x faces.
+   functions (inside test, distance, depth). Hits that cannot be among a pixel's K nearest are
+   dropped with a per-pixel depth bound (``DepthBound``), and the K nearest of the rest kept
+   with one radix sort on (pixel, depth bits, face). Work ~ sum of face bounding-box areas, not
+   pixels x faces.
 2. *Differentiate*: barycentrics, distances and depth of the kept (pixel, face) slots are recomputed
    from the vertices with autograd, so memory is O(slots) <= O(N H W K) and gradients reach the
-   vertices. Faces at exactly equal depth (e.g. clipped barycentrics at a shared vertex) may come in
-   either order, as in pytorch3d.
+   vertices. Faces at exactly equal depth (e.g. clipped barycentrics at a shared vertex) come in
+   face-index order, as in the naive oracle (pytorch3d leaves that order unspecified).
 
 Semantics (pytorch3d's ``rasterize_meshes``, with cameras.py's conventions):
 - input vertices are (x_ndc, y_ndc, z_view) from ``Cameras.transform_points_ndc``;
@@ -108,73 +110,178 @@ def signed_area2(fv: Tensor) -> Tensor:
     return (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (y[..., 1] - y[..., 0]) * (x[..., 2] - x[..., 0])
 
 
-class _PointTriangleDist2(torch.autograd.Function):
-    """Squared 2D distance from points to triangle boundaries, with a closed-form backward.
+def _slot_barycentrics(x: Tensor, y: Tensor, z: Tensor, px: Tensor, py: Tensor, perspective_correct: bool) -> dict:
+    """Edge functions and (perspective-corrected) barycentrics of M slots; pytorch3d's CPU formulas.
 
-    Per edge a -> b: t = clamp((p - a).e / |e|^2, 0, 1) (t = 0 for edges with |e|^2 <= 1e-8, as
-    pytorch3d), d = p - (a + t e); the result is min over edges of |d|^2. By the envelope theorem the
-    gradient w.r.t. the nearest edge's endpoints is -2 d (1 - t) and -2 d t, so backward stores only
-    d, t and the edge index instead of autograd's ~40 intermediates per slot.
+    x, y, z: (3, M) vertex coordinates (row j = vertex j), px, py (M,). Returns a dict of (M,) rows:
+    e0..e2 (twice the sub-triangle areas), area, w0..w2 (= e / area), and with perspective correction
+    t0..t2 (z_j z_k w_i), total, denom; b0..b2 the corrected barycentrics (all > 0 inside).
     """
+    x0, x1, x2 = x
+    y0, y1, y2 = y
+    r = {"area": (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)}
+    r["e0"] = (x1 - px) * (y2 - py) - (y1 - py) * (x2 - px)
+    r["e1"] = (x2 - px) * (y0 - py) - (y2 - py) * (x0 - px)
+    r["e2"] = (x0 - px) * (y1 - py) - (y0 - py) * (x1 - px)
+    for i in range(3):
+        r[f"w{i}"] = r[f"e{i}"] / r["area"]
+    if perspective_correct:
+        z0, z1, z2 = z
+        r["t0"], r["t1"], r["t2"] = z1 * z2 * r["w0"], z0 * z2 * r["w1"], z0 * z1 * r["w2"]
+        r["total"] = r["t0"] + r["t1"] + r["t2"]
+        r["denom"] = r["total"].clamp_min(DENOM_EPS)
+        for i in range(3):
+            r[f"b{i}"] = r[f"t{i}"] / r["denom"]
+    else:
+        for i in range(3):
+            r[f"b{i}"] = r[f"w{i}"]
+    return r
 
-    @staticmethod
-    def forward(ctx, p: Tensor, xy: Tensor) -> Tensor:  # p (M, 2), xy (M, 3, 2) -> (M,)
-        # x and y as separate (M, 3) tensors: the same arithmetic as summing over a size-2 axis,
-        # without torch's slow reductions over a short last dimension.
-        ax, ay = xy[..., 0], xy[..., 1]
-        ex, ey = ax.roll(-1, dims=1) - ax, ay.roll(-1, dims=1) - ay
-        px, py = p[:, 0:1], p[:, 1:2]
+
+def _nearest_edge(x: Tensor, y: Tensor, px: Tensor, py: Tensor) -> list[Tensor]:
+    """Squared distance from points (px, py) (M,) to the boundary of triangles x, y (3, M).
+
+    Per edge a -> b (vertex i -> i + 1): t = clamp((p - a).e / |e|^2, 0, 1) (t = 0 for edges with
+    |e|^2 <= 1e-8, as pytorch3d), d = p - (a + t e). Returns [dist2 = min over edges of |d|^2, and of
+    the nearest edge (the first on ties): its index (uint8), t, dx, dy], all (M,).
+    """
+    best = []
+    for i in range(3):
+        ax, ay, bx, by = x[i], y[i], x[(i + 1) % 3], y[(i + 1) % 3]
+        ex, ey = bx - ax, by - ay
         l2 = ex * ex + ey * ey
         t = (((px - ax) * ex + (py - ay) * ey) / l2.clamp_min(1e-30)).clamp_(0.0, 1.0)
         t = t.masked_fill_(l2 <= 1e-8, 0.0)
         dx, dy = px - (ax + t * ex), py - (ay + t * ey)
-        dist2, edge = (dx * dx + dy * dy).min(dim=-1)
-        e1 = edge[:, None]
-        d = torch.stack([dx.gather(1, e1)[:, 0], dy.gather(1, e1)[:, 0]], dim=-1)
-        ctx.save_for_backward(d, t.gather(1, e1)[:, 0], edge)
-        return dist2
+        d2 = dx * dx + dy * dy
+        if not best:
+            best = [d2, torch.zeros_like(px, dtype=torch.uint8), t, dx, dy]
+            continue
+        closer = d2 < best[0]
+        best[1] = best[1].masked_fill_(closer, i)
+        best = [best[0].where(~closer, d2), best[1]] + [old.where(~closer, new) for old, new in zip(best[2:], (t, dx, dy))]
+    return best
+
+
+SLOT_CHUNK = 1 << 17  # slots per pass of stage 2: temporaries stay small, ops still split over threads
+
+
+class _SlotGeometry(torch.autograd.Function):
+    """Barycentrics, depth and signed distance of M (pixel, face) slots, with a closed-form backward.
+
+    Autograd through the ~60 elementwise ops of the forward would keep ~40 (M,) intermediates and run
+    ~100 backward kernels; backward here recomputes the cheap edge functions from the saved vertex
+    coordinates and applies the chain rule by hand (tests/render checks it against autograd and gradcheck).
+    Distance: by the envelope theorem the gradient w.r.t. the nearest edge's endpoints is -2 d (1 - t)
+    and -2 d t.
+    """
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
-        d, t, edge = ctx.saved_tensors
-        g = -2.0 * d * grad[:, None]  # (M, 2)
-        grad_xy = g.new_zeros(g.shape[0], 3, 2)
-        grad_xy.scatter_add_(1, edge[:, None, None].expand(-1, 1, 2), (g * (1 - t)[:, None])[:, None])
-        grad_xy.scatter_add_(1, ((edge + 1) % 3)[:, None, None].expand(-1, 1, 2), (g * t[:, None])[:, None])
-        return None, grad_xy
+    def forward(ctx, verts: Tensor, vert_idx: Tensor, px: Tensor, py: Tensor, perspective_correct: bool, clip: bool):
+        # verts (V, 3), vert_idx (M, 3). -> bary (M, 3), zbuf (M,), dists (M,)
+        vert_idx = vert_idx.t().contiguous()
+        coords = verts.t()[:, vert_idx]  # (3, 3, M): [x|y|z, vertex, slot], every row contiguous
+        chunks = [slice(a, a + SLOT_CHUNK) for a in range(0, max(px.shape[0], 1), SLOT_CHUNK)]
+        outs = [_SlotGeometry._forward_chunk(coords[..., c], px[c], py[c], perspective_correct, clip) for c in chunks]
+        bary, zbuf, dists, inside, edge, t, dx, dy = (torch.cat(parts) for parts in zip(*outs))
+        ctx.save_for_backward(coords, px, py, inside, edge, t, dx, dy, vert_idx)
+        ctx.flags = (perspective_correct, clip, verts.shape[0])
+        return bary, zbuf, dists
+
+    @staticmethod
+    def _forward_chunk(coords, px, py, perspective_correct, clip):
+        x, y, z = coords
+        b = _slot_barycentrics(x, y, z, px, py, perspective_correct)
+        b = [b["b0"], b["b1"], b["b2"]]
+        inside = (b[0] > 0) & (b[1] > 0) & (b[2] > 0)
+        if clip:
+            c = [bi.clamp_min(0.0) for bi in b]
+            s = (c[0] + c[1] + c[2]).clamp_min(CLIP_EPS)
+            b = [ci / s for ci in c]
+        zbuf = b[0] * z[0] + b[1] * z[1] + b[2] * z[2]
+        dist2, edge, t, dx, dy = _nearest_edge(x, y, px, py)
+        return torch.stack(b, dim=-1), zbuf, torch.where(inside, -dist2, dist2), inside, edge, t, dx, dy
+
+    @staticmethod
+    def backward(ctx, g_bary: Tensor, g_zbuf: Tensor, g_dists: Tensor):
+        *saved, vert_idx = ctx.saved_tensors
+        perspective_correct, clip, n_verts = ctx.flags
+        grad = saved[0].new_empty(saved[0].shape)
+        for a in range(0, saved[1].shape[0], SLOT_CHUNK):
+            c = slice(a, a + SLOT_CHUNK)
+            grad[..., c] = _SlotGeometry._backward_chunk(
+                *(v[..., c] for v in saved), g_bary[c], g_zbuf[c], g_dists[c], perspective_correct, clip
+            )
+        # Scatter to the vertices: one index_add_ per face corner (4x faster than autograd's index_put_).
+        grad_verts = grad.new_zeros(3, n_verts)
+        for j in range(3):
+            grad_verts.index_add_(1, vert_idx[j], grad[:, j])
+        return grad_verts.t(), None, None, None, None, None
+
+    @staticmethod
+    def _backward_chunk(coords, px, py, inside, edge, t, dx, dy, g_bary, g_zbuf, g_dists, perspective_correct, clip):
+        x, y, z = coords
+        r = _slot_barycentrics(x, y, z, px, py, perspective_correct)
+        b = [r["b0"], r["b1"], r["b2"]]
+        if clip:
+            c = [bi.clamp_min(0.0) for bi in b]
+            total = c[0] + c[1] + c[2]
+            s = total.clamp_min(CLIP_EPS)
+            bary = [ci / s for ci in c]
+        else:
+            bary = b
+        g_bary = g_bary.t()
+        gb = [g_bary[i] + g_zbuf * z[i] for i in range(3)]  # zbuf = sum_i bary_i z_i
+        gz = [g_zbuf * bary[i] for i in range(3)]
+        if clip:  # bary = c / s, s = max(sum c, eps), c = max(b, 0)
+            dot = (gb[0] * bary[0] + gb[1] * bary[1] + gb[2] * bary[2]) * (total >= CLIP_EPS)
+            gb = [((gb[i] - dot) / s) * (b[i] >= 0) for i in range(3)]
+        if perspective_correct:  # b = t / max(sum t, eps), t_i = z_j z_k w_i
+            dot = (gb[0] * b[0] + gb[1] * b[1] + gb[2] * b[2]) * (r["total"] >= DENOM_EPS)
+            gt = [(gb[i] - dot) / r["denom"] for i in range(3)]
+            w = [r["w0"], r["w1"], r["w2"]]
+            gw = [gt[0] * (z[1] * z[2]), gt[1] * (z[0] * z[2]), gt[2] * (z[0] * z[1])]
+            gz[0] = gz[0] + gt[1] * z[2] * w[1] + gt[2] * z[1] * w[2]
+            gz[1] = gz[1] + gt[0] * z[2] * w[0] + gt[2] * z[0] * w[2]
+            gz[2] = gz[2] + gt[0] * z[1] * w[0] + gt[1] * z[0] * w[1]
+        else:
+            gw = gb
+        area = r["area"]  # w_i = e_i / area
+        ge = [gwi / area for gwi in gw]
+        g_area = -(gw[0] * r["w0"] + gw[1] * r["w1"] + gw[2] * r["w2"]) / area
+        (x0, x1, x2), (y0, y1, y2) = x, y
+        qx0, qx1, qx2, qy0, qy1, qy2 = x0 - px, x1 - px, x2 - px, y0 - py, y1 - py, y2 - py
+        gx = [
+            ge[2] * qy1 - ge[1] * qy2 + g_area * (y1 - y2),
+            ge[0] * qy2 - ge[2] * qy0 + g_area * (y2 - y0),
+            ge[1] * qy0 - ge[0] * qy1 + g_area * (y0 - y1),
+        ]
+        gy = [
+            ge[1] * qx2 - ge[2] * qx1 + g_area * (x2 - x1),
+            ge[2] * qx0 - ge[0] * qx2 + g_area * (x0 - x2),
+            ge[0] * qx1 - ge[1] * qx0 + g_area * (x1 - x0),
+        ]
+        # dists = +-|d|^2 for the nearest edge k (vertex k -> k + 1)
+        g_d2 = torch.where(inside, g_dists, -g_dists).mul_(2.0)  # -2 * (d dists / d dist2) * grad
+        gdx, gdy = g_d2 * dx, g_d2 * dy
+        zero = torch.zeros((), dtype=t.dtype, device=t.device)
+        for j in range(3):
+            w_j = torch.where(edge == j, 1 - t, torch.where(edge == (j - 1) % 3, t, zero))
+            gx[j] = gx[j] + gdx * w_j
+            gy[j] = gy[j] + gdy * w_j
+        return torch.stack([torch.stack(gx), torch.stack(gy), torch.stack(gz)])
 
 
-def pixel_face_geometry(
-    px: Tensor, py: Tensor, fv: Tensor, perspective_correct: bool, clip_barycentrics: bool
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Barycentrics, depth and distance of pixel centres (px, py) (M,) w.r.t. faces fv (M, 3, 3).
+def slot_geometry(
+    verts: Tensor, vert_idx: Tensor, px: Tensor, py: Tensor, perspective_correct: bool, clip_barycentrics: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Barycentrics, depth and signed distance of pixel centres (px, py) (M,) w.r.t. the faces with vertex
+    indices vert_idx (M, 3) into verts (V, 3). Differentiable w.r.t. ``verts``; pytorch3d's CPU formulas.
 
-    Differentiable w.r.t. ``fv``. Follows pytorch3d's CPU rasteriser step by step.
-
-    Returns:
-        bary (M, 3) (perspective corrected, then clipped if asked), zbuf (M,),
-        dist2 (M,) unsigned squared distance to the face, inside (M,) bool (all corrected bary > 0).
+    Returns bary (M, 3) (perspective corrected, then clipped if asked), zbuf (M,), dists (M,) signed
+    squared 2D distance to the face boundary, negative inside (all corrected barycentrics > 0).
     """
-    # One unbind into the 9 coordinates: its backward is a single stack, where per-coordinate
-    # indexing (fv[:, 0], fv[..., 0], ...) would each zero-fill an (M, 3, 3) gradient.
-    x0, y0, z0, x1, y1, z1, x2, y2, z2 = fv.reshape(-1, 9).unbind(1)
-    area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)  # signed_area2(fv)
-    w0 = ((x1 - px) * (y2 - py) - (y1 - py) * (x2 - px)) / area
-    w1 = ((x2 - px) * (y0 - py) - (y2 - py) * (x0 - px)) / area
-    w2 = ((x0 - px) * (y1 - py) - (y0 - py) * (x1 - px)) / area
-    if perspective_correct:
-        t0, t1, t2 = z1 * z2 * w0, z0 * z2 * w1, z0 * z1 * w2
-        denom = (t0 + t1 + t2).clamp_min(DENOM_EPS)
-        w0, w1, w2 = t0 / denom, t1 / denom, t2 / denom
-    inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
-    bary = torch.stack([w0, w1, w2], dim=-1)
-    if clip_barycentrics:
-        clipped = bary.clamp_min(0.0)
-        bary = clipped / clipped.sum(-1, keepdim=True).clamp_min(CLIP_EPS)
-    zbuf = (bary * fv[:, :, 2]).sum(-1)  # a view of fv (already kept for backward), not a new (M, 3) copy
-    xy = torch.stack([x0, y0, x1, y1, x2, y2], dim=-1).view(-1, 3, 2)
-    dist2 = _PointTriangleDist2.apply(torch.stack([px, py], dim=-1), xy)
-    return bary, zbuf, dist2, inside
+    return _SlotGeometry.apply(verts, vert_idx, px, py, perspective_correct, clip_barycentrics)
 
 
 def pixel_centres(flat_pix: Tensor, height: int, width: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -215,24 +322,94 @@ def valid_faces(fv: Tensor, znear: float, cull_backfaces: bool) -> Tensor:
     return ok
 
 
-def _sort_by_pixel_then_depth(pix: Tensor, depth: Tensor) -> tuple[Tensor, Tensor]:
-    """Sort candidates by pixel, then depth ascending, ties by original order.
+def _k_nearest(
+    pix: Tensor, face: Tensor, depth: Tensor, k: int, n_pix: int, pixels_per_image: int, n_faces: int,
+    near: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The K nearest candidates of every pixel, ordered by (pixel, depth, face) like the naive oracle, so
+    faces at exactly equal depth (clipped barycentrics at a shared vertex) come in a fixed order whatever
+    order the blocks produced them in.
 
-    Returns the sorted pixels (M,) and the permutation (M,).
+    Args:
+        pix (M,) flat pixel n * H * W + i * W + j < n_pix (H * W = pixels_per_image), face (M,) f in [0, F)
+        (the image n is pix's),
+        depth (M,) >= 0; (pixel, face) pairs are distinct. near (M,) bool: the candidates that may be
+        among the K nearest (see ``DepthBound``), None: all.
+    Returns:
+        pix (M',) long sorted, rank (M',) in [0, K), face (M',) packed n * F + f.
     """
+    fbits = max((n_faces - 1).bit_length(), 1)
+    key = None
     if depth.dtype == torch.float32 and pix.numel() > 0 and bool((depth >= 0).all()):
-        # Non-negative float32 bit patterns sort like the floats: one int64 (radix) sort does both keys.
-        # Offsetting by the smallest pattern keeps the key narrow: the radix sort's passes grow with
-        # the key's bits (a -0.0 has the smallest pattern, so it still sorts first).
-        bits = depth.contiguous().view(torch.int32)
+        # Non-negative float32 bit patterns sort like the floats, so one int64 (radix) sort on
+        # (pixel, depth bits - smallest, face) does all three keys; the keys are distinct (one candidate
+        # per pixel and face), so the sort need not be stable, and pixel and face decode from the key.
+        bits = depth.view(torch.int32)
         lo = int(bits.min())
-        shift = max((int(bits.max()) - lo).bit_length(), 1)
-        if (int(pix.max()) + 1) < (1 << (62 - shift)):
-            key, order = torch.sort((pix.long() << shift) + (bits - lo), stable=True)
-            return key >> shift, order
-    order = torch.sort(depth, stable=True).indices
-    pix_sorted, second = torch.sort(pix[order], stable=True)
-    return pix_sorted, order[second]
+        shift = max((int(bits.max()) - lo).bit_length(), 1) + fbits
+        if n_pix <= 1 << (62 - shift):
+            if near is not None:  # drop first: the int64 keys of all candidates would be the largest temporary
+                kept = near.nonzero().view(-1)  # one index for the three gathers (masked_select would scan 3 times)
+                pix, face, bits = pix.index_select(0, kept), face.index_select(0, kept), bits.index_select(0, kept)
+            key = pix.to(torch.long, copy=True).bitwise_left_shift_(shift)  # never shift the caller's ids in place
+            key += bits.long().sub_(lo).bitwise_left_shift_(fbits)
+            key += face
+            key = torch.sort(key).values
+            if key.numel() > k:  # key is sorted by pixel: see below
+                key = key.masked_select(torch.cat([key.new_ones(k, dtype=torch.bool), (key[k:] >> shift) != (key[:-k] >> shift)]))
+            pix, face = key >> shift, key & ((1 << fbits) - 1)
+    if key is None:  # float64 or too many bits: three stable sorts
+        if near is not None:
+            pix, face, depth = pix.masked_select(near), face.masked_select(near), depth.masked_select(near)
+        order = torch.sort(face, stable=True).indices
+        order = order[torch.sort(depth[order], stable=True).indices]
+        pix, second = torch.sort(pix[order], stable=True)
+        pix, face = pix.long(), face[order[second]].long()
+        # pix is sorted, so candidate i ranks >= K in its pixel iff candidate i - K has the same pixel.
+        if pix.numel() > k:
+            keep = torch.ones_like(pix, dtype=torch.bool)
+            torch.ne(pix[k:], pix[:-k], out=keep[k:])
+            pix, face = pix[keep], face[keep]
+    idx = torch.arange(pix.numel(), device=pix.device)
+    is_start = torch.ones_like(pix, dtype=torch.bool)
+    is_start[1:] = pix[1:] != pix[:-1]
+    rank = idx - torch.where(is_start, idx, torch.zeros_like(idx)).cummax(0).values
+    return pix, rank, face + pix // pixels_per_image * n_faces
+
+
+class DepthBound:
+    """Per-pixel bound on the K-th nearest hit depth from a histogram of hit depths, filled as hits come.
+
+    Depths are binned into ``bins`` buckets over [lo, hi] (clamped at both ends; the bucket of a depth
+    never decreases with the depth, also in floats). Once a pixel holds K hits up to some bucket, no hit
+    in a later bucket can be among its K nearest: ``near`` drops those before the sort. Comparisons are
+    on bucket indices, so the bound is exact (ties are kept). Counts are int32 (bins, n_pix): bucket-major,
+    so the running sum over buckets is a contiguous, vectorised pass.
+    """
+
+    def __init__(self, n_pix: int, k: int, lo: float, hi: float, device: torch.device, bins: int = 16) -> None:
+        self.k, self.bins, self.lo = k, bins, lo
+        self.scale = bins / max(hi - lo, 1e-12)
+        self.n_pix = n_pix
+        self.counts = torch.zeros(bins * n_pix, dtype=torch.int32, device=device)
+
+    def bucket(self, depth: Tensor) -> Tensor:
+        """(M,) depth -> (M,) int32 bucket in [0, bins)."""
+        return ((depth - self.lo) * self.scale).clamp_(0, self.bins - 1).to(torch.int32)
+
+    def add(self, pix: Tensor, depth: Tensor) -> None:
+        """Count hits at pixels pix (M,) with depths (M,)."""
+        slot = self.bucket(depth).long().mul_(self.n_pix).add_(pix)
+        self.counts.index_add_(0, slot, torch.ones_like(slot, dtype=torch.int32))
+
+    def last_bucket(self) -> Tensor:
+        """(n_pix,) int32: the bucket of each pixel's K-th nearest hit, ``bins`` where it has fewer than K."""
+        reached = self.counts.view(self.bins, self.n_pix).cumsum(0, dtype=torch.int32) >= self.k
+        return self.bins - reached.sum(0, dtype=torch.int32)
+
+    def near(self, pix: Tensor, depth: Tensor) -> Tensor:
+        """(M,) bool: the hits that may be among the K nearest of their pixel."""
+        return self.bucket(depth) <= self.last_bucket().index_select(0, pix)
 
 
 def _bucket(size: Tensor) -> Tensor:
@@ -249,7 +426,8 @@ def _face_coefficients(fv: Tensor, px0: Tensor, py0: Tensor, step: float) -> dic
     opposite vertex i), along-edge coordinate from the edge midpoint U = U0 + Uc c + Ur r, half edge
     length h, line-distance scale g (|distance| = |W| g), and z, zz (z_j z_k).
     """
-    start, end = fv[:, [1, 2, 0], :2], fv[:, [2, 0, 1], :2]
+    xy = fv[..., :2]
+    start, end = xy.roll(-1, dims=1), xy.roll(-2, dims=1)  # edge i runs from vertex i+1 to i+2 (roll: no gather)
     e = end - start
     ex, ey = e[..., 0], e[..., 1]
     length = e.norm(dim=-1).clamp_min(1e-30)
@@ -259,7 +437,7 @@ def _face_coefficients(fv: Tensor, px0: Tensor, py0: Tensor, step: float) -> dic
     return {
         "W0": (ex * dy - ey * dx) / area, "Wc": -ey * step / area, "Wr": -ex * step / area,
         "U0": (ex * dx + ey * dy) / length - length / 2, "Uc": ex * step / length, "Ur": -ey * step / length,
-        "h": length / 2, "g": area.abs() / length, "z": z, "zz": z[:, [1, 2, 0]] * z[:, [2, 0, 1]],
+        "h": length / 2, "g": area.abs() / length, "z": z, "zz": z.roll(-1, dims=1) * z.roll(-2, dims=1),
     }
 
 
@@ -305,6 +483,84 @@ def _block_hits(
     return hit & (z >= 0), z
 
 
+MERGE_EVALS = 1 << 15  # padded pixel evaluations worth one block's fixed cost of ~100 small tensor ops
+
+
+def _merge_small_groups(sizes: list[tuple[int, int]], counts: list[int]) -> list[int]:
+    """Fold box-size groups with few faces into a larger group when the extra padding is cheaper than a
+    block of their own (fewer, larger blocks: fewer tensor ops and thread barriers).
+
+    sizes: (rows, cols) per group, counts: faces per group. Returns the group each group is merged into.
+    """
+    target = list(range(len(sizes)))
+    counts = list(counts)
+    for g in sorted(range(len(sizes)), key=lambda i: counts[i]):
+        nr, nc = sizes[g]
+        best, best_cost = None, MERGE_EVALS + 1
+        for h, (hr, hc) in enumerate(sizes):
+            if h != g and target[h] == h and hr >= nr and hc >= nc:
+                cost = counts[g] * (hr * hc - nr * nc)
+                if cost < best_cost:
+                    best, best_cost = h, cost
+        if best is not None:
+            target[g] = best
+            counts[best] += counts[g]
+    for g in range(len(target)):  # follow chains g -> h -> ...
+        while target[target[g]] != target[g]:
+            target[g] = target[target[g]]
+    return target
+
+
+def _block_pass(
+    live: Tensor, fv: Tensor, boxes: tuple[Tensor, Tensor, Tensor, Tensor], n_faces: int, image: tuple[int, int],
+    blur_radius: float, perspective_correct: bool, clip_barycentrics: bool, chunk_size: int,
+    bound: DepthBound | None, hits: tuple[list, list, list],
+) -> None:
+    """Hits of the faces ``live`` (G,) (indices into packed fv (N F, 3, 3)), appended to hits = (pix, face, z)
+    lists and counted in ``bound`` when given.
+
+    Faces are grouped by (bucketed) pixel-box size; each group is tested as one dense
+    (faces, rows, cols) block of affine evaluations, so work ~ sum of box areas and no per-pixel
+    gathers are needed. boxes = (col0, row0, ncols, nrows) of all packed faces.
+    """
+    height, width = image
+    s, dev = min(height, width), fv.device
+    col0, row0, ncols, nrows = (b[live] for b in boxes)
+    bnr, bnc = _bucket(nrows), _bucket(ncols)
+    span = 2 * max(height, width) + 1  # > any bucketed side
+    sizes, group, counts = torch.unique(bnr * span + bnc, return_inverse=True, return_counts=True)
+    sizes = [divmod(key, span) for key in sizes.tolist()]
+    group = torch.tensor(_merge_small_groups(sizes, counts.tolist()), device=dev)[group]
+    group, order = torch.sort(group, stable=True)
+    live, col0, row0, ncols, nrows = live[order], col0[order], row0[order], ncols[order], nrows[order]
+    _, counts = torch.unique_consecutive(group, return_counts=True)
+    # Everything per face once, in block order; the blocks below take slices (views) of it.
+    px0 = (2 * col0 + 1 - width).to(fv.dtype) / s
+    py0 = (height - 2 * row0 - 1).to(fv.dtype) / s
+    coef = _face_coefficients(fv[live], px0, py0, 2.0 / s)
+    # Candidates are many times the kept slots: int32 pixel and face ids when they fit halve their traffic.
+    ids = torch.int32 if max(fv.shape[0] // n_faces * height * width, fv.shape[0]) < 2**31 else torch.long
+    corner = ((live // n_faces * height + row0) * width + col0).to(ids)
+    face_ids = (live % n_faces).to(ids)
+    start = 0
+    for count, g in zip(counts.tolist(), group[counts.cumsum(0) - 1].tolist()):
+        nr, nc = sizes[g]
+        offset = (torch.arange(nr, device=dev)[:, None] * width + torch.arange(nc, device=dev)).to(ids)
+        per_chunk = max(1, chunk_size // (3 * nr * nc))
+        for a in range(start, start + count, per_chunk):
+            b = min(a + per_chunk, start + count)
+            hit, z = _block_hits(
+                {name: c[a:b] for name, c in coef.items()}, nrows[a:b], ncols[a:b], (nr, nc), blur_radius**2,
+                perspective_correct, clip_barycentrics,
+            )
+            hits[0].append((corner[a:b, None, None] + offset).masked_select(hit))
+            hits[1].append(face_ids[a:b, None, None].expand_as(hit).masked_select(hit))
+            hits[2].append(z.masked_select(hit))
+            if bound is not None:
+                bound.add(hits[0][-1], hits[2][-1])
+        start += count
+
+
 @torch.no_grad()
 def select_faces(
     verts_ndc: Tensor,
@@ -320,9 +576,10 @@ def select_faces(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Stage 1 (no grad): the K nearest faces of every pixel.
 
-    Faces are grouped by (bucketed) pixel-box size; each group is tested as one dense
-    (faces, 3, rows, cols) block of affine evaluations, so work ~ sum of box areas and no per-pixel
-    gathers are needed. Hits are then sorted by (pixel, depth) and the first K per pixel kept.
+    Hits come from dense blocks of faces of similar box size (``_block_pass``). While they come, a
+    per-pixel depth histogram bounds every pixel's K-th nearest depth (``DepthBound``); candidates
+    beyond the bound are dropped before the (pixel, depth, face) sort that keeps the first K per pixel
+    (``_k_nearest``). Exact: the same K as a full sort.
 
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view). faces: (F, 3) long, shared by the N meshes.
@@ -333,54 +590,31 @@ def select_faces(
     """
     height, width = image_hw(image_size)
     n_faces = faces.shape[0]
-    s = min(height, width)
+    n_img = verts_ndc.shape[0]
+    n_pix = n_img * height * width
     fv = verts_ndc[:, faces].reshape(-1, 3, 3)  # packed faces
     valid = valid_faces(fv, znear, cull_backfaces)
-    col0, row0, ncols, nrows = _face_pixel_boxes(fv, height, width, blur_radius, valid)
+    boxes = _face_pixel_boxes(fv, height, width, blur_radius, valid)
+    col0, row0, ncols, nrows = boxes
     live = ((ncols * nrows) > 0).nonzero()[:, 0]
-    bnr, bnc = _bucket(nrows[live]), _bucket(ncols[live])
-    key = bnr * (max(height, width) * 2 + 1) + bnc
-    order = torch.sort(key, stable=True).indices
-    live, key, bnr, bnc = live[order], key[order], bnr[order], bnc[order]
-    _, counts = torch.unique_consecutive(key, return_counts=True)
-    hits_pix, hits_face, hits_z = [], [], []
-    # Candidates are many times the kept slots: int32 pixel and face ids when they fit halve their traffic.
-    ids = torch.int32 if max(verts_ndc.shape[0] * height * width, fv.shape[0]) < 2**31 else torch.long
-    start = 0
-    for count, nr, nc in zip(counts.tolist(), bnr[counts.cumsum(0) - 1].tolist(), bnc[counts.cumsum(0) - 1].tolist()):
-        per_chunk = max(1, chunk_size // (3 * nr * nc))
-        for a in range(start, start + count, per_chunk):
-            f = live[a : min(a + per_chunk, start + count)]
-            px0 = (2 * col0[f] + 1 - width).to(fv.dtype) / s
-            py0 = (height - 2 * row0[f] - 1).to(fv.dtype) / s
-            co = _face_coefficients(fv[f], px0, py0, 2.0 / s)
-            hit, z = _block_hits(
-                co, nrows[f], ncols[f], (nr, nc), blur_radius**2, perspective_correct, clip_barycentrics
-            )
-            corner = ((f // n_faces * height + row0[f]) * width + col0[f]).to(ids)
-            offset = (torch.arange(nr, device=f.device)[:, None] * width + torch.arange(nc, device=f.device)).to(ids)
-            hits_pix.append((corner[:, None, None] + offset).masked_select(hit))
-            hits_face.append(f.to(ids)[:, None, None].expand_as(hit).masked_select(hit))
-            hits_z.append(z.masked_select(hit))
-        start += count
-    if not hits_pix:
+    if live.numel() == 0:
         empty = torch.zeros(0, dtype=torch.long, device=verts_ndc.device)
         return empty, empty, empty
-    pix, face, z = torch.cat(hits_pix), torch.cat(hits_face), torch.cat(hits_z)
-    del hits_pix, hits_face, hits_z
-    pix, order = _sort_by_pixel_then_depth(pix, z)
-    # pix is sorted, so candidate i ranks >= K in its pixel iff candidate i - K has the same pixel:
-    # one comparison drops the surplus before the ranks are computed on the kept slots only.
     k = faces_per_pixel
-    if pix.numel() > k:
-        keep = torch.ones_like(pix, dtype=torch.bool)
-        torch.ne(pix[k:], pix[:-k], out=keep[k:])
-        pix, order = pix[keep], order[keep]
-    idx = torch.arange(pix.numel(), device=pix.device)
-    is_start = torch.ones_like(pix, dtype=torch.bool)
-    is_start[1:] = pix[1:] != pix[:-1]
-    rank = idx - torch.where(is_start, idx, torch.zeros_like(idx)).cummax(0).values
-    return pix.long(), rank, face[order].long()
+    # The depth bound pays where pixels average > K / 2 candidates (box areas over-count them by ~1.4).
+    bound = None
+    if k * n_pix <= 2 * int((nrows * ncols)[live].sum()):
+        z_live = fv[live][:, :, 2]
+        bound = DepthBound(n_pix, k, float(z_live.min()), float(z_live.max()), fv.device)
+    hits: tuple[list, list, list] = ([], [], [])
+    _block_pass(
+        live, fv, boxes, n_faces, (height, width), blur_radius, perspective_correct, clip_barycentrics,
+        chunk_size, bound, hits,
+    )
+    pix, face, z = torch.cat(hits[0]), torch.cat(hits[1]), torch.cat(hits[2])
+    del hits
+    near = None if bound is None else bound.near(pix, z)
+    return _k_nearest(pix, face, z, k, n_pix, height * width, n_faces, near)
 
 
 def rasterize_packed(
@@ -417,10 +651,10 @@ def rasterize_packed(
     n_img, n_verts = verts_ndc.shape[:2]
     n_faces = faces.shape[0]
     vert_idx = faces[face % n_faces] + (face // n_faces * n_verts)[:, None]  # (M, 3) into packed verts
-    fv = verts_ndc.reshape(n_img * n_verts, 3)[vert_idx]
     px, py = pixel_centres(pix, height, width, verts_ndc.dtype)
-    bary, zbuf, dist2, inside = pixel_face_geometry(px, py, fv, perspective_correct, clip_barycentrics)
-    dists = torch.where(inside, -dist2, dist2)
+    bary, zbuf, dists = slot_geometry(
+        verts_ndc.reshape(n_img * n_verts, 3), vert_idx, px, py, perspective_correct, clip_barycentrics
+    )
     return PackedFragments(pix, rank, face, bary, zbuf, dists, (n_img, height, width, faces_per_pixel))
 
 
