@@ -46,14 +46,9 @@ class NovelViewLosses(torch.nn.Module):
 
     def __init__(self, losses: LossConfig, gan: AdversarialConfig, fid: FIDConfig):
         super().__init__()
-        self.weights = losses
         self.wgan = WGANGP(Critic(gan.critic), gan) if losses.adversarial > 0 else None
         self.fid = FIDLoss(fid) if losses.fid > 0 else None
         self.critic_optimizer = self.wgan.make_optimizer() if self.wgan is not None else None
-
-    @property
-    def active(self) -> bool:
-        return self.wgan is not None or self.fid is not None
 
     def critic_step(self, real: Tensor, fake: Tensor, accelerator=None,
                     generator: Optional[torch.Generator] = None) -> dict[str, float]:

@@ -167,12 +167,9 @@ def test_open_mesh_warns():
 
 def test_spherical_on_the_shoe_template():
     """The real use: the shoe template is not star-shaped (collar opening), the embedding must unfold it."""
-    try:
-        from shoerecon.geometry.template import load_template
+    from shoerecon.geometry.template import load_template
 
-        template = load_template()
-    except Exception as e:  # the template module/file belongs to the data helper
-        pytest.skip(f"shoe template not available: {e}")
+    template = load_template()
     verts, faces = template.verts, template.faces
     uvs, uv_faces = spherical_uv(verts, faces)
     assert (uv_signed_areas(uvs.double(), uv_faces) > 0).all()
