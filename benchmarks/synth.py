@@ -1,7 +1,8 @@
 """Synthetic data generation speed: `python benchmarks/synth.py [--shoes 200 --views 36 --size 128 --workers 2]`.
 
 Prints a table with the wall time of the whole dataset (target: 200 shoes x 36 views at 128 px in
-under 10 minutes on the 2-core dev CPU) and a per-stage breakdown for one shoe (single process).
+under 10 minutes on the 2-core dev CPU; the quality benchmark's 300+ shoes at 64 px must be a few
+minutes) and a per-stage breakdown for one shoe (single process).
 """
 from __future__ import annotations
 
@@ -17,15 +18,16 @@ import torch
 
 def stage_times(size: int, views: int, supersample: int) -> dict[str, float]:
     from shoerecon.data.layout import rig_from_turntable, save_rgba
-    from shoerecon.data.synthetic import SynthConfig, render_turntable, sample_shoe_params, shoe_geometry, shoe_mesh, shoe_rng, shoe_texture
+    from shoerecon.data.synth.shoe import paint_texture, shoe_geometry
+    from shoerecon.data.synthetic import SynthConfig, render_turntable, sample_shoe_params, shoe_mesh, shoe_rng
     from shoerecon.export.glb import save_glb
 
     cfg = SynthConfig(image_size=size, num_views=views, supersample=supersample)
     p = sample_shoe_params(shoe_rng(0, 0), cfg)
     out, t = {}, time.perf_counter()
-    shoe_geometry(p, cfg.edge_length)
+    geo = shoe_geometry(p, cfg.edge_length, cfg.texture_size)
     out["geometry"], t = time.perf_counter() - t, time.perf_counter()
-    shoe_texture(p, cfg.texture_size)
+    paint_texture(geo, p, cfg.texture_size)
     out["texture"], t = time.perf_counter() - t, time.perf_counter()
     mesh = shoe_mesh(p, cfg)
     t = time.perf_counter()

@@ -1,9 +1,11 @@
 """The template shoe mesh every prediction deforms, and `shoerecon template` to regenerate it.
 
-templates/shoe.obj is the procedural generator's shoe at the mid-point of every parameter range
-(``ShoeParams.mean()``), meshed coarser than the ground-truth shoes (``TEMPLATE_EDGE_LENGTH``),
-normalised like the data (centred bounding box, longest extent 1, +Y up, toe +X, lateral +Z).
-The OBJ also stores the generator's natural UV layout (``uv_mode="file"``).
+templates/shoe.obj is one closed genus-0 surface around the shape family's mean shoe
+(``ShoeParams.mean()``: every continuous parameter averaged over 2000 seeded draws): the outer
+envelope of its upper and sole (``synth.shape.upper_surface(outer=True)``: the upper's rings with
+the lower half as wide as the sole, down to the ground), meshed with near-equilateral triangles
+(``TEMPLATE_EDGE_LENGTH``) and normalised like the data (centred bounding box, longest extent 1,
++Y up, toe +X, lateral +Z). The OBJ also stores that surface's natural UV layout (``uv_mode="file"``).
 """
 from __future__ import annotations
 
@@ -20,10 +22,14 @@ UV_MODES = ("islands", "spherical", "file", "none")
 
 
 def template_mesh(edge_length: float = TEMPLATE_EDGE_LENGTH) -> Mesh:
-    """Build the template from the generator's mean parameters: normalised verts, faces and the natural UV."""
-    from shoerecon.data.synthetic import ShoeParams, SynthConfig, shoe_mesh
+    """Build the template from the family's mean shoe: normalised verts, faces and the natural UV."""
+    from shoerecon.data.synth.mesher import mesh_surface
+    from shoerecon.data.synth.shape import ShoeParams, upper_surface
 
-    return shoe_mesh(ShoeParams.mean(), SynthConfig(edge_length=edge_length), textured=False)
+    p = ShoeParams.mean()
+    verts, faces, uvs, uv_faces = mesh_surface(lambda s, t: upper_surface(p, s, t, outer=True), edge_length)
+    return Mesh(normalize_verts(torch.from_numpy(verts)).float(), torch.from_numpy(faces),
+                torch.from_numpy(uvs).float(), torch.from_numpy(uv_faces))
 
 
 def write_obj(mesh: Mesh, path: str | Path, header: str = "") -> Path:
@@ -123,9 +129,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     mesh = template_mesh(args.edge_length)
-    header = (f"shoerecon template: procedural shoe at ShoeParams.mean(), edge length {args.edge_length}\n"
+    header = (f"shoerecon template: outer surface of the mean shoe (ShoeParams.mean()), edge length {args.edge_length}\n"
               f"regenerate: shoerecon template --edge-length {args.edge_length}\n"
-              f"{mesh.num_verts} vertices, {mesh.num_faces} faces; vt = the generator's natural UV")
+              f"{mesh.num_verts} vertices, {mesh.num_faces} faces; vt = the surface's natural UV")
     path = write_obj(mesh, args.out, header)
     print(f"wrote {path}: {mesh.num_verts} vertices, {mesh.num_faces} faces")
     return 0
