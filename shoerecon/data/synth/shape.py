@@ -449,9 +449,6 @@ def _band(p: ShoeParams, s_lat: float, s_med: float, y_lo: float, height, thickn
     side = np.concatenate([np.full(n // 2, 1.0), np.full(n // 2 - 1, -1.0)])
     h = height(s) if callable(height) else np.full(len(s), height)
     mid_y = y_lo + h / 2
-    pts = []
-    for frac in (0.0,):
-        pass
     # The wall point at mid height: the upper's ring at s, on the lateral / medial side.
     th = np.linspace(-0.2, np.pi + 0.2, 361)
     ring = upper_surface(p, s[:, None], th[None, :])                  # (M, K, 3)
