@@ -52,11 +52,13 @@ def test_oracle_model_scores_near_perfect_and_template_worse(dataset_root, tmp_p
     oracle = FixedMeshModel(load_glb(shoe["mesh_path"]))
     res = evaluate(oracle, None, ds, small_eval(), out_dir=tmp_path, progress=False)["summary"]
     assert res["3d/voxel_iou"] == 1.0  # identical meshes voxelise identically
-    assert res["3d/chamfer_l2"] < 2e-3 and res["3d/normal_consistency"] > 0.95
+    # Thin parts (laces, tabs, tongue) of the multi-part ground truth: a sample's nearest neighbour may
+    # lie on a part's other side, so the oracle's normal consistency is ~0.93, not ~1.
+    assert res["3d/chamfer_l2"] < 2e-3 and res["3d/normal_consistency"] > 0.9
     assert res["input/silhouette_iou"] > 0.9 and res["novel/silhouette_iou"] > 0.9
     assert res["novel/psnr"] > 20 and res["novel/ssim"] > 0.8
     assert all(res[k] == 0.0 for k in res if k.startswith("invariance/"))  # ignores its input
-    assert res["quality/self_intersection_fraction"] == 0.0
+    # (no self-intersection check: the ground truth is multi-part, its closed parts overlap by design)
     template = load_template(uv_mode="file")
     bad = evaluate(FixedMeshModel(template), None, ds, small_eval(), progress=False)["summary"]
     assert bad["3d/chamfer_l2"] > 2 * res["3d/chamfer_l2"]

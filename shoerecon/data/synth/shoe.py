@@ -85,8 +85,12 @@ _PART_COLOURS = {
 }
 
 
+_SOLE_COLOURS = [(0.86, 0.84, 0.78), (0.72, 0.52, 0.3), (0.18, 0.18, 0.19), (0.6, 0.6, 0.62)]
+
+
 def flat_paint(gb: TexelGBuffer, rng: np.random.Generator, light=(0.25, 1.0, 0.45), ambient: float = 0.62) -> np.ndarray:
-    """Placeholder texture: a random hue-shifted flat colour per part, soft view-independent shading.
+    """Placeholder texture: a random hue-shifted flat colour per part (soles off-white, gum, black or
+    grey), a stripe on the lateral side, soft view-independent shading.
 
     Returns (T, T, 3) float32 in [0, 1].
     """
@@ -95,6 +99,8 @@ def flat_paint(gb: TexelGBuffer, rng: np.random.Generator, light=(0.25, 1.0, 0.4
     for name, col in _PART_COLOURS.items():
         m = gb.mask(name)
         c = np.clip(np.array(col) * (shift[PART_ID[name]] if name not in ("sole", "laces") else 1.0), 0, 1)
+        if name == "sole":
+            c = np.array(_SOLE_COLOURS[rng.integers(len(_SOLE_COLOURS))])
         img[m] = c
     # A stripe on the lateral quarter only, so the two sides of a shoe differ.
     x, y, z = gb.position[..., 0], gb.position[..., 1], gb.position[..., 2]
