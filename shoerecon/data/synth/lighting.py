@@ -91,7 +91,8 @@ class LightingParams:
         key_dir, fill_dir = self.light_dirs()
         # n = (0, 0, -1): n . L = -L_z.
         per_key = max(-key_dir[2], 0.0) + self.fill_ratio * max(-fill_dir[2], 0.0)
-        key = max(self.exposure - self.ambient, 0.0) / max(per_key, 1e-6)
+        ambient = self.ambient * (1 - self.ambient_falloff / 2)  # the sky term at a horizontal normal
+        key = max(self.exposure - ambient, 0.0) / max(per_key, 1e-6)
         return key, key * self.fill_ratio
 
 

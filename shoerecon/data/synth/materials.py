@@ -75,7 +75,7 @@ STYLE_RANGES: dict[str, tuple[float, float]] = {
     "logo_height": (0.28, 0.5),         # hr of the logo's centre line
     "logo_width": (0.015, 0.035),       # stripe width (3D units)
     "stitch_pitch": (0.008, 0.014),     # 3 - 5 mm
-    "stitch_width": (0.0016, 0.0028),
+    "stitch_width": (0.0025, 0.004),    # ~1 mm thread
     "stitch_offset": (0.005, 0.01),     # distance of a stitch row from its edge
     "perf_pitch": (0.011, 0.018),
     "grain_scale": (0.004, 0.009),      # leather grain cell size
@@ -483,11 +483,13 @@ def _heel_panel_field(fr: _Frame, length: float) -> np.ndarray:
 
 
 def _swoosh_field(fr: _Frame, p: dict) -> np.ndarray:
-    """Signed distance (> 0 inside) of a curved stripe: a crescent whose lower edge dips, tapering to points."""
-    t = (fr.xr - p["logo_start"]) / p["logo_length"]  # 0 tail (heel side) -> 1 tip (toe side)
+    """Signed distance (> 0 inside) of a swoosh-like stripe: a thin tail high at the heel end sweeping down
+    and forward, thickening to a belly low on the quarter and ending in a short upturned hook."""
+    t = (fr.xr - p["logo_start"]) / p["logo_length"]  # 0 tail (heel side) -> 1 hook (toe side)
     tc = np.clip(t, 0, 1)
-    centre = p["logo_height"] - 0.28 * np.sin(np.pi * tc**0.8) + 0.25 * tc**2  # dips, then rises toward the tip
-    half = p["logo_width"] * 2.2 * np.sin(np.pi * tc**0.7) ** 0.8 + 1e-4  # thin tail, fat belly, pointed tip
+    hook = np.clip((tc - 0.78) / 0.22, 0, 1)
+    centre = p["logo_height"] + 0.22 - 0.42 * tc**1.2 + 0.3 * hook**2
+    half = p["logo_width"] * 1.2 * tc**1.3 * np.sqrt(np.clip(1 - hook**2, 0, 1)) + 1e-4
     dy = (fr.hr - centre) * fr.height
     inside = half - np.abs(dy)
     return np.where((t >= 0) & (t <= 1), inside, -1.0)
