@@ -1,21 +1,40 @@
-"""Tiny shoes for the appearance tests: today's one-piece generator seen through the parts contract."""
+"""Tiny shoes for the appearance tests: the multi-part generator, or today's one-piece shoe through the parts contract."""
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import torch
 
-from shoerecon.data.synth.legacy import legacy_gbuffer
 from shoerecon.data.synth.materials import MaterialStyle
 from shoerecon.data.synth.parts import PARTS
-from shoerecon.data.synthetic import ShoeParams, SynthConfig, shoe_mesh
+from shoerecon.geometry.mesh import Mesh
 
 WHITE = (0.94, 0.94, 0.93)
 
 
-def tiny_shoe(texture_size: int = 64, p: ShoeParams | None = None):
-    """(Mesh without texture, TexelGBuffer) of a coarse shoe (a few hundred faces)."""
-    p = p or ShoeParams.mean()
-    return shoe_mesh(p, SynthConfig(edge_length=0.05), textured=False), legacy_gbuffer(p, texture_size, edge_length=0.05)
+@functools.lru_cache(maxsize=4)
+def _tiny(texture_size: int):
+    try:  # the multi-part generator (issue 10, shape) when it is there
+        from shoerecon.data.synth.shape import ShoeParams
+        from shoerecon.data.synth.shoe import shoe_geometry
+
+        geo = shoe_geometry(ShoeParams(), 0.05, texture_size)
+        mesh = Mesh(torch.from_numpy(geo.verts).float(), torch.from_numpy(geo.faces), torch.from_numpy(geo.uvs).float(),
+                    torch.from_numpy(geo.uv_faces), None)
+        return mesh, geo.gbuffer(texture_size)
+    except ImportError:  # today's one-piece shoe through the parts contract
+        from shoerecon.data.synth.legacy import legacy_gbuffer
+        from shoerecon.data.synthetic import ShoeParams, SynthConfig, shoe_mesh
+
+        p = ShoeParams.mean()
+        return shoe_mesh(p, SynthConfig(edge_length=0.05), textured=False), legacy_gbuffer(p, texture_size, edge_length=0.05)
+
+
+def tiny_shoe(texture_size: int = 64):
+    """(Mesh without texture, TexelGBuffer) of a coarse shoe; the mesh is a fresh object (tests set its texture)."""
+    mesh, g = _tiny(texture_size)
+    return Mesh(mesh.verts.clone(), mesh.faces, mesh.uvs, mesh.uv_faces, None), g
 
 
 def plain_style(upper=WHITE, sole=WHITE, outsole=None, **kw) -> MaterialStyle:

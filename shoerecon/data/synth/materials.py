@@ -388,9 +388,14 @@ def _frame(g: TexelGBuffer) -> _Frame:
     ref = valid & (g.part == PART_ID["upper"]) if (g.part == PART_ID["upper"]).any() else valid
     bins = 48
     idx = np.clip((xr * bins).astype(int), 0, bins - 1)
-    lo = ndimage.minimum(y, labels=np.where(ref, idx + 1, 0), index=np.arange(1, bins + 1))
-    hi = ndimage.maximum(y, labels=np.where(ref, idx + 1, 0), index=np.arange(1, bins + 1))
-    have = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+    labels = np.arange(1, bins + 1)
+    lo = np.asarray(ndimage.minimum(y, labels=np.where(ref, idx + 1, 0), index=labels), dtype=np.float64)
+    hi = np.asarray(ndimage.maximum(y, labels=np.where(ref, idx + 1, 0), index=labels), dtype=np.float64)
+    sole = valid & (g.part == PART_ID["sole"])
+    if sole.any():  # a cup sole hides the upper's bottom: the visible upper starts at the sole's top
+        sole_top = np.asarray(ndimage.maximum(y, labels=np.where(sole, idx + 1, 0), index=labels), dtype=np.float64)
+        lo = np.where(np.bincount(idx[sole], minlength=bins) > 0, np.maximum(lo, sole_top), lo)
+    have = (np.bincount(idx[ref], minlength=bins) > 0) & (hi > lo)  # empty bins read 0 in ndimage: skip them
     centres = (np.arange(bins) + 0.5) / bins
     lo_f = np.interp(xr, centres[have], ndimage.uniform_filter1d(lo[have], 3))
     hi_f = np.interp(xr, centres[have], ndimage.uniform_filter1d(hi[have], 3))
@@ -636,19 +641,25 @@ def paint_texture(gbuffer: TexelGBuffer, style: MaterialStyle, rng: np.random.Ge
         glyph = _glyph(a, b, 0.03, 0.012, 3, seed + 13, fr.footprint) * label
         lum = 0.3 * s.tongue_label[0] + 0.59 * s.tongue_label[1] + 0.11 * s.tongue_label[2]
         _paint(albedo, gloss, glyph, (0.95, 0.95, 0.95) if lum < 0.5 else (0.08, 0.08, 0.08))
-    # 6. Stitch rows along part edges (part-local coordinates scaled to 3D lengths).
+    # 6. Stitch rows along part edges: local coordinates rescaled per atlas island (one island = one piece),
+    #    so an edge is where the piece's own local range ends, whatever range the shape gave the part.
     loc_u, loc_v = g.local[..., 0].astype(np.float64), g.local[..., 1].astype(np.float64)
     for name, edges in STITCH_EDGES.items():
         m = part == PART_ID[name]
         if not m.any():
             continue
+        islands, n = ndimage.label(m, structure=np.ones((3, 3)))
+        ids = np.arange(1, n + 1)
+        ranges = {}
+        for key, loc in (("u", loc_u), ("v", loc_v)):
+            lo = np.asarray(ndimage.minimum(loc, islands, ids), dtype=np.float64)
+            hi = np.asarray(ndimage.maximum(loc, islands, ids), dtype=np.float64)
+            ranges[key] = (np.concatenate([[0.0], lo])[islands], np.concatenate([[1.0], hi])[islands])
         for e in edges:
-            if e[0] == "u":
-                dist = (loc_u if e == "u0" else 1 - loc_u) * fr.lx
-                along = loc_v * fr.ly
-            else:
-                dist = (loc_v if e == "v0" else 1 - loc_v) * fr.ly
-                along = loc_u * fr.lx
+            lo, hi = ranges[e[0]]
+            loc, scale = (loc_u, fr.lx) if e[0] == "u" else (loc_v, fr.ly)
+            dist = ((loc - lo) if e[1] == "0" else (hi - loc)) * scale
+            along = loc_v * fr.ly if e[0] == "u" else loc_u * fr.lx
             add_stitches(dist, along, m)
             if name in ("overlay", "pull_tab"):  # double rows on overlays, like real ones
                 add_stitches(dist - 0.6 * p["stitch_offset"] - p["stitch_width"], along, m)
