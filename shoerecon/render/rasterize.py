@@ -41,6 +41,7 @@ from torch import Tensor
 AREA_EPS = 1e-8  # faces with |2 * signed area| below this (NDC**2) are degenerate and skipped
 DENOM_EPS = 1e-8  # perspective correction denominator clamp (pytorch3d's kEpsilon)
 CLIP_EPS = 1e-5  # clipped barycentrics' sum clamp (pytorch3d)
+DEPTH_RTOL = 5e-4  # stage 1's affine depth vs the output depth: relative difference the depth bound tolerates
 BBOX_TOL = 1e-4  # pixels; bounding boxes are grown by this so float rounding never drops a hit
 
 ImageSize = Union[int, Sequence[int]]
@@ -394,16 +395,16 @@ class DepthBound:
 
     Depths are binned into ``bins`` buckets over [lo, hi] (clamped at both ends; the bucket of a depth
     never decreases with the depth, also in floats). Once a pixel holds K hits up to some bucket, no hit
-    two buckets later can be among its K nearest: ``near`` drops those before the sort. Comparisons are
-    on bucket indices with one bucket of margin (the counted depths are stage 1's, the output's differ by
-    rounding), so the bound is exact (ties are kept). Counts are int32 (bins, n_pix): bucket-major,
+    in a later bucket can be among its K nearest: ``near`` drops those before the sort. Comparisons are
+    on bucket indices (ties are kept), with a margin for the difference between the counted depths (stage
+    1's affine ones) and the output depths: exact while that difference is below DEPTH_RTOL * |depth|. Counts are int32 (bins, n_pix): bucket-major,
     so the running sum over buckets is a contiguous, vectorised pass.
     """
 
     def __init__(self, n_pix: int, k: int, lo: float, hi: float, device: torch.device, bins: int = 16) -> None:
         self.k, self.bins, self.lo = k, bins, lo
-        # Buckets at least 1e-3 of the depth wide, so rounding never moves a depth past the margin bucket.
-        self.scale = bins / max(hi - lo, 1e-3 * max(abs(hi), abs(lo)), 1e-12)
+        self.scale = bins / max(hi - lo, 1e-12)
+        self.margin = DEPTH_RTOL * 2 * max(abs(hi), abs(lo))
         self.n_pix = n_pix
         self.counts = torch.zeros(bins * n_pix, dtype=torch.int32, device=device)
 
@@ -422,9 +423,10 @@ class DepthBound:
         return self.bins - reached.sum(0, dtype=torch.int32)
 
     def near(self, pix: Tensor, depth: Tensor) -> Tensor:
-        """(M,) bool: the hits that may be among the K nearest of their pixel. One bucket of margin: the
-        depths counted here are stage 1's affine ones, which differ from the output depth by rounding."""
-        return self.bucket(depth) <= self.last_bucket().add_(1).index_select(0, pix)
+        """(M,) bool: the hits that may be among the K nearest of their pixel. The depths counted here are
+        stage 1's affine ones, which differ from the output depth by rounding: a hit is kept if its depth
+        minus ``margin`` (2x the largest such difference tolerated) is in the K-th hit's bucket or before."""
+        return self.bucket(depth - self.margin) <= self.last_bucket().index_select(0, pix)
 
 
 def _bucket(size: Tensor) -> Tensor:
