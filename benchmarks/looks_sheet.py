@@ -4,9 +4,9 @@
 
 Each cell is one shoe with its own material style, lighting and framing (``render_photo``), shown as
 the photo a camera would take (contact shadow included). ``--unlit`` renders the old flat look, and
-``--views 0,9,18`` puts several views of each shoe side by side. Until the multi-part generator
-lands, shapes come from ``data/synthetic.py`` through ``synth/legacy.py``; pass ``--generator``
-to use another ``(index, seed, texture_size) -> (Mesh, TexelGBuffer)`` callable ("module:function").
+``--views 0,9,18`` puts several views of each shoe side by side. Shapes come from the multi-part
+generator (``data/synth/shape.py``); pass ``--generator`` to use another
+``(index, seed, texture_size) -> (Mesh, TexelGBuffer)`` callable ("module:function").
 """
 from __future__ import annotations
 
@@ -21,13 +21,12 @@ import torch
 from PIL import Image, ImageDraw
 
 
-def legacy_shoe(index: int, seed: int, texture_size: int):
-    """(Mesh without texture, TexelGBuffer) of shoe ``index`` of today's generator."""
-    from shoerecon.data.synth.legacy import legacy_gbuffer
-    from shoerecon.data.synthetic import sample_shoe_params, shoe_mesh, shoe_rng
+def multipart_shoe(index: int, seed: int, texture_size: int):
+    """(Mesh without texture, TexelGBuffer) of shoe ``index`` of the multi-part generator."""
+    from shoerecon.data.synth.shoe import shoe_and_gbuffer
+    from shoerecon.data.synthetic import sample_shoe_params, shoe_rng
 
-    p = sample_shoe_params(shoe_rng(seed, index))
-    return shoe_mesh(p, textured=False), legacy_gbuffer(p, texture_size)
+    return shoe_and_gbuffer(sample_shoe_params(shoe_rng(seed, index)), 0.035, texture_size)
 
 
 def main(argv=None) -> int:
@@ -52,7 +51,7 @@ def main(argv=None) -> int:
     from shoerecon.data.synth.materials import paint_texture, sample_style
     from shoerecon.data.synth.photo import composite, render_photo
 
-    make = legacy_shoe
+    make = multipart_shoe
     if args.generator:
         mod, fn = args.generator.split(":")
         make = getattr(importlib.import_module(mod), fn)

@@ -4,7 +4,9 @@ The shoe itself lives in ``shoerecon.data.synth`` (``shape``: the multi-part sha
 ``shoe``: meshing, UV atlas, texel G-buffer and texture). This module renders each shoe on the
 turntable rig and writes the DESIGN layout: ``views/NNN.png`` (RGBA, alpha = exact pixel
 coverage), ``mesh.glb`` (the multi-part ground truth, every part closed; hidden surfaces lie
-within a part's wall thickness of visible ones) and ``params.json``.
+within a part's wall thickness of visible ones), ``params.json`` (shape, material style, lighting)
+and, with ``framing``, the shoe's own ``cameras.json``. Appearance: ``synth.materials`` paints the
+texture from the shoe's texel G-buffer, ``synth.photo`` renders it (lit or unlit, ``look``).
 
 Normalisation follows DESIGN: centred bounding box, longest extent 1, +Y up, toe at +X, the
 lateral side of a right shoe at +Z.
@@ -25,7 +27,10 @@ from shoerecon.data.synth.shoe import shoe_mesh as _shoe_mesh
 from shoerecon.geometry.mesh import Mesh
 
 __all__ = ["DEFAULT_SHAPE_RANGES", "ShoeParams", "SynthConfig", "sample_shoe_params", "shoe_rng", "shoe_mesh",
-           "render_turntable", "generate_shoe", "generate_dataset", "split_ids", "shoe_id"]
+           "render_turntable", "make_shoe", "generate_shoe", "generate_dataset", "split_ids", "shoe_id"]
+
+
+LOOKS = ("photo", "unlit")
 
 
 @dataclass
@@ -40,6 +45,12 @@ class SynthConfig:
         num_views, elevation, distance, fov: the turntable (defaults = ``Cameras.turntable()``).
         image_size: rendered view side in pixels. supersample: render at this factor and box-filter
             down, so alpha is fractional pixel coverage (1 = hard 0/1 coverage).
+        look: "photo" (materials painted per texel, lit like a product photo: ``synth.materials``,
+            ``synth.lighting``, ``synth.photo``) or "unlit" (the same materials, flat: the old look).
+            Either way alpha is the exact coverage.
+        framing: False: every shoe on the rig's ``distance`` (shoes are normalised to length 1, so
+            at the defaults view 0 is ~85 % filled); True: a per-shoe distance (``<shoe>/cameras.json``)
+            at which view 0 is filled by the lighting's ``fill`` (70-90 %), like product photos.
         val_fraction, test_fraction: split sizes written to splits.json.
     """
 
@@ -52,6 +63,8 @@ class SynthConfig:
     fov: float = 30.0
     image_size: int = 128
     supersample: int = 2
+    look: str = "photo"
+    framing: bool = False
     val_fraction: float = 0.1
     test_fraction: float = 0.1
 
@@ -65,6 +78,8 @@ class SynthConfig:
                 raise ValueError(f"SynthConfig.shape_ranges[{k!r}] must be (low, high) with low <= high, got {r}")
         if self.supersample < 1 or self.image_size < 1 or self.num_views < 1:
             raise ValueError("SynthConfig: supersample, image_size and num_views must be >= 1")
+        if self.look not in LOOKS:
+            raise ValueError(f"SynthConfig.look={self.look!r}; valid: {', '.join(LOOKS)}")
 
 
 def shoe_rng(seed: int, index: int) -> np.random.Generator:
@@ -78,7 +93,8 @@ def sample_shoe_params(rng: np.random.Generator, cfg: SynthConfig | None = None)
 
 
 def shoe_mesh(p: ShoeParams, cfg: SynthConfig | None = None, textured: bool = True) -> Mesh:
-    """The normalised multi-part ``Mesh`` of shoe ``p`` (centred bbox, longest extent 1, toe +X, lateral +Z)."""
+    """The normalised multi-part ``Mesh`` of shoe ``p`` (centred bbox, longest extent 1, toe +X, lateral +Z),
+    textured by ``synth.materials`` with a style drawn from ``p.seed``."""
     cfg = cfg or SynthConfig()
     return _shoe_mesh(p, cfg.edge_length, cfg.texture_size, textured)
 
@@ -127,18 +143,46 @@ def shoe_id(index: int) -> str:
     return f"shoe_{index:05d}"
 
 
-def generate_shoe(out_dir: str | Path, index: int, seed: int, cfg: SynthConfig, cameras: Tensor) -> str:
-    """Make, render and write shoe ``index`` (views/NNN.png, mesh.glb, params.json); returns its id."""
-    from shoerecon.data.layout import save_rgba, write_json
+def make_shoe(index: int, seed: int, cfg: SynthConfig):
+    """Shoe ``index`` of a dataset with ``seed``: (params, textured Mesh, gloss (T, T), lighting or None, style).
+
+    The shape draws from ``shoe_rng(seed, index)``, the appearance (style, lighting) from its own
+    stream, so a shape does not change when the appearance modules change.
+    """
+    from shoerecon.data.synth.lighting import sample_lighting
+    from shoerecon.data.synth.materials import paint_texture, sample_style
+    from shoerecon.data.synth.shoe import shoe_and_gbuffer
 
     params = sample_shoe_params(shoe_rng(seed, index), cfg)
-    mesh = shoe_mesh(params, cfg)
+    mesh, gbuffer = shoe_and_gbuffer(params, cfg.edge_length, cfg.texture_size)
+    rng = np.random.default_rng([int(seed), int(index), 1])
+    style = sample_style(rng)
+    albedo, gloss = paint_texture(gbuffer, style, rng)
+    lighting = sample_lighting(rng)
+    mesh.texture = torch.from_numpy(np.ascontiguousarray(albedo)).permute(2, 0, 1).contiguous().float()
+    return params, mesh, torch.from_numpy(np.ascontiguousarray(gloss)).float(), lighting, style
+
+
+def generate_shoe(out_dir: str | Path, index: int, seed: int, cfg: SynthConfig, cameras: Tensor) -> str:
+    """Make, render and write shoe ``index`` (views/NNN.png, mesh.glb, params.json, with ``cfg.framing``
+    cameras.json); returns its id."""
+    from shoerecon.data.layout import rig_from_turntable, save_rgba, write_json
+    from shoerecon.data.synth.lighting import framing_distance
+    from shoerecon.data.synth.photo import render_photo
+
+    params, mesh, gloss, lighting, style = make_shoe(index, seed, cfg)
     folder = Path(out_dir) / shoe_id(index)
-    views = render_turntable(mesh, cameras, cfg.image_size, cfg.supersample)
+    if cfg.framing:
+        distance = framing_distance(mesh.verts, cfg.fov, cfg.elevation, lighting.fill)
+        rig = rig_from_turntable(cfg.num_views, cfg.elevation, distance, cfg.fov)
+        write_json(folder / "cameras.json", rig.to_json(image_size=cfg.image_size, background=[1.0, 1.0, 1.0]))
+        cameras = rig.cameras
+    views = render_photo(mesh, cameras, cfg.image_size, cfg.supersample, lighting if cfg.look == "photo" else None, gloss)
     for v, rgba in enumerate(views):
         save_rgba(folder / "views" / f"{v:03d}.png", rgba[:3], rgba[3:])
     _save_mesh(mesh, folder / "mesh.glb")
-    write_json(folder / "params.json", asdict(params))
+    write_json(folder / "params.json", {"shape": asdict(params), "style": asdict(style), "lighting": asdict(lighting),
+                                        "look": cfg.look})
     return shoe_id(index)
 
 

@@ -1,4 +1,4 @@
-"""Tiny shoes for the appearance tests: the multi-part generator, or today's one-piece shoe through the parts contract."""
+"""Tiny shoes for the appearance tests: the multi-part generator's mean-ish shoe (``ShoeParams()``), coarse."""
 from __future__ import annotations
 
 import functools
@@ -15,20 +15,10 @@ WHITE = (0.94, 0.94, 0.93)
 
 @functools.lru_cache(maxsize=4)
 def _tiny(texture_size: int):
-    try:  # the multi-part generator (issue 10, shape) when it is there
-        from shoerecon.data.synth.shape import ShoeParams
-        from shoerecon.data.synth.shoe import shoe_geometry
+    from shoerecon.data.synth.shape import ShoeParams
+    from shoerecon.data.synth.shoe import shoe_and_gbuffer
 
-        geo = shoe_geometry(ShoeParams(), 0.05, texture_size)
-        mesh = Mesh(torch.from_numpy(geo.verts).float(), torch.from_numpy(geo.faces), torch.from_numpy(geo.uvs).float(),
-                    torch.from_numpy(geo.uv_faces), None)
-        return mesh, geo.gbuffer(texture_size)
-    except ImportError:  # today's one-piece shoe through the parts contract
-        from shoerecon.data.synth.legacy import legacy_gbuffer
-        from shoerecon.data.synthetic import ShoeParams, SynthConfig, shoe_mesh
-
-        p = ShoeParams.mean()
-        return shoe_mesh(p, SynthConfig(edge_length=0.05), textured=False), legacy_gbuffer(p, texture_size, edge_length=0.05)
+    return shoe_and_gbuffer(ShoeParams(), 0.05, texture_size)
 
 
 def tiny_shoe(texture_size: int = 64):

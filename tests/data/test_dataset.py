@@ -114,7 +114,11 @@ def test_reads_a_folder_of_real_style_photos(tmp_path):
     views, fov = 4, 30.0
     rig = rig_from_turntable(views, fov=fov)
     write_json(tmp_path / "rig.json", rig.to_json())
-    mesh = shoe_mesh(sample_shoe_params(shoe_rng(0, 4)), SynthConfig(edge_length=0.05, texture_size=64))
+    from shoerecon.data.synth.shoe import flat_paint, shoe_and_gbuffer
+
+    # Flat per-part colours (soles never white): this tests the loader, not threshold masks of white soles.
+    mesh, gbuffer = shoe_and_gbuffer(sample_shoe_params(shoe_rng(0, 4)), 0.05, 64)
+    mesh.texture = torch.from_numpy(flat_paint(gbuffer, np.random.default_rng(0))).permute(2, 0, 1).contiguous()
     # A 150x200 photo (fov over the 150-pixel side) upscaled to 600x800 keeps its camera.
     r = Renderer(RendererConfig(image_size=(150, 200), faces_per_pixel=1, blend="hard", cull_backfaces=True))
     photos = r(mesh.verts[None], mesh.faces, Cameras.from_tensor(rig.cameras[None]), mesh.texture[None], mesh.uvs, mesh.uv_faces)[0]

@@ -91,7 +91,8 @@ def test_threshold_masks_on_white_soles(capsys):
 
     Measured (32/64 px, 4 views, legacy shapes): a coloured upper on a white sole keeps IoU ~0.88-0.94
     without a shadow and ~0.72-0.84 with a strong one (the shadow is taken as shoe); an all-white shoe
-    falls to IoU ~0.15-0.6: the threshold path cannot segment white-on-white. Exact alpha is the only
+    falls to IoU ~0.15-0.6: the threshold path cannot segment white-on-white. The multi-part shoe's
+    thicker cup sole loses more: 0.74-0.87 without a shadow, 0.76-0.84 with, all-white 0.02-0.19. Exact alpha is the only
     reliable mask for synthetic data; issue 13 owns better masks for real photos.
     """
     mesh, g = tiny_shoe()
@@ -107,7 +108,7 @@ def test_threshold_masks_on_white_soles(capsys):
             mask = threshold_mask(composite(rgba, bg)) > 0.5
             results[name, strength] = iou(mask, rgba[:, 3:] > 0.5)
     print({k: [round(x, 3) for x in v.tolist()] for k, v in results.items()})
-    assert (results["red_upper", 0.0] > 0.85).all()
+    assert (results["red_upper", 0.0] > 0.7).all()
     assert (results["red_upper", 0.3] > 0.65).all()
     assert (results["red_upper", 0.3].mean() < results["red_upper", 0.0].mean())  # the shadow costs IoU
     # all_white is measured, not asserted: it fails (see above), and issue 13 may well improve it.

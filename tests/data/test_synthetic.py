@@ -171,19 +171,27 @@ def test_split_ids_partition_and_determinism():
     assert a == split_ids(ids, 0, 0.1, 0.1)
 
 
-def test_texture_lateral_and_medial_sides_differ():
+def test_atlas_texture_reaches_the_right_side_of_the_rendered_shoe():
+    """flat_paint puts a stripe on the lateral (+Z) quarter only: through the atlas, the G-buffer and the
+    renderer it must show in the lateral view and not in the mirrored medial view."""
     pytest.importorskip("shoerecon.render.renderer")
+    from shoerecon.data.synth.shoe import flat_paint, shoe_and_gbuffer
     from shoerecon.data.synthetic import render_turntable
 
-    p = replace(sample_shoe_params(shoe_rng(0, 2)), eyestay=True, toe_overlay=False)
-    m = shoe_mesh(p, SynthConfig(edge_length=0.05, texture_size=64))
+    mesh, gbuffer = shoe_and_gbuffer(_shoe("low", "regular"), 0.05, 128)
+    mesh.texture = torch.from_numpy(flat_paint(gbuffer, np.random.default_rng(0))).permute(2, 0, 1).contiguous()
     cams = torch.tensor([[0.0, 0.0, 2.2, 30.0], [180.0, 0.0, 2.2, 30.0]])
-    rgba = render_turntable(m, cams, 48)
+    rgba = render_turntable(mesh, cams, 64)
     lateral, medial = rgba[0], rgba[1].flip(-1)  # medial view mirrored: same silhouette region
     both = (lateral[3] > 0.5) & (medial[3] > 0.5)
     assert both.float().sum() > 0.8 * (lateral[3] > 0.5).float().sum()
     diff = (lateral[:3] - medial[:3]).abs().amax(0)[both]
     assert (diff > 0.15).float().mean() > 0.03, "the two sides must look different"
+
+
+def test_synth_config_rejects_a_bad_look():
+    with pytest.raises(ValueError, match="look"):
+        SynthConfig(look="glossy")
 
 
 def test_generated_dataset_layout(tiny_dataset):
@@ -225,7 +233,7 @@ def test_ground_truth_glb_matches_the_rendered_mesh(tiny_dataset):
     from shoerecon.data.synthetic import sample_shoe_params
 
     m = glb.load_glb(tiny_dataset / "shoe_00000" / "mesh.glb")
-    ref = shoe_mesh(sample_shoe_params(shoe_rng(3, 0)), SynthConfig(edge_length=0.05, texture_size=64))
+    ref = shoe_mesh(sample_shoe_params(shoe_rng(3, 0)), SynthConfig(edge_length=0.05, texture_size=64), textured=False)
     assert m.num_faces == ref.num_faces
     assert torch.allclose(m.verts.min(0).values, ref.verts.min(0).values, atol=1e-4)
     assert torch.allclose(m.verts.max(0).values, ref.verts.max(0).values, atol=1e-4)

@@ -1,7 +1,7 @@
 """One whole shoe: its parts meshed, normalised, laid out in one UV atlas, with the texel G-buffer.
 
 ``shoe_geometry`` is the shape half of a synthetic shoe; ``shoe_mesh`` adds a texture painted from
-the G-buffer (``paint``: the appearance modules when present, a flat colour per part otherwise).
+the G-buffer by ``synth.materials`` (``flat_paint``: a flat colour per part, for looking at shapes alone).
 """
 from __future__ import annotations
 
@@ -75,6 +75,14 @@ def shoe_geometry(p: ShoeParams, edge_length: float = 0.022, atlas_size: int = 2
                         np.concatenate(uv_faces), np.concatenate(face_part), np.concatenate(local), slices, scale)
 
 
+def shoe_and_gbuffer(p: ShoeParams, edge_length: float = 0.035, texture_size: int = 256) -> tuple[Mesh, TexelGBuffer]:
+    """The untextured normalised ``Mesh`` of shoe ``p`` and its (texture_size, texture_size) G-buffer."""
+    geo = shoe_geometry(p, edge_length, texture_size)
+    mesh = Mesh(torch.from_numpy(geo.verts).float(), torch.from_numpy(geo.faces), torch.from_numpy(geo.uvs).float(),
+                torch.from_numpy(geo.uv_faces), None)
+    return mesh, geo.gbuffer(texture_size)
+
+
 # ----------------------------------------------------------------------------------------- painting
 
 #: Placeholder colours per part (until the material modules paint real ones).
@@ -114,17 +122,13 @@ def flat_paint(gb: TexelGBuffer, rng: np.random.Generator, light=(0.25, 1.0, 0.4
 
 
 def paint_texture(geo: ShoeGeometry, p: ShoeParams, size: int) -> np.ndarray:
-    """The shoe's albedo texture (T, T, 3) float32: the materials module's painter when it exists,
-    else ``flat_paint``; texels outside every island are filled from their nearest island."""
-    gb = geo.gbuffer(size)
+    """The shoe's albedo texture (T, T, 3) float32, painted by ``synth.materials`` with a style drawn
+    from ``p.seed`` (``flat_paint`` is the appearance-free stand-in, e.g. for looking at shapes)."""
+    from shoerecon.data.synth import materials
+
     rng = np.random.default_rng(p.seed)
-    try:
-        from shoerecon.data.synth import materials
-    except ImportError:
-        return flat_paint(gb, rng)
-    style = materials.sample_style(rng)
-    albedo, _ = materials.paint_texture(gb, style, rng)
-    return dilate(np.asarray(albedo, dtype=np.float32), gb.part >= 0)
+    albedo, _ = materials.paint_texture(geo.gbuffer(size), materials.sample_style(rng), rng)
+    return np.asarray(albedo, dtype=np.float32)
 
 
 def shoe_mesh(p: ShoeParams, edge_length: float = 0.022, texture_size: int = 256, textured: bool = True) -> Mesh:
