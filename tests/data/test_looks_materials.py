@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from looks_helpers import WHITE, plain_style, tiny_shoe
 
-from shoerecon.data.synth.materials import LOGOS, MATERIALS, PANELS, SCHEMES, STYLE_RANGES, MaterialStyle, paint_texture, sample_style
+from shoerecon.data.synth.materials import (
+    LOGOS, MATERIALS, PANELS, SCHEMES, STITCH_EDGES, STYLE_RANGES, MaterialStyle, paint_texture, sample_style,
+)
 from shoerecon.data.synth.parts import PART_ID, PARTS
 
 
@@ -122,9 +124,9 @@ def test_logo_panels_and_stitching_change_the_upper_only_where_expected():
     ref, _ = paint_texture(g, base, np.random.default_rng(0))
     stitched = dataclasses.replace(base, stitching=True, stitch_color=(0.05, 0.05, 0.05))
     with_stitches, _ = paint_texture(g, stitched, np.random.default_rng(0))
-    changed = np.abs(with_stitches - ref).max(-1) > 0.1
+    changed = (np.abs(with_stitches - ref).max(-1) > 0.1) & (g.part >= 0)
     assert changed.sum() > 50
-    edge_parts = [PART_ID[n] for n in ("upper", "heel_counter", "collar", "tongue")]
+    edge_parts = [PART_ID[n] for n in STITCH_EDGES]  # the sole's cup stitch is off in this style
     assert np.isin(g.part[changed], edge_parts).all()
 
 
