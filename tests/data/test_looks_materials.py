@@ -130,6 +130,27 @@ def test_logo_panels_and_stitching_change_the_upper_only_where_expected():
     assert np.isin(g.part[changed], edge_parts).all()
 
 
+def test_creases_darken_a_part_where_another_meets_it():
+    from scipy.spatial import cKDTree
+
+    from shoerecon.data.synth.materials import OCCLUDERS
+
+    _, g = tiny_shoe(128)
+    plain = plain_style(upper=WHITE)
+    creased = plain_style(upper=WHITE)
+    creased.params.update(crease_strength=0.4, crease_radius=0.006)
+    ratio = (paint_texture(g, creased, np.random.default_rng(0))[0] / paint_texture(g, plain, np.random.default_rng(0))[0]).mean(-1)
+    upper = g.part == PART_ID["upper"]
+    occ = np.isin(g.part, [PART_ID[o] for o in OCCLUDERS["upper"]])
+    d_sole, _ = cKDTree(g.position[g.part == PART_ID["sole"]]).query(g.position[upper])
+    d_all, _ = cKDTree(g.position[occ]).query(g.position[upper])
+    near, far = ratio[upper][d_sole < 0.002], ratio[upper][d_all > 0.06]
+    assert len(near) > 10 and len(far) > 100
+    # 1 - 0.4 exp(-d / r): untouched far from every occluder, 0.6 .. 0.71 within 2 mm-ish of the sole.
+    np.testing.assert_allclose(far, 1.0, atol=0.002)
+    assert (near >= 0.6 - 1e-4).all() and (near <= 1 - 0.4 * np.exp(-0.002 / 0.006) + 1e-4).all()
+
+
 def test_bad_style_values_name_the_field():
     with pytest.raises(ValueError, match="part_materials.*'upper'"):
         MaterialStyle(part_materials={"upper": "velvet"})
