@@ -34,7 +34,11 @@ from shoerecon.geometry.mesh import Mesh
 CHECKPOINT_VERSION = 2  # 2: numpy RNG state as tensors (1: as a pickled ndarray)
 
 
-class UnsafeCheckpointError(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or written; the message names the file and the problem."""
+
+
+class UnsafeCheckpointError(CheckpointError):
     """A file that could only be loaded by running code from it (unpickling a non-allow-listed global)."""
 
 
@@ -123,9 +127,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except UnsafeCheckpointError:
         raise
     except Exception as err:  # truncated or not a torch file
-        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError(f"{path}: not a shoerecon checkpoint (needs 'model' and 'config' entries)")
+        raise CheckpointError(f"{path}: not a shoerecon checkpoint (needs 'model' and 'config' entries)")
     return state
 
 

@@ -51,6 +51,7 @@ from shoerecon.train.checkpoint import (
 )
 from shoerecon.train.config import ConfigError, ExperimentConfig, TrainConfig, config_to_dict, save_config
 from shoerecon.train.logging import ScalarLogger
+from shoerecon.train.run_dir import claim_run_dir
 
 
 # ------------------------------------------------------------------------------------------ functional core
@@ -255,7 +256,7 @@ class StepResult:
 class Trainer:
     """Builds everything from one ExperimentConfig; ``fit()`` trains, validates, checkpoints."""
 
-    def __init__(self, cfg: ExperimentConfig, resume: bool = False, accelerator=None):
+    def __init__(self, cfg: ExperimentConfig, resume: bool = False, accelerator=None, overwrite: bool = False):
         from accelerate.utils import set_seed
 
         from shoerecon.data import TurntableDataset
@@ -273,6 +274,8 @@ class Trainer:
         self.device = self.acc.device
         self.run_dir = Path(t.out_dir) / t.name
         self.ckpt_dir = self.run_dir / "checkpoints"
+        # one run per folder: lock it, refuse to replace a run without --resume/--overwrite (train/run_dir.py)
+        self.run_lock = claim_run_dir(self.run_dir, resume, overwrite) if self.acc.is_main_process else None
         if self.acc.is_main_process:
             for sub in ("checkpoints", "logs", "samples", "exports"):
                 (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -721,8 +724,8 @@ def summarize(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in ("iou", "psnr")} if rows else {}
 
 
-def main(config: str, overrides: Sequence[str] = (), resume: bool = False) -> dict | None:
+def main(config: str, overrides: Sequence[str] = (), resume: bool = False, overwrite: bool = False) -> dict | None:
     from shoerecon.train.config import load_config
 
     cfg = load_config(config, overrides)
-    return Trainer(cfg, resume=resume).fit()
+    return Trainer(cfg, resume=resume, overwrite=overwrite).fit()
