@@ -21,11 +21,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def close_progress_bars() -> None:
+    """End the stopped run's progress bar(s) with a newline, so the error is a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from shoerecon.data.layout import DataError
     from shoerecon.train.checkpoint import CheckpointError
     from shoerecon.train.config import ConfigError
+    from shoerecon.train.guards import TrainingDiverged
     from shoerecon.train.run_dir import RunDirError
     from shoerecon.train.trainer import main as train
 
@@ -34,10 +43,11 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
-    except (DataError, RunDirError, CheckpointError, FileNotFoundError) as err:
+    except (DataError, RunDirError, CheckpointError, TrainingDiverged, FileNotFoundError) as err:
         # the project's own errors already say what and where: one line, the traceback only with --debug
         if args.debug:
             raise
+        close_progress_bars()
         print(f"error: {err}", file=sys.stderr)
         return 1
     if metrics:

@@ -50,6 +50,7 @@ from shoerecon.train.checkpoint import (
     save_checkpoint,
 )
 from shoerecon.train.config import ConfigError, ExperimentConfig, TrainConfig, config_to_dict, save_config
+from shoerecon.train.guards import DivergenceGuard, synthetic_banner
 from shoerecon.train.logging import ScalarLogger
 from shoerecon.train.run_dir import claim_run_dir
 
@@ -194,14 +195,14 @@ def ensure_dataset(cfg: ExperimentConfig, accelerator) -> None:
     if accelerator.is_main_process and not root.exists():
         if not cfg.synthetic.enabled:
             raise FileNotFoundError(
-                f"data folder {root} does not exist; point data.root at a turntable dataset or set "
-                f"synthetic.enabled: true to generate a synthetic one there"
+                f"data folder {root} does not exist; point data.root at a turntable dataset, or set "
+                f"synthetic.enabled: true (--set synthetic.enabled=true) to generate a synthetic one there"
             )
         from shoerecon.data.synthetic import generate_dataset
 
         s = cfg.synthetic
         tmp = root.with_name(root.name + f".partial-{os.getpid()}")
-        print(f"generating synthetic dataset: {s.shoes} shoes -> {root}")
+        print(synthetic_banner(root, s.shoes), flush=True)
         generate_dataset(tmp, num_shoes=s.shoes, num_views=s.views, image_size=s.image_size or cfg.data.image_size,
                          seed=s.seed, workers=s.workers, cfg=cfg.synth)
         os.replace(tmp, root)  # a crashed generation never looks like a finished dataset
@@ -504,6 +505,7 @@ class Trainer:
         self._start = self._loop_start = time.monotonic()
         bar = tqdm(total=self.total_steps, initial=self.step, desc=t.name, dynamic_ncols=True,
                    disable=not self.acc.is_main_process)
+        guard = DivergenceGuard.for_run(t, self.ckpt_dir)  # stops a diverged run with an error (train/guards.py)
         while self.step < end:
             self.sampler.set_epoch(self.epoch, skip_batches=self.batch_in_epoch)
             if hasattr(self.train_set, "set_epoch"):  # the dataset draws target views per (seed, epoch, index)
@@ -511,6 +513,7 @@ class Trainer:
             for batch in self.loader:
                 batch = to_device(batch, self.device)
                 result = self.train_step(batch)
+                guard.update(self.step, result.skipped, result.losses.get("total"))
                 self.step += 1
                 self.batch_in_epoch += 1
                 self._accumulate(result)
