@@ -112,7 +112,10 @@ def test_missing_data_root_is_an_error_unless_synthetic_data_is_asked_for(tmp_pa
 def test_divergence_and_full_disk_stop_training_with_one_line(tmp_path, capsys, monkeypatch):
     run = _run_py()
     # a NaN loss weight makes every step non-finite: stopped after train.max_skipped_steps, exit 1
-    assert run.main(_args(tmp_path, "nan", ["losses.silhouette=.nan", "train.max_skipped_steps=3"])) == 1
+    from shoerecon.losses import LossConfig
+
+    weight = "losses.silhouette" if isinstance(LossConfig().silhouette, float) else "losses.silhouette.weight"
+    assert run.main(_args(tmp_path, "nan", [f"{weight}=.nan", "train.max_skipped_steps=3"])) == 1
     out, err = capsys.readouterr()
     assert "SYNTHETIC DATA" in out  # the banner of the generated dataset
     assert err.strip().splitlines()[-1].startswith("error: training diverged at step 2: 3 consecutive steps")
