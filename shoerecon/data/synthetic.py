@@ -30,7 +30,7 @@ __all__ = ["DEFAULT_SHAPE_RANGES", "ShoeParams", "SynthConfig", "sample_shoe_par
            "render_turntable", "make_shoe", "generate_shoe", "generate_dataset", "split_ids", "shoe_id"]
 
 
-LOOKS = ("photo", "unlit")
+LOOKS = ("photo", "unlit", "flat")
 
 
 @dataclass
@@ -46,8 +46,9 @@ class SynthConfig:
         image_size: rendered view side in pixels. supersample: render at this factor and box-filter
             down, so alpha is fractional pixel coverage (1 = hard 0/1 coverage).
         look: "photo" (materials painted per texel, lit like a product photo: ``synth.materials``,
-            ``synth.lighting``, ``synth.photo``) or "unlit" (the same materials, flat: the old look).
-            Either way alpha is the exact coverage.
+            ``synth.lighting``, ``synth.photo``), "unlit" (the same materials, no lights) or "flat"
+            (``synth.shoe.flat_paint``: one colour per part, soles never white, soft shading baked in:
+            the old generator's look, for tests of threshold masks). Alpha is always the exact coverage.
         framing: False: every shoe on the rig's ``distance`` (shoes are normalised to length 1, so
             at the defaults view 0 is ~85 % filled); True: a per-shoe distance (``<shoe>/cameras.json``)
             at which view 0 is filled by the lighting's ``fill`` (70-90 %), like product photos.
@@ -159,6 +160,10 @@ def make_shoe(index: int, seed: int, cfg: SynthConfig):
     style = sample_style(rng)
     albedo, gloss = paint_texture(gbuffer, style, rng)
     lighting = sample_lighting(rng)
+    if cfg.look == "flat":
+        from shoerecon.data.synth.shoe import flat_paint
+
+        albedo = flat_paint(gbuffer, rng)
     mesh.texture = torch.from_numpy(np.ascontiguousarray(albedo)).permute(2, 0, 1).contiguous().float()
     return params, mesh, torch.from_numpy(np.ascontiguousarray(gloss)).float(), lighting, style
 

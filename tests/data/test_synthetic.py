@@ -220,7 +220,7 @@ def test_generation_is_deterministic(tiny_dataset, tmp_path):
     from shoerecon.data.layout import rig_from_turntable
     from shoerecon.data.synthetic import generate_shoe
 
-    cfg = SynthConfig(edge_length=0.05, texture_size=64, supersample=1, image_size=SIZE, num_views=NUM_VIEWS)
+    cfg = SynthConfig(edge_length=0.05, texture_size=64, supersample=1, image_size=SIZE, num_views=NUM_VIEWS, look="flat")
     generate_shoe(tmp_path, 1, 3, cfg, rig_from_turntable(NUM_VIEWS).cameras)
     for v in range(NUM_VIEWS):
         a = (tmp_path / "shoe_00001" / "views" / f"{v:03d}.png").read_bytes()

@@ -22,7 +22,7 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
-    cfg = SynthConfig(edge_length=0.06, texture_size=64, val_fraction=0.34, test_fraction=0.34)
+    cfg = SynthConfig(edge_length=0.06, texture_size=64, val_fraction=0.34, test_fraction=0.34, look="flat")
     generate_dataset(root, 3, num_views=6, image_size=SIZE, seed=0, workers=0, cfg=cfg, progress=False)
     return root
 

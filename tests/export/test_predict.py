@@ -22,7 +22,7 @@ SIZE = 32
 def dataset_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(root, 2, num_views=4, image_size=48, seed=1, workers=0,
-                     cfg=SynthConfig(edge_length=0.06, texture_size=64), progress=False)
+                     cfg=SynthConfig(edge_length=0.06, texture_size=64, look="flat"), progress=False)
     return root
 
 

@@ -93,12 +93,12 @@ _PART_COLOURS = {
 }
 
 
-_SOLE_COLOURS = [(0.86, 0.84, 0.78), (0.72, 0.52, 0.3), (0.18, 0.18, 0.19), (0.6, 0.6, 0.62)]
+_SOLE_COLOURS = [(0.72, 0.52, 0.3), (0.18, 0.18, 0.19), (0.6, 0.6, 0.62), (0.45, 0.5, 0.6)]
 
 
 def flat_paint(gb: TexelGBuffer, rng: np.random.Generator, light=(0.25, 1.0, 0.45), ambient: float = 0.62) -> np.ndarray:
-    """Placeholder texture: a random hue-shifted flat colour per part (soles off-white, gum, black or
-    grey), a stripe on the lateral side, soft view-independent shading.
+    """Placeholder texture: a random hue-shifted flat colour per part (soles gum, black, grey or
+    blue-grey, never white), a stripe on the lateral side, soft view-independent shading.
 
     Returns (T, T, 3) float32 in [0, 1].
     """
