@@ -22,10 +22,12 @@ ORIENTATIONS = ("auto", "as-is", "mirror")
 
 @dataclass
 class PhotoFit:
-    """result: the refinement of the chosen orientation. mirrored: the photo was mirrored (toe left in the
-    photo); the mesh is a right shoe either way. scores: hard silhouette IoU of each brief fit (auto only)."""
+    """mesh: the refined mesh (a right shoe, DESIGN frame), or the network's when no steps were asked for.
+    result: the refinement of the chosen orientation (None with 0 steps). mirrored: the photo was mirrored
+    (toe left in the photo). scores: hard silhouette IoU of each brief fit (auto only)."""
 
-    result: RefineResult
+    mesh: Mesh
+    result: Optional[RefineResult]
     mirrored: bool
     scores: dict[str, float] = field(default_factory=dict)
 
@@ -70,5 +72,18 @@ def fit_photo(model: torch.nn.Module, net_input: Tensor, photo: Tensor, mask: Te
     else:
         mirrored = orientation == "mirror"
     mesh, flow, ph, m = candidate(mirrored)
+    if (cfg.steps if steps is None else steps) == 0:
+        return PhotoFit(mesh, None, mirrored, scores)
     result = refine(mesh, ph, m, cfg, flow, steps=steps, partners=partners, progress=progress)
-    return PhotoFit(result, mirrored, scores)
+    return PhotoFit(result.mesh, result, mirrored, scores)
+
+
+def refine_meshes(model: torch.nn.Module, inputs: Tensor, masks: Tensor, cfg: RefineConfig, steps: int,
+                  progress: bool = False) -> list[Mesh]:
+    """Refined meshes of a batch of prepared inputs (B, 3, H, W) with masks (B, 1, H, W), fitted at their own
+    size (as-is orientation; eval's ``--refine N``)."""
+    meshes = []
+    for image, mask in zip(inputs, masks):
+        fit = fit_photo(model, image, image, mask.to(image), cfg, "as-is", steps=steps, progress=progress)
+        meshes.append(fit.mesh)
+    return meshes

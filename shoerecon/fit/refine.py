@@ -188,7 +188,7 @@ def refine(
         raise ValueError(f"refine: photo must be (3, H, W) and mask (1, H, W), got {tuple(photo.shape)}, "
                          f"{tuple(mask.shape)}")
     verts0 = mesh.verts.detach()
-    photo, mask = photo.to(verts0), mask.to(verts0)
+    photo, mask = photo.detach().to(verts0), mask.detach().to(verts0)
     h, w = photo.shape[-2:]
     faces, uvs, uv_faces = mesh.faces, mesh.uvs.to(verts0), mesh.uv_faces
     texture = fit_texture(mesh, photo, flow)
