@@ -67,11 +67,11 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from shoerecon.losses import compute_losses, make_lpips
+    from shoerecon.losses import LossContext, build_loss_modules, compute_losses
     from shoerecon.model import ShoeReconNet
     from shoerecon.render import Renderer
     from shoerecon.train.config import load_config
-    from shoerecon.train.trainer import render_prediction
+    from shoerecon.train.system import render_prediction
 
     cfg = load_config(args.config, [f"data.image_size={args.size}", f"render.image_size={args.size}",
                                     *args.overrides])
@@ -79,7 +79,7 @@ def main() -> None:
     template = benchmark_template(cfg)
     net = ShoeReconNet(cfg.model, template, cfg.variance).to(device)
     renderer = Renderer(cfg.render).to(device)
-    lpips = make_lpips(cfg.losses)
+    modules = build_loss_modules(cfg.losses).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     print(f"device {device}, threads {args.threads}, {args.size}px, template {template.num_verts} verts / "
           f"{template.num_faces} faces, {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M params")
@@ -92,8 +92,8 @@ def main() -> None:
                 out, t_net = timed(lambda: net(batch["input"]), device)
                 renders, t_ren = timed(lambda: render_prediction(renderer, out.verts, net, out.texture,
                                                                  batch["target_cameras"]), device)
-                losses, t_loss = timed(lambda: compute_losses(out, renders, batch, net.faces, cfg.losses, lpips),
-                                       device)
+                ctx = LossContext(out, renders, batch, net.faces, net.uvs, net.uv_faces, modules=modules)
+                losses, t_loss = timed(lambda: compute_losses(cfg.losses, ctx), device)
 
                 def backward():
                     losses["total"].backward()

@@ -29,13 +29,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from shoerecon.losses.registry import LossContext, TermConfig, register_loss
+
 INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"
 INCEPTION_URL = "https://download.pytorch.org/models/" + INCEPTION_FILE
 
 
 @dataclass
-class FIDConfig:
-    """FID loss options.
+class FIDConfig(TermConfig):
+    """FID loss: its weight (0 = not computed; on renders from random azimuths vs the batch's real views) and options.
 
     Attributes:
         pretrained: load ImageNet weights (False only for tests: random weights, meaningless values).
@@ -44,6 +46,7 @@ class FIDConfig:
         eig_tol: eigenvalues below eig_tol * largest count as zero (no gradient through them).
     """
 
+    weight: float = 0.0
     pretrained: bool = True
     weights: Optional[str] = None
     resize: int = 299
@@ -232,8 +235,18 @@ class FIDLoss(nn.Module):
         return frechet_distance_features(fake_feats, real_feats, self.cfg.eig_tol).to(fake.dtype)
 
 
+@register_loss("fid", FIDConfig, build=FIDLoss)
+def fid_term(ctx: LossContext, cfg: FIDConfig) -> Tensor:
+    """Differentiable FID of ``ctx.novel.fake`` (M, 4, H, W) against ``ctx.novel.real`` (N, 4, H, W)."""
+    if ctx.novel is None:
+        raise ValueError("losses.fid.weight > 0 needs LossContext.novel (renders from random azimuths)")
+    with torch.autocast(ctx.renders.device.type, enabled=False):
+        return ctx.module("fid")(ctx.novel.fake, ctx.novel.real)
+
+
 __all__ = [
     "FIDConfig",
+    "fid_term",
     "FIDLoss",
     "FeatureStats",
     "InceptionPoolFeatures",

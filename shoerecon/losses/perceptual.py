@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
+
+from shoerecon.losses.registry import LossContext, TermConfig, register_loss
 
 ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_WEIGHTS_URL = "https://download.pytorch.org/models/" + ALEXNET_WEIGHTS_FILE
@@ -116,3 +119,24 @@ def perceptual_loss(lpips_model: nn.Module, rgb: Tensor, target: Tensor) -> Tens
     x = rgb.reshape(-1, *rgb.shape[-3:])
     y = target.reshape(-1, *target.shape[-3:])
     return lpips_model(x, y, normalize=True).mean()
+
+
+@dataclass
+class PerceptualConfig(TermConfig):
+    """LPIPS (AlexNet) of renders vs targets. ``weights``: the AlexNet file (None: the torch hub cache, see
+    :func:`default_alexnet_path`); ``pretrained`` False: a random backbone (tests, smoke runs)."""
+
+    weight: float = 0.01
+    weights: Optional[str] = None
+    pretrained: bool = True
+
+
+def build_perceptual(cfg: PerceptualConfig) -> nn.Module:
+    """The frozen LPIPS module of the perceptual term."""
+    return build_lpips(cfg.weights or cfg.pretrained)
+
+
+@register_loss("perceptual", PerceptualConfig, build=build_perceptual)
+def perceptual_term(ctx: LossContext, cfg: PerceptualConfig) -> Tensor:
+    """``perceptual_loss`` of the renders' RGB (B, V, 3, H, W) vs the targets."""
+    return perceptual_loss(ctx.module("perceptual"), ctx.renders[:, :, :3], ctx.targets[0])

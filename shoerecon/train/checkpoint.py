@@ -10,15 +10,14 @@ Checkpoints whose model holds NaN/inf values are refused.
 from __future__ import annotations
 
 import os
-import random
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from shoerecon.data.sampler import capture_rng_state, restore_rng_state  # noqa: F401 (re-exported)
 from shoerecon.geometry.mesh import Mesh
 
 CHECKPOINT_VERSION = 1
@@ -78,25 +77,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ValueError(f"{path}: not a shoerecon checkpoint (needs 'model' and 'config' entries)")
     return state
-
-
-# ------------------------------------------------------------------------------------------ RNG
-def capture_rng_state() -> dict:
-    """The python, numpy, torch (and cuda, if any) RNG states of this process."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Inverse of ``capture_rng_state``; the cuda state is restored only where CUDA exists."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        cuda_states = state["cuda"][: torch.cuda.device_count()]
-        torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
 
 
 # ------------------------------------------------------------------------------------------ template
