@@ -13,9 +13,9 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("shoerecon.data.synth_cli", "generate a synthetic turntable dataset of procedural shoes"),
     "show-data": ("shoerecon.data.show", "contact sheet of a dataset folder (shoes x views)"),
-    "template": ("shoerecon.geometry.template", "regenerate the template mesh in templates/"),
-    "predict": ("shoerecon.export.predict", "image(s) + checkpoint -> textured OBJ/GLB + turntable strip"),
-    "eval": ("shoerecon.eval.cli", "evaluate a checkpoint on a dataset split (2D, 3D, invariance, mesh quality)"),
+    "template": ("shoerecon.data.template", "regenerate the template mesh in templates/"),
+    "predict": ("shoerecon.commands.predict", "image(s) + checkpoint -> textured OBJ/GLB + turntable strip"),
+    "eval": ("shoerecon.commands.evaluate", "evaluate a checkpoint on a dataset split (2D, 3D, invariance, mesh quality)"),
 }
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from shoerecon.data.layout import DataError
 from shoerecon.eval.invariance import InvarianceConfig, invariance_chamfer
 from shoerecon.eval.seams import render_with_faces, seam_error
 from shoerecon.eval.metrics import (
@@ -28,7 +29,10 @@ from shoerecon.eval.metrics import (
 )
 from shoerecon.export.predict import model_device, predict_meshes
 from shoerecon.export.turntable import image_grid, preview_renderer, render_mesh, to_pil
+from shoerecon.geometry.io.glb import load_glb
 from shoerecon.geometry.mesh import Mesh
+from shoerecon.losses.fid import FeatureStats, FIDConfig, InceptionPoolFeatures, default_weights_path, frechet_distance_features
+from shoerecon.losses.perceptual import build_lpips, default_alexnet_path
 from shoerecon.render import Cameras
 
 LPIPS_MODES = ("auto", "pretrained", "random", "off")
@@ -83,7 +87,6 @@ def build_lpips_metric(cfg: EvalConfig, notes: list[str]):
     """The LPIPS module for cfg.lpips, or None (with a note saying why)."""
     if cfg.lpips == "off":
         return None
-    from shoerecon.losses.perceptual import build_lpips, default_alexnet_path
 
     if cfg.lpips == "random":
         notes.append("LPIPS uses a RANDOM backbone (lpips=random): values are not comparable to published LPIPS")
@@ -101,7 +104,6 @@ def build_fid_features(cfg: EvalConfig, notes: list[str]):
     """The frozen Inception-v3 feature extractor for cfg.fid, or None (with a note saying why)."""
     if cfg.fid == "off":
         return None
-    from shoerecon.losses.fid import FIDConfig, InceptionPoolFeatures, default_weights_path
 
     if cfg.fid == "random":
         notes.append("FID uses a RANDOM Inception backbone (fid=random): values are not comparable to published FID")
@@ -130,7 +132,6 @@ def frechet_distance(feats1: Tensor, feats2: Tensor) -> float:
     Small sets (min(n1, n2) <= d, always so in practice) use ``losses.fid``'s n x n Gram form; larger ones the
     symmetric d x d form tr((S1^1/2 S2 S1^1/2)^1/2), which never grows beyond d x d.
     """
-    from shoerecon.losses.fid import FeatureStats, frechet_distance_features
 
     if min(feats1.shape[0], feats2.shape[0]) <= feats1.shape[1]:
         return float(frechet_distance_features(feats1, feats2))
@@ -218,7 +219,6 @@ def shoe_record(mesh: Mesh, shoe: dict, input_view: int, renderer, lpips_model, 
         seams = seam_error(mesh, rgb=render[~is_input, :3], pix_to_face=pix_to_face[~is_input])
         rec.update({f"novel/{k}": seams[k] for k in ("seam_error", "seam_baseline", "seam_excess", "seam_fraction")})
     if cfg.three_d and shoe.get("mesh_path"):
-        from shoerecon.export.glb import load_glb
 
         gt = load_glb(shoe["mesh_path"]).to(device=mesh.verts.device)
         rec.update({f"3d/{k}": v for k, v in mesh_metrics_3d(mesh, gt, cfg.metrics).items()})
@@ -324,8 +324,6 @@ def evaluate(
 
 def load_shoes(dataset, shoe_ids: Sequence[str], views, notes: list[str]) -> list[dict]:
     """``dataset.load_shoe`` for each id; with ``on_error="skip"`` a broken shoe becomes a note, else it raises."""
-    from shoerecon.data.layout import DataError
-
     shoes = []
     for sid in shoe_ids:
         try:

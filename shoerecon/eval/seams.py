@@ -21,6 +21,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
+from shoerecon.export.turntable import preview_renderer
 from shoerecon.geometry.mesh import Mesh
 from shoerecon.render import Cameras, Renderer
 from shoerecon.render.shade import packed_hard_rgb_blend, packed_sample_texture
@@ -204,8 +205,6 @@ def seam_error(
 
 
 def _hard_renderer(image_size: int) -> Renderer:
-    from shoerecon.export.turntable import preview_renderer
-
     return preview_renderer(image_size)
 
 

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from shoerecon.geometry.mesh import unique_edges
+
 UV_MODES = ("islands", "spherical")
 
 
@@ -171,7 +173,6 @@ def sphere_embeddings(verts: Tensor, faces: Tensor, max_steps: int = 2000) -> It
     Yields:
         (N, 3) float64 unit vectors, 1 + max_steps of them at most.
     """
-    from .mesh import unique_edges
 
     v = verts.detach().to(torch.float64)
     lo, hi = v.min(0).values, v.max(0).values

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from shoerecon.losses.registry import LossContext, TermConfig, at_least_fp32, register_loss
 from shoerecon.render.cameras import Cameras
+from shoerecon.render.rasterize import rasterize_meshes
 
 
 @dataclass
@@ -106,8 +107,6 @@ def visible_from_pix_to_face(pix_to_face: Tensor, num_faces: int) -> Tensor:
 
 def visible_faces(verts: Tensor, faces: Tensor, cameras: Cameras, height: int, width: int) -> Tensor:
     """Faces seen by each input camera: hard rasterisation (K = 1) through shoerecon.render. -> (B, F) bool."""
-    from ..render.rasterize import rasterize_meshes
-
     with torch.no_grad():
         ndc = cameras.to(device=verts.device, dtype=verts.dtype).transform_points_ndc(verts)
         frags = rasterize_meshes(ndc, faces, (height, width), faces_per_pixel=1, znear=cameras.znear)

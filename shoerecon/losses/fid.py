@@ -21,7 +21,6 @@ not identical with the TF-Inception numbers of pytorch-fid.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -30,9 +29,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from shoerecon.losses.registry import LossContext, TermConfig, register_loss
+from shoerecon.model.backbones import BACKBONES, backbone_path, load_backbone_state
 
-INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"
-INCEPTION_URL = "https://download.pytorch.org/models/" + INCEPTION_FILE
+INCEPTION_FILE = BACKBONES["inception_v3"]["file"]
 
 
 @dataclass
@@ -138,25 +137,12 @@ def frechet_distance_to_stats(feats: Tensor, stats: FeatureStats, eig_tol: float
 
 
 def default_weights_path() -> str:
-    return os.path.join(torch.hub.get_dir(), "checkpoints", INCEPTION_FILE)
+    return str(backbone_path("inception_v3"))
 
 
 def load_inception_state(path: Optional[str] = None) -> dict:
     """The torchvision Inception-v3 state dict from a local file; a clear error if it is missing."""
-    path = path or default_weights_path()
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"Inception-v3 weights not found at {path}. shoerecon never downloads weights: fetch {INCEPTION_URL} "
-            f"on a machine with internet and copy it to {path} (or set fid.weights to its path). "
-            "Tests use FIDConfig(pretrained=False)."
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file named
-        raise RuntimeError(f"could not read Inception-v3 weights from {path}: {e}") from e
-    if not isinstance(state, dict) or "Mixed_7c.branch_pool.conv.weight" not in state:
-        raise ValueError(f"{path} is not a torchvision Inception-v3 state dict (no Mixed_7c weights)")
-    return state
+    return load_backbone_state("inception_v3", path, config_key="losses.fid.weights")
 
 
 def variance_preserving_init(net: nn.Module) -> None:

@@ -18,7 +18,9 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from shoerecon.geometry.uv import connected_components
 from shoerecon.losses.registry import LossContext, TermConfig, at_least_fp32, register_loss
+from shoerecon.model.flow import rasterize_uv
 
 
 @dataclass
@@ -118,8 +120,6 @@ def texel_chart_labels(uvs: Tensor, uv_faces: Tensor, size: int | tuple[int, int
     Returns:
         labels (Ht, Wt) long (-1 where unused), mask (Ht, Wt) float {0, 1}.
     """
-    from ..geometry.uv import connected_components
-    from ..model.flow import rasterize_uv
 
     face_index, _ = rasterize_uv(uvs, uv_faces, size)
     charts = connected_components(uv_faces)

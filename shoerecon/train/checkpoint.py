@@ -19,6 +19,8 @@ from torch import Tensor
 
 from shoerecon.data.sampler import capture_rng_state, restore_rng_state  # noqa: F401 (re-exported)
 from shoerecon.geometry.mesh import Mesh
+from shoerecon.model import ShoeReconNet
+from shoerecon.train.config import config_from_dict
 
 CHECKPOINT_VERSION = 1
 
@@ -128,9 +130,6 @@ def restore_model_template(model: torch.nn.Module, state: Mapping[str, Any]) -> 
 
 def load_for_inference(path: str | Path, device: str | torch.device = "cpu"):
     """-> (ShoeReconNet in eval mode on ``device``, ExperimentConfig), from the checkpoint alone."""
-    from shoerecon.model import ShoeReconNet
-    from shoerecon.train.config import config_from_dict
-
     state = load_checkpoint(path)
     cfg = config_from_dict(state["config"], source=f"{path} (stored config)")
     model = ShoeReconNet(cfg.model, template_from_state(state["template"]), cfg.variance)

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from shoerecon.data.augment import InputAugment, augment_input_batch
 from shoerecon.geometry.mesh import Mesh
-from shoerecon.geometry.template import load_template
+from shoerecon.data.template import default_template
 from shoerecon.losses import LossContext, build_loss_modules, compute_losses
 from shoerecon.losses.flow_smooth import texel_chart_labels
 from shoerecon.model import ShoeReconNet
@@ -89,7 +89,7 @@ class ReconSystem:
                  template: Optional[Mesh] = None):
         self.cfg, self.device = cfg, torch.device(device)
         if template is None:
-            template = load_template(cfg.train.template, uv_mode=cfg.uv.mode, spherical=cfg.uv.spherical)
+            template = default_template(cfg.train.template, uv_mode=cfg.uv.mode, spherical=cfg.uv.spherical)
         self.net = ShoeReconNet(cfg.model, template, cfg.variance)
         self.renderer = Renderer(cfg.render)
         self.eval_renderer = Renderer(eval_render_config(cfg))

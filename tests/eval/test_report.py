@@ -13,7 +13,7 @@ from shoerecon.data.dataset import DataConfig, TurntableDataset
 from shoerecon.data.synthetic import SynthConfig, generate_dataset
 from shoerecon.eval.metrics import MetricsConfig
 from shoerecon.eval.report import EvalConfig, evaluate, grid_view_indices, markdown_report, summarize
-from shoerecon.export.glb import load_glb
+from shoerecon.geometry.io.glb import load_glb
 from shoerecon.geometry.template import load_template
 
 SIZE = 32

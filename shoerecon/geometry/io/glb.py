@@ -20,7 +20,7 @@ import trimesh
 from trimesh.visual.material import PBRMaterial
 from trimesh.visual.texture import TextureVisuals
 
-from shoerecon.export.common import check_readable, mesh_from_arrays, split_uv_seams, texture_to_image
+from shoerecon.geometry.io.common import check_readable, mesh_from_arrays, split_uv_seams, texture_to_image
 from shoerecon.geometry.mesh import Mesh
 
 

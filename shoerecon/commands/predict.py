@@ -1,0 +1,50 @@
+"""`shoerecon predict IMAGE... --checkpoint CKPT --out DIR [--format obj,glb]`.
+
+Loads the checkpoint (network + its config) and runs ``shoerecon.export.predict.predict_files``: per image
+``DIR/<name>/<name>.obj|.mtl|_texture.png``, ``<name>.glb``, ``<name>_turntable.png`` and ``<name>_input.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from shoerecon.export.predict import FORMATS, PredictConfig, predict_files
+from shoerecon.export.turntable import TurntableConfig
+from shoerecon.train.checkpoint import load_for_inference
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="photos of a right shoe's lateral side, toe right")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint .pt (self-contained: config + template)")
+    parser.add_argument("--out", required=True, help="output folder (one subfolder per image)")
+    parser.add_argument("--format", default="obj,glb", help="comma-separated: obj, glb (default obj,glb)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    parser.add_argument("--no-turntable", action="store_true", help="skip the turntable strip PNG")
+    parser.add_argument("--strip-size", type=int, default=128, help="pixel size of each turntable view")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default torch's choice; 1 is faster on a busy shared CPU)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise SystemExit(f"shoerecon predict: --format {args.format!r}: valid formats are {', '.join(FORMATS)}")
+    if not Path(args.checkpoint).is_file():
+        raise SystemExit(f"shoerecon predict: checkpoint {args.checkpoint} not found")
+    model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
+    pcfg = PredictConfig(formats=formats, batch_size=args.batch_size, turntable=not args.no_turntable,
+                         turntable_cfg=TurntableConfig(image_size=args.strip_size))
+    records, errors = predict_files(model, cfg.data, args.images, args.out, pcfg, progress=not args.quiet)
+    for rec in records:
+        print(f"{rec['image']} -> {', '.join(rec['files'])}")
+    for err in errors:
+        print(f"skipped: {err}", file=sys.stderr)
+    return 1 if errors else 0
