@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import kornia
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -35,8 +36,13 @@ class MetricsConfig:
     voxel_resolution: int = 32                    # Pix2Vox volumetric IoU grid
     silhouette_threshold: float = 0.5
     ssim_window: int = 11
-    ssim_sigma: float = 1.5
+    ssim_sigma: float = 1.5                       # kornia's SSIM window: 1.5 is the only value
     seed: int = 0                                 # point sampling is seeded: metrics are reproducible
+
+    def __post_init__(self) -> None:
+        if self.ssim_sigma != 1.5:
+            raise ValueError(f"MetricsConfig.ssim_sigma={self.ssim_sigma}: SSIM is kornia's, whose Gaussian "
+                             f"window has sigma 1.5 (the standard); no other value is supported")
 
 
 # ====================================================================== 2D
@@ -56,6 +62,8 @@ def silhouette_iou(pred: Tensor, target: Tensor, threshold: float = 0.5) -> Tens
 def psnr(pred: Tensor, target: Tensor, max_val: float = 1.0, max_db: float = 100.0) -> Tensor:
     """Peak signal-to-noise ratio in dB. pred, target (B, C, H, W) -> (B,); identical images give ``max_db``.
 
+    Not ``kornia.metrics.psnr``: that one is one value over the whole batch and infinite for identical images.
+
     >>> round(psnr(torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.1)).item(), 4)
     20.0
     """
@@ -64,24 +72,9 @@ def psnr(pred: Tensor, target: Tensor, max_val: float = 1.0, max_db: float = 100
     return 10 * torch.log10(max_val**2 / mse.clamp_min(floor))
 
 
-def gaussian_kernel(size: int, sigma: float, device=None, dtype=torch.float32) -> Tensor:
-    """Normalised 1D Gaussian (size,)."""
-    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def gaussian_window(size: int, sigma: float, device=None, dtype=torch.float32) -> Tensor:
-    """Normalised 2D Gaussian window (size, size): the outer product of two 1D kernels."""
-    g = gaussian_kernel(size, sigma, device, dtype)
-    return g[:, None] * g[None, :]
-
-
-def ssim(
-    pred: Tensor, target: Tensor, window_size: int = 11, sigma: float = 1.5, data_range: float = 1.0,
-    k1: float = 0.01, k2: float = 0.03,
-) -> Tensor:
-    """Structural similarity (Wang et al. 2004), Gaussian window, statistics over 'valid' windows only.
+def ssim(pred: Tensor, target: Tensor, window_size: int = 11, data_range: float = 1.0) -> Tensor:
+    """Structural similarity (Wang et al. 2004): ``kornia.metrics.ssim`` (Gaussian window, sigma 1.5, k1 0.01,
+    k2 0.03) over 'valid' windows only, in float64 (E[x^2] - E[x]^2 cancels badly in float32 on flat regions).
 
     Args:
         pred, target: (B, C, H, W), H and W >= window_size.
@@ -90,18 +83,9 @@ def ssim(
     """
     if min(pred.shape[-2:]) < window_size:
         raise ValueError(f"ssim needs images of at least {window_size} px, got {tuple(pred.shape[-2:])}")
-    c = pred.shape[1]
-    x, y = pred.double(), target.double()  # E[x^2] - E[x]^2 cancels badly in float32 on flat regions
-    g = gaussian_kernel(window_size, sigma, x.device, x.dtype)  # the 2D window is separable
-    stats = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5C, H, W), one pass for all five means
-    n = stats.shape[1]
-    stats = F.conv2d(stats, g.view(1, 1, 1, -1).expand(n, 1, 1, window_size), groups=n)
-    stats = F.conv2d(stats, g.view(1, 1, -1, 1).expand(n, 1, window_size, 1), groups=n)
-    mx, my, exx, eyy, exy = stats.split(c, dim=1)
-    vx, vy, cov = exx - mx**2, eyy - my**2, exy - mx * my
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(-1).float()
+    ssim_map = kornia.metrics.ssim(pred.double(), target.double(), window_size, max_val=data_range, eps=0.0,
+                                   padding="valid")
+    return ssim_map.flatten(1).mean(-1).float()
 
 
 def lpips_distance(lpips_model: torch.nn.Module, pred: Tensor, target: Tensor) -> Tensor:

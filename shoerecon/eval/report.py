@@ -188,7 +188,7 @@ def view_metrics(
     images, masks = images.to(rgb), masks.to(rgb)
     out = {"silhouette_iou": silhouette_iou(alpha, masks, cfg.silhouette_threshold), "psnr": psnr(rgb, images)}
     if min(rgb.shape[-2:]) >= cfg.ssim_window:
-        out["ssim"] = ssim(rgb, images, cfg.ssim_window, cfg.ssim_sigma)
+        out["ssim"] = ssim(rgb, images, cfg.ssim_window)
     if lpips_model is not None and min(rgb.shape[-2:]) >= 32:
         lpips_model = lpips_model.to(rgb.device)
         out["lpips"] = lpips_distance(lpips_model, rgb, images)

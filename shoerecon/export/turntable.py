@@ -35,7 +35,7 @@ class TurntableConfig:
 
 def preview_renderer(image_size: int, background: Sequence[float] = (1.0, 1.0, 1.0)) -> Renderer:
     """A hard-edged renderer (nearest face, exact coverage) for previews and export checks."""
-    return Renderer(RendererConfig(image_size=image_size, faces_per_pixel=1, blend="hard", background=tuple(background)))
+    return Renderer(RendererConfig().hard(image_size=image_size, background=tuple(background)))
 
 
 def render_mesh(mesh: Mesh, cameras: Cameras, renderer: Renderer) -> Tensor:

@@ -4,6 +4,7 @@ cameras -> NDC -> rasterise (backend) -> texture sampling -> soft or hard blendi
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -53,6 +54,15 @@ class RendererConfig:
             raise ValueError(f"RendererConfig.faces_per_pixel must be >= 1, got {self.faces_per_pixel}")
         if len(self.background) != 3:
             raise ValueError(f"RendererConfig.background must be 3 floats, got {self.background!r}")
+
+    def hard(self, **overrides) -> "RendererConfig":
+        """This config as the hard renderer (nearest face, exact coverage: blend "hard", K = 1, blur 0) of
+        validation, previews, exports checks and evaluation; ``overrides``: other fields to change.
+
+        >>> RendererConfig(image_size=32, sigma=1e-5).hard(background=(0.0, 0.0, 0.0)).faces_per_pixel
+        1
+        """
+        return dataclasses.replace(self, blend="hard", faces_per_pixel=1, blur_radius=None, **overrides)
 
     def resolved_blur_radius(self) -> float:
         if self.blur_radius is not None:

@@ -143,7 +143,7 @@ def migrate_moved_keys(tree: Mapping, source: str = "config") -> dict:
     ...     warnings.simplefilter("ignore")
     ...     migrate_moved_keys({"train": {"uv_mode": "spherical", "lr": 1.0}, "losses": {"align": 0.1},
     ...                         "align": {"penalty": "l1"}})
-    {'train': {'lr': 1.0}, 'losses': {'align': {'weight': 0.1, 'penalty': 'l1'}}, 'uv': {'mode': 'spherical'}}
+    {'train': {'lr': 1.0}, 'losses': {'align': {'penalty': 'l1', 'weight': 0.1}}, 'uv': {'mode': 'spherical'}}
     """
     import warnings
 

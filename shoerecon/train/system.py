@@ -7,7 +7,6 @@ lazily through ``NovelViews``). Every random draw of a step comes from ``step_ge
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Mapping, Optional
 
@@ -56,7 +55,7 @@ def eval_render_config(cfg: ExperimentConfig):
     """The renderer settings of validation: ``train.val_blend`` hard = nearest face, exact coverage."""
     if cfg.train.val_blend == "soft":
         return cfg.render
-    return dataclasses.replace(cfg.render, blend="hard", faces_per_pixel=1, blur_radius=None)
+    return cfg.render.hard()
 
 
 def check_config(cfg: ExperimentConfig) -> None:
