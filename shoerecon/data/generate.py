@@ -16,7 +16,6 @@ class SyntheticDataConfig:
     ``data.image_size``. The procedural shoe family and the rig are the ``synth`` section
     (``SynthConfig``). ``workers`` None: every CPU core.
     """
-
     enabled: bool = False
     shoes: int = 200
     views: int | None = None

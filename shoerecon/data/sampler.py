@@ -15,18 +15,33 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 
-def capture_rng_state() -> dict:
-    """The python, numpy, torch (and cuda, if any) RNG states of this process."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+def _plain_rng_state(state: Mapping[str, Any]) -> dict:
+    """``state`` with the numpy RNG state as tensors (loadable under weights_only without allow-list)."""
+    state = dict(state)
+    np_state = state.get("numpy")
+    if isinstance(np_state, tuple):
+        name, key, pos, has_gauss, cached = np_state
+        state["numpy"] = {"bit_generator": str(name), "key": torch.from_numpy(np.asarray(key, dtype=np.int64)),
+                          "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
     return state
 
 
+def capture_rng_state() -> dict:
+    """The python, numpy, torch (and cuda, if any) RNG states of this process (tensors, ints, tuples)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return _plain_rng_state(state)
+
+
 def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Inverse of ``capture_rng_state``; the cuda state is restored only where CUDA exists."""
+    """Inverse of ``capture_rng_state`` (also of version-1 states); cuda is restored only where CUDA exists."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np_state = state["numpy"]
+    if isinstance(np_state, Mapping):
+        np_state = (np_state["bit_generator"], np_state["key"].numpy().astype(np.uint32), np_state["pos"],
+                    np_state["has_gauss"], np_state["cached_gaussian"])
+    np.random.set_state(np_state)
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         cuda_states = state["cuda"][: torch.cuda.device_count()]
@@ -70,7 +85,6 @@ class ShardedEpochBatches(Sampler):
     >>> [[i for i, _ in b] for b in s]
     [[2, 3], [6, 7]]
     """
-
     def __init__(self, size: int, batch_size: int, rank: int, world: int, seed: int, shuffle: bool = True):
         self.size, self.batch_size, self.rank, self.world = size, batch_size, rank, world
         self.seed, self.shuffle = seed, shuffle

@@ -53,7 +53,6 @@ class EvalConfig:
     views: view indices per shoe; None = every view of the rig. max_shoes: first N shoes of the split.
     grid_shoes / grid_views: rows (shoes) and columns (azimuths) of grid.png.
     """
-
     max_shoes: Optional[int] = None
     views: Optional[list[int]] = None
     batch_size: int = 8
@@ -132,7 +131,6 @@ def frechet_distance(feats1: Tensor, feats2: Tensor) -> float:
     Small sets (min(n1, n2) <= d, always so in practice) use ``losses.fid``'s n x n Gram form; larger ones the
     symmetric d x d form tr((S1^1/2 S2 S1^1/2)^1/2), which never grows beyond d x d.
     """
-
     if min(feats1.shape[0], feats2.shape[0]) <= feats1.shape[1]:
         return float(frechet_distance_features(feats1, feats2))
     s1, s2 = FeatureStats.from_features(feats1), FeatureStats.from_features(feats2)
@@ -151,7 +149,6 @@ class FIDAccumulator:
     >>> acc.add(x, x); abs(acc.value()) < 1e-9
     True
     """
-
     def __init__(self, features, batch_size: int = 32, device: torch.device | str | None = None):
         self.features, self.batch_size, self.device = features, batch_size, device
         self.fake: list[Tensor] = []

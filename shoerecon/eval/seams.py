@@ -34,7 +34,6 @@ class SeamEdges(NamedTuple):
     faces: (E, 2) long, the two faces sharing it, smaller index first.
     is_seam: (E,) bool, True where the two faces disagree on the UV of an endpoint.
     """
-
     verts: Tensor
     faces: Tensor
     is_seam: Tensor

@@ -51,7 +51,6 @@ def load_input(path: str | Path, data_cfg) -> tuple[Tensor, Tensor]:
     Returns:
         image (3, S, S), mask (1, S, S). Raises ``DataError`` naming the file on unreadable or empty images.
     """
-
     rgb, alpha = read_image(path)
     bg = rgb.new_tensor(data_cfg.background).view(3, 1, 1)
     if alpha is not None and float(alpha.min()) > 0.99:
@@ -117,7 +116,6 @@ def predict_files(
     Returns:
         (one record per exported image: {"image", "name", "files"}, error messages).
     """
-
     out = Path(out_dir)
     errors: list[str] = []
     prepared: list[tuple[str, str, Tensor]] = []

@@ -24,7 +24,6 @@ class TurntableConfig:
 
     The background is light grey so that white parts of a texture stay visible.
     """
-
     num_views: int = 8
     image_size: int = 128
     elevation: float = 10.0

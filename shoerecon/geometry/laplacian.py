@@ -25,7 +25,6 @@ def cached_on_faces(fn: Callable[[Tensor], T]) -> Callable[[Tensor], T]:
     The entry is keyed by the tensor object (weak reference), its storage pointer, shape, device
     and in-place version counter, so a new or modified faces tensor is never served a stale result.
     """
-
     def wrapper(faces: Tensor) -> T:
         key = (fn.__name__, id(faces))
         sig = (faces.data_ptr(), tuple(faces.shape), str(faces.device), faces._version)
@@ -118,7 +117,6 @@ class EdgeQuads(NamedTuple):
             ``faces[0]``, ``b`` the third vertex of face ``faces[1]``.
         faces: (E, 2) long indices of the two faces.
     """
-
     verts: Tensor
     faces: Tensor
 

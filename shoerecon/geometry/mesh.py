@@ -23,7 +23,6 @@ class Mesh:
         uv_faces: (F, 3) long indices into ``uvs`` (UV seams split UV vertices, not positions).
         texture: (3, Ht, Wt) float in [0, 1], row 0 is v = 1; None if untextured.
     """
-
     verts: Tensor
     faces: Tensor
     uvs: Optional[Tensor] = None

@@ -45,7 +45,6 @@ class RemeshConfig:
         max_attempts: remeshing attempts to reach the face-count tolerance.
         prior_shoes: training shoes whose mean prediction is the shape prior that gets remeshed.
     """
-
     every_epochs: int = 0
     target_faces: int = 2000
     target_edge_length: Optional[float] = None
@@ -310,7 +309,6 @@ def remesh_template(template: Mesh, prior_verts: Tensor, cfg: RemeshConfig, uv: 
     Returns:
         Mesh (M vertices, G faces) with uvs / uv_faces.
     """
-
     if prior_verts.shape != template.verts.shape:
         raise ValueError(f"prior_verts {tuple(prior_verts.shape)} must match the template {tuple(template.verts.shape)}")
     uv = uv or UVConfig()

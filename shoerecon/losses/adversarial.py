@@ -33,7 +33,6 @@ class AdversarialConfig(TermConfig):
         lr, betas: the critic's Adam (the paper: 1e-4, (0, 0.9)).
         critic: the critic's architecture.
     """
-
     weight: float = 0.0
     gp_lambda: float = 10.0
     drift: float = 0.0

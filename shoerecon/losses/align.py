@@ -33,7 +33,6 @@ class AlignConfig(TermConfig):
         huber_delta: the Huber transition, in grid units (2 = the image width).
         detach_target: train the flow only (True) or also pull the shape toward the flow (False).
     """
-
     weight: float = 0.0
     penalty: str = "l2"
     huber_delta: float = 0.05

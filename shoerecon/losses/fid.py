@@ -44,7 +44,6 @@ class FIDConfig(TermConfig):
         resize: side the images are resized to before Inception (299 as trained; >= 75 works, faster).
         eig_tol: eigenvalues below eig_tol * largest count as zero (no gradient through them).
     """
-
     weight: float = 0.0
     pretrained: bool = True
     weights: Optional[str] = None
@@ -165,7 +164,6 @@ class InceptionPoolFeatures(nn.Module):
     RGBA input: the RGB channels are used (the renderer already blends onto the background).
     Gradients flow to the images; the network's own parameters are frozen.
     """
-
     def __init__(self, cfg: FIDConfig | None = None):
         super().__init__()
         import torchvision

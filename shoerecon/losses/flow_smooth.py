@@ -32,7 +32,6 @@ class FlowSmoothConfig(TermConfig):
         penalty: "l1" (Euclidean norm of the difference: TV), "l2" (squared norm) or "charbonnier".
         eps: Charbonnier smoothing, grid units.
     """
-
     weight: float = 0.0
     order: int = 1
     penalty: str = "l1"
@@ -120,7 +119,6 @@ def texel_chart_labels(uvs: Tensor, uv_faces: Tensor, size: int | tuple[int, int
     Returns:
         labels (Ht, Wt) long (-1 where unused), mask (Ht, Wt) float {0, 1}.
     """
-
     face_index, _ = rasterize_uv(uvs, uv_faces, size)
     charts = connected_components(uv_faces)
     charts = charts.to(face_index.device)[face_index.clamp_min(0)]

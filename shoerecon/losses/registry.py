@@ -94,7 +94,6 @@ class LossContext:
             (N, 4, H, W), ``generator``, ``accelerator``, ``train_critic``) for the novel-view terms.
         stats: extra scalars a term wants logged (e.g. the critic's), name -> float.
     """
-
     out: Any
     renders: Tensor
     batch: Mapping[str, Any]

@@ -45,7 +45,6 @@ class ResNetEncoder(nn.Module):
     >>> tuple(bottleneck.shape), tuple(features.shape)
     ((2, 512, 2, 2), (2, 8, 64, 64))
     """
-
     def __init__(self, name: str = "resnet18", width: int = 16, norm: str = "group", pretrained: bool = True,
                  weights: Optional[str] = None):
         super().__init__()

@@ -69,7 +69,6 @@ class ReconOutput:
         variance: (B, 1, H, W) v2 adaptive variance; None in v1.
         uv_mask: (Ht, Wt) texels used by the UV layout (for the flow loss); None: all.
     """
-
     verts: Tensor
     offsets: Tensor
     texture: Tensor
@@ -95,7 +94,6 @@ class ShoeReconNet(nn.Module):
     uvs (T, 2), uv_faces (F, 3), uv_mask (Ht, Wt). Loading a state dict whose template has other
     sizes (saved after a remesh) adopts that template.
     """
-
     def __init__(self, cfg: ModelConfig, template: Mesh, variance: VarianceConfig | None = None):
         super().__init__()
         self.cfg = cfg

@@ -32,7 +32,6 @@ class RendererConfig:
     clip_barycentrics: None clips when blur_radius > 0 (pytorch3d's MeshRasterizer default).
     backend: "torch" | "pytorch3d".
     """
-
     image_size: Union[int, tuple[int, int]] = 64
     faces_per_pixel: int = 8
     sigma: float = 1e-4
@@ -94,7 +93,6 @@ class Renderer(nn.Module):
     >>> Renderer(RendererConfig(image_size=16))(m.verts[None], m.faces, cams).shape
     torch.Size([1, 2, 4, 16, 16])
     """
-
     def __init__(self, cfg: RendererConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or RendererConfig()

@@ -50,7 +50,6 @@ class TrainConfig:
     Steps count optimizer steps (each process sees ``batch_size`` shoes per step). ``max_steps``
     (when set) ends training before ``epochs`` do and fixes the schedule length.
     """
-
     name: str = "default"
     out_dir: str = "runs"
     seed: int = 0
@@ -95,7 +94,6 @@ class ExperimentConfig:
     augment (input view), remesh (every_epochs > 0), variance (mode != none); the v2 losses are terms of
     ``losses`` (align, flow_smooth, adversarial, fid) with weight 0.
     """
-
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)

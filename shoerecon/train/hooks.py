@@ -18,7 +18,8 @@ from torch import Tensor
 from shoerecon.eval.report import evaluate
 from shoerecon.export.predict import export_mesh
 from shoerecon.geometry.mesh import Mesh
-from shoerecon.geometry.remesh import Remesher, mesh_quality, remesh_template
+from shoerecon.geometry.quality import mesh_quality
+from shoerecon.geometry.remesh import Remesher, remesh_template
 from shoerecon.train.validation import evaluate_shoes, input_of, summarize
 
 

@@ -44,7 +44,6 @@ class NovelViews:
             gradient-penalty draws). accelerator: for the critic's cross-process reductions (or None).
         train_critic: whether the adversarial term updates its critic first (training steps).
     """
-
     def __init__(self, render: Callable[[Tensor], Tensor], batch: Mapping, views: int,
                  generator: Optional[torch.Generator] = None, accelerator: Any = None, train_critic: bool = True):
         self.render, self.batch, self.views = render, batch, views
