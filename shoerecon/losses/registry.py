@@ -83,8 +83,9 @@ class LossContext:
         out: the network output (``ReconOutput``: verts, offsets (B, N, 3), flow (B, Ht, Wt, 2), texture,
             uv_mask (Ht, Wt) or None).
         renders: (B, V, 4, H, W) RGBA renders of ``out.verts`` from the target cameras.
-        batch: the training batch ("targets" (B, V, 3, H, W), "target_masks" (B, V, 1, H, W), "input"
-            (B, 3, H', W'), "input_mask" (B, 1, H', W'), ...).
+        batch: the training batch (``shoerecon.data.batch.TrainBatch`` or a dict with its keys: "targets"
+            (B, V, 3, H, W), "target_masks" (B, V, 1, H, W), "input" (B, 3, H', W'), "input_mask" (B, 1, H', W'),
+            ...); terms read it by key.
         faces: (F, 3) long. uvs: (T, 2), uv_faces: (F, 3): the current UV layout (align).
         input_cameras: cameras of the input views, batch shape (B,) (align).
         input_transform: (B, 2, 3) map from the input camera's image grid to the network input's (align).

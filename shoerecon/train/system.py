@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from shoerecon.data.augment import InputAugment, augment_input_batch
+from shoerecon.data.batch import TrainBatch
 from shoerecon.geometry.mesh import Mesh
 from shoerecon.data.template import default_template
 from shoerecon.losses import LossContext, build_loss_modules, compute_losses
@@ -127,11 +128,11 @@ class ReconSystem:
             self.chart_labels, _ = texel_chart_labels(self.net.uvs, self.net.uv_faces, self.cfg.model.texture_size)
 
     # ---------------------------------------------------------------- one step
-    def prepare_input(self, batch: Mapping, generator: torch.Generator) -> Mapping:
+    def prepare_input(self, batch: TrainBatch, generator: torch.Generator) -> TrainBatch:
         """The batch with its input view augmented (when ``augment.enabled``)."""
         return augment_input_batch(batch, self.augment, generator) if self.augment is not None else batch
 
-    def compute(self, model, batch: Mapping, generator: Optional[torch.Generator] = None, accelerator: Any = None,
+    def compute(self, model, batch: TrainBatch, generator: Optional[torch.Generator] = None, accelerator: Any = None,
                 autocast: Any = None) -> tuple[dict[str, Tensor], Any, Tensor, dict[str, float]]:
         """Forward: ``model`` (the net, possibly DDP-wrapped) on the input views, renders from the target
         cameras, every enabled loss term. -> (losses incl. "total", network output, renders, extra scalars)."""
@@ -142,7 +143,7 @@ class ReconSystem:
             losses = compute_losses(self.cfg.losses, ctx)
         return losses, out, renders, ctx.stats
 
-    def loss_context(self, batch: Mapping, out, renders: Tensor, generator: Optional[torch.Generator] = None,
+    def loss_context(self, batch: TrainBatch, out, renders: Tensor, generator: Optional[torch.Generator] = None,
                      accelerator: Any = None) -> LossContext:
         """What the terms read: the step's output, renders and batch, the UV layout, input cameras, modules,
         and the lazily rendered novel views (``generator``: the step's generator with salt 1)."""

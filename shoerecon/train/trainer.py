@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from shoerecon.data import TurntableDataset
+from shoerecon.data.batch import TrainBatch
 from shoerecon.data.generate import ensure_dataset
 from shoerecon.data.sampler import SeededItems, ShardedEpochBatches, capture_rng_state, restore_rng_state
 from shoerecon.train.checkpoint import (
@@ -62,7 +63,9 @@ def build_accelerator(cfg: TrainConfig) -> Accelerator:
     return Accelerator(cpu=use_cpu, mixed_precision=precision, kwargs_handlers=[ddp, group])
 
 
-def to_device(batch: Mapping, device) -> dict:
+def to_device(batch: TrainBatch | Mapping, device) -> TrainBatch | dict:
+    if isinstance(batch, TrainBatch):
+        return batch.to(device, non_blocking=True)
     return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
 
@@ -158,14 +161,14 @@ class Trainer:
         """A CPU generator for the random draws of the current step: same (seed, step, rank) -> same draws."""
         return step_generator(self.cfg.train.seed, self.step, self.acc.process_index, salt)
 
-    def compute(self, batch: dict, model=None) -> tuple[dict[str, Tensor], object, Tensor]:
+    def compute(self, batch: TrainBatch, model=None) -> tuple[dict[str, Tensor], object, Tensor]:
         """Forward: network on the input views, render its meshes from the target cameras, losses
         (the novel-view terms' extra scalars, e.g. the critic's, go to ``self.step_stats``)."""
         losses, out, renders, self.step_stats = self.system.compute(
             model or self.model, batch, self.step_generator(salt=1), self.acc, self.acc.autocast())
         return losses, out, renders
 
-    def train_step(self, batch: dict) -> StepResult:
+    def train_step(self, batch: TrainBatch) -> StepResult:
         """One optimizer step; a NaN/inf loss (on any rank) or gradient skips it on every rank."""
         self.model.train()
         batch = self.system.prepare_input(batch, self.step_generator())
