@@ -31,7 +31,7 @@ from shoerecon.export.predict import model_device, predict_meshes
 from shoerecon.export.turntable import image_grid, preview_renderer, render_mesh, to_pil
 from shoerecon.geometry.io.glb import load_glb
 from shoerecon.geometry.mesh import Mesh
-from shoerecon.losses.fid import FeatureStats, FIDConfig, InceptionPoolFeatures, default_weights_path, frechet_distance_features
+from shoerecon.losses.fid import FIDConfig, InceptionPoolFeatures, default_weights_path, frechet_distance
 from shoerecon.losses.perceptual import build_lpips, default_alexnet_path
 from shoerecon.render import Cameras
 
@@ -125,19 +125,6 @@ def on_white(rgb: Tensor, alpha: Tensor, background: Sequence[float] = (1.0, 1.0
     return (rgb + (1 - alpha.to(rgb)) * (1 - bg)).clamp(0, 1)
 
 
-def frechet_distance(feats1: Tensor, feats2: Tensor) -> float:
-    """FID between feature sets (n1, d) and (n2, d), n >= 2, in float64.
-
-    Small sets (min(n1, n2) <= d, always so in practice) use ``losses.fid``'s n x n Gram form; larger ones the
-    symmetric d x d form tr((S1^1/2 S2 S1^1/2)^1/2), which never grows beyond d x d.
-    """
-    if min(feats1.shape[0], feats2.shape[0]) <= feats1.shape[1]:
-        return float(frechet_distance_features(feats1, feats2))
-    s1, s2 = FeatureStats.from_features(feats1), FeatureStats.from_features(feats2)
-    eig = torch.linalg.eigvalsh(s1.cov_sqrt @ s2.cov @ s1.cov_sqrt).clamp_min(0)
-    return float(((s1.mean - s2.mean) ** 2).sum() + torch.trace(s1.cov) + torch.trace(s2.cov) - 2 * eig.sqrt().sum())
-
-
 class FIDAccumulator:
     """Inception features of fake and real images gathered over many shoes; one FID at the end.
 
@@ -174,7 +161,7 @@ class FIDAccumulator:
         """The FID, or None with fewer than 2 images on a side."""
         if min(self.counts) < 2:
             return None
-        return frechet_distance(torch.cat(self.fake), torch.cat(self.real))
+        return float(frechet_distance(torch.cat(self.fake), torch.cat(self.real)))
 
 
 def view_metrics(

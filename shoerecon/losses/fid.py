@@ -131,6 +131,19 @@ def frechet_distance_to_stats(feats: Tensor, stats: FeatureStats, eig_tol: float
     return ((mu - stats.mean.to(f)) ** 2).sum() + tr + torch.trace(stats.cov.to(f)) - 2 * trace_sqrt
 
 
+def frechet_distance(feats1: Tensor, feats2: Tensor) -> Tensor:
+    """FID between feature sets (n1, d) and (n2, d), n >= 2, in float64 (the evaluation report's FID).
+
+    Small sets (min(n1, n2) <= d, always so in practice) use the n x n Gram form above; larger ones the
+    symmetric d x d form tr((S1^1/2 S2 S1^1/2)^1/2), which never grows beyond d x d.
+    """
+    if min(feats1.shape[0], feats2.shape[0]) <= feats1.shape[1]:
+        return frechet_distance_features(feats1, feats2)
+    s1, s2 = FeatureStats.from_features(feats1), FeatureStats.from_features(feats2)
+    eig = torch.linalg.eigvalsh(s1.cov_sqrt @ s2.cov @ s1.cov_sqrt).clamp_min(0)
+    return ((s1.mean - s2.mean) ** 2).sum() + torch.trace(s1.cov) + torch.trace(s2.cov) - 2 * eig.sqrt().sum()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Inception-v3 features
 
@@ -236,6 +249,7 @@ __all__ = [
     "InceptionPoolFeatures",
     "trace_sqrt_product",
     "frechet_distance_features",
+    "frechet_distance",
     "frechet_distance_to_stats",
     "load_inception_state",
     "default_weights_path",
