@@ -4,9 +4,10 @@
 
 Each cell is one shoe with its own material style, lighting and framing (``render_photo``), shown as
 the photo a camera would take (contact shadow included). ``--unlit`` renders the old flat look, and
-``--views 0,9,18`` puts several views of each shoe side by side. Until the multi-part generator
-lands, shapes come from ``data/synthetic.py`` through ``synth/legacy.py``; pass ``--generator``
-to use another ``(index, seed, texture_size) -> (Mesh, TexelGBuffer)`` callable ("module:function").
+``--views 0,9,18`` puts several views of each shoe side by side. Shapes come from the
+multi-part generator (``synth/shoe.py``) when it is there, else from the one-piece ``data/synthetic.py``
+through ``synth/legacy.py``; ``--generator module:function`` takes any ``(index, seed, texture_size)
+-> (Mesh, TexelGBuffer)`` callable.
 """
 from __future__ import annotations
 
@@ -21,13 +22,24 @@ import torch
 from PIL import Image, ImageDraw
 
 
-def legacy_shoe(index: int, seed: int, texture_size: int):
-    """(Mesh without texture, TexelGBuffer) of shoe ``index`` of today's generator."""
-    from shoerecon.data.synth.legacy import legacy_gbuffer
-    from shoerecon.data.synthetic import sample_shoe_params, shoe_mesh, shoe_rng
+def default_shoe(index: int, seed: int, texture_size: int):
+    """(Mesh without texture, TexelGBuffer) of shoe ``index``: the multi-part generator, else today's one-piece shoe."""
+    from shoerecon.geometry.mesh import Mesh
 
-    p = sample_shoe_params(shoe_rng(seed, index))
-    return shoe_mesh(p, textured=False), legacy_gbuffer(p, texture_size)
+    try:
+        from shoerecon.data.synth.shape import sample_shoe_params
+        from shoerecon.data.synth.shoe import shoe_geometry
+    except ImportError:
+        from shoerecon.data.synth.legacy import legacy_gbuffer
+        from shoerecon.data.synthetic import sample_shoe_params as legacy_params
+        from shoerecon.data.synthetic import shoe_mesh, shoe_rng
+
+        p = legacy_params(shoe_rng(seed, index))
+        return shoe_mesh(p, textured=False), legacy_gbuffer(p, texture_size)
+    geo = shoe_geometry(sample_shoe_params(np.random.default_rng([seed, index])), 0.022, texture_size)
+    mesh = Mesh(torch.from_numpy(geo.verts).float(), torch.from_numpy(geo.faces), torch.from_numpy(geo.uvs).float(),
+                torch.from_numpy(geo.uv_faces), None)
+    return mesh, geo.gbuffer(texture_size)
 
 
 def main(argv=None) -> int:
@@ -52,7 +64,7 @@ def main(argv=None) -> int:
     from shoerecon.data.synth.materials import paint_texture, sample_style
     from shoerecon.data.synth.photo import composite, render_photo
 
-    make = legacy_shoe
+    make = default_shoe
     if args.generator:
         mod, fn = args.generator.split(":")
         make = getattr(importlib.import_module(mod), fn)
