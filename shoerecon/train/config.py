@@ -20,6 +20,7 @@ import dataclasses
 import difflib
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence, Union
@@ -143,8 +144,6 @@ def migrate_moved_keys(tree: Mapping, source: str = "config") -> dict:
     ...                         "align": {"penalty": "l1"}})
     {'train': {'lr': 1.0}, 'losses': {'align': {'penalty': 'l1', 'weight': 0.1}}, 'uv': {'mode': 'spherical'}}
     """
-    import warnings
-
     tree = _plain_copy(tree)
     losses = tree.get("losses")
     if isinstance(losses, dict):
