@@ -14,16 +14,13 @@ targets), ``exports/`` (OBJ + GLB of validation shoes), ``eval/`` (the full repo
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
 from accelerate.utils import gather_object, set_seed
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -33,34 +30,14 @@ from shoerecon.data import TurntableDataset
 from shoerecon.data.batch import TrainBatch
 from shoerecon.data.generate import ensure_dataset
 from shoerecon.data.sampler import SeededItems, ShardedEpochBatches, capture_rng_state, restore_rng_state
+from shoerecon.train.accelerator import build_accelerator
 from shoerecon.train.checkpoint import (
     NonFiniteCheckpointError, build_checkpoint, load_checkpoint, restore_model_template, save_checkpoint,
 )
-from shoerecon.train.config import ExperimentConfig, TrainConfig, config_to_dict, load_config, save_config
+from shoerecon.train.config import ExperimentConfig, config_to_dict, load_config, save_config
 from shoerecon.train.hooks import Hook, default_hooks
 from shoerecon.train.logging import ScalarLogger
 from shoerecon.train.system import ReconSystem, check_config, step_generator
-
-
-def build_accelerator(cfg: TrainConfig) -> Accelerator:
-    """An Accelerator that really is data-parallel on CPU-only launches.
-
-    ``accelerate launch --multi_gpu --num_processes 2`` on a machine without CUDA sets WORLD_SIZE=2
-    but ``Accelerator()`` then runs two independent single processes; ``cpu=True`` makes it
-    initialise a gloo process group (MULTI_CPU). Mixed precision is GPU-only here.
-    """
-    env_cpu = os.environ.get("ACCELERATE_USE_CPU", "false").lower() in ("1", "true", "yes")
-    use_cpu = cfg.device == "cpu" or env_cpu or not torch.cuda.is_available()
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but CUDA is not available on this machine")
-    precision = cfg.mixed_precision
-    if use_cpu and precision != "no":
-        warnings.warn(f"train.mixed_precision={precision!r} ignored on CPU; training in float32")
-        precision = "no"
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)  # v1 leaves e.g. the variance head unused
-    # other ranks wait at a barrier while the main process generates the synthetic dataset
-    group = InitProcessGroupKwargs(timeout=timedelta(hours=3))
-    return Accelerator(cpu=use_cpu, mixed_precision=precision, kwargs_handlers=[ddp, group])
 
 
 def to_device(batch: TrainBatch | Mapping, device) -> TrainBatch | dict:
