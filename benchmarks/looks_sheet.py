@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD python benchmarks/looks_sheet.py --out looks_sheet.png [--shoes 16] [--size 128] [--views 0]
 
 Each cell is one shoe with its own material style, lighting and framing (``render_photo``), shown as
-the photo a camera would take (contact shadow included). ``--unlit`` renders the old flat look, and
+the photo a camera would take (contact shadow included). ``--unlit`` renders the old look (soft shading baked into the texture, no lights), and
 ``--views 0,9,18`` puts several views of each shoe side by side. Shapes come from the
 multi-part generator (``synth/shoe.py``) when it is there, else from the one-piece ``data/synthetic.py``
 through ``synth/legacy.py``; ``--generator module:function`` takes any ``(index, seed, texture_size)
@@ -53,14 +53,14 @@ def main(argv=None) -> int:
     ap.add_argument("--elevation", type=float, default=5.0)
     ap.add_argument("--fov", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--unlit", action="store_true", help="the old flat look (lighting None)")
+    ap.add_argument("--unlit", action="store_true", help="the old look: soft shading baked into the texture, unlit render")
     ap.add_argument("--generator", default=None, help="module:function giving (mesh, gbuffer) per (index, seed, texture_size)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from tqdm import tqdm
 
-    from shoerecon.data.synth.lighting import framing_distance, sample_lighting
+    from shoerecon.data.synth.lighting import bake_shading, framing_distance, sample_lighting
     from shoerecon.data.synth.materials import paint_texture, sample_style
     from shoerecon.data.synth.photo import composite, render_photo
 
@@ -80,6 +80,8 @@ def main(argv=None) -> int:
         mesh, gbuf = make(i, args.seed, args.texture_size)
         style, light = sample_style(rng), sample_lighting(rng)
         albedo, gloss = paint_texture(gbuf, style, rng)
+        if args.unlit:
+            albedo = bake_shading(albedo, gbuf.normal)
         mesh.texture = torch.from_numpy(albedo).permute(2, 0, 1).contiguous()
         dist = framing_distance(mesh.verts, args.fov, args.elevation, light.fill)
         az = torch.tensor([v * 10.0 for v in views])

@@ -35,8 +35,10 @@ from shoerecon.train.checkpoint import (
     NonFiniteCheckpointError, build_checkpoint, load_checkpoint, restore_model_template, save_checkpoint,
 )
 from shoerecon.train.config import ExperimentConfig, config_to_dict, load_config, save_config
+from shoerecon.train.guards import DivergenceGuard
 from shoerecon.train.hooks import Hook, default_hooks
 from shoerecon.train.logging import ScalarLogger
+from shoerecon.train.run_dir import claim_run_dir
 from shoerecon.train.system import ReconSystem, check_config, step_generator
 
 
@@ -57,7 +59,7 @@ class Trainer:
     """Builds everything from one ExperimentConfig; ``fit()`` trains, then runs the end-of-run hooks."""
 
     def __init__(self, cfg: ExperimentConfig, resume: bool = False, accelerator=None,
-                 hooks: Sequence[Hook] | None = None):
+                 hooks: Sequence[Hook] | None = None, overwrite: bool = False):
         check_config(cfg)
         self.cfg = cfg
         t = cfg.train
@@ -68,6 +70,8 @@ class Trainer:
         self.device = self.acc.device
         self.run_dir = Path(t.out_dir) / t.name
         self.ckpt_dir = self.run_dir / "checkpoints"
+        # one run per folder: lock it, refuse to replace a run without --resume/--overwrite (train/run_dir.py)
+        self.run_lock = claim_run_dir(self.run_dir, resume, overwrite) if self.acc.is_main_process else None
         if self.acc.is_main_process:
             for sub in ("checkpoints", "logs", "samples", "exports"):
                 (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -187,6 +191,7 @@ class Trainer:
         self._start = self._loop_start = time.monotonic()
         bar = tqdm(total=self.total_steps, initial=self.step, desc=self.cfg.train.name, dynamic_ncols=True,
                    disable=not self.acc.is_main_process)
+        guard = DivergenceGuard.for_run(self.cfg.train, self.ckpt_dir)  # stops a diverged run (train/guards.py)
         while self.step < end:
             self.sampler.set_epoch(self.epoch, skip_batches=self.batch_in_epoch)
             if hasattr(self.train_set, "set_epoch"):  # the dataset draws target views per (seed, epoch, index)
@@ -194,6 +199,7 @@ class Trainer:
             for batch in self.loader:
                 batch = to_device(batch, self.device)
                 result = self.train_step(batch)
+                guard.update(self.step, result.skipped, result.losses.get("total"))
                 self.step += 1
                 self.batch_in_epoch += 1
                 bar.update(1)
@@ -277,5 +283,5 @@ class Trainer:
                 old.unlink(missing_ok=True)
 
 
-def main(config: str, overrides: Sequence[str] = (), resume: bool = False) -> dict | None:
-    return Trainer(load_config(config, overrides), resume=resume).fit()
+def main(config: str, overrides: Sequence[str] = (), resume: bool = False, overwrite: bool = False) -> dict | None:
+    return Trainer(load_config(config, overrides), resume=resume, overwrite=overwrite).fit()
