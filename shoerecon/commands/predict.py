@@ -28,6 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default torch's choice; 1 is faster on a busy shared CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--refine", type=int, default=None, metavar="N",
+                        help="fit each prediction to its photo for N steps (shape, camera, texture from the photo); "
+                             "default: the checkpoint's refine.steps (0 = the plain forward pass)")
+    parser.add_argument("--orientation", default="as-is", choices=("auto", "as-is", "mirror"),
+                        help="the input convention is a right shoe's lateral side, toe right. mirror: the photo "
+                             "shows the toe left; auto: fit both briefly and keep the better silhouette (default as-is)")
+    parser.add_argument("--keep-handedness", action="store_true",
+                        help="when the photo was mirrored, mirror the exported mesh back (a left shoe, z -> -z) "
+                             "instead of exporting a right shoe")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,11 +52,22 @@ def run(args: argparse.Namespace) -> int:
         model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
     except (ValueError, FileNotFoundError) as err:  # unsafe, foreign or broken file: one line, no traceback
         raise SystemExit(f"shoerecon predict: {err}") from None
+    steps = cfg.refine.steps if args.refine is None else args.refine
+    if steps < 0:
+        raise SystemExit(f"shoerecon predict: --refine must be >= 0, got {steps}")
     pcfg = PredictConfig(formats=formats, batch_size=args.batch_size, turntable=not args.no_turntable,
-                         turntable_cfg=TurntableConfig(image_size=args.strip_size))
+                         turntable_cfg=TurntableConfig(image_size=args.strip_size), refine_steps=steps,
+                         orientation=args.orientation, keep_handedness=args.keep_handedness, refine_cfg=cfg.refine)
     records, errors = predict_files(model, cfg.data, args.images, args.out, pcfg, progress=not args.quiet)
     for rec in records:
         print(f"{rec['image']} -> {', '.join(rec['files'])}")
+        if "orientation" in rec:
+            scores = ", ".join(f"{k} IoU {v:.3f}" for k, v in rec["scores"].items())
+            print(f"  orientation: {rec['orientation']}" + (f" (auto: {scores})" if scores else "")
+                  + f"; exported as a {rec['handedness']} shoe")
+        if "fit" in rec:
+            f = rec["fit"]
+            print(f"  refine: {f['steps']} steps in {f['seconds']:.2f} s, input-view silhouette IoU {f['silhouette_iou']:.3f}")
     for err in errors:
         print(f"skipped: {err}", file=sys.stderr)
     return 1 if errors else 0

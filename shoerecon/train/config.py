@@ -32,6 +32,7 @@ from shoerecon.data.augment import AugmentConfig
 from shoerecon.data.generate import SyntheticDataConfig
 from shoerecon.data.synthetic import SynthConfig
 from shoerecon.eval.report import EvalConfig
+from shoerecon.fit.refine import RefineConfig
 from shoerecon.geometry.remesh import RemeshConfig
 from shoerecon.geometry.uv import UVConfig
 from shoerecon.losses import LOSSES, LossConfig
@@ -100,7 +101,8 @@ class ExperimentConfig:
     v1 sections: train, data, synthetic, synth, model, losses (every term's weight and options), render,
     eval (the report written at the end of training). v2 sections, all off by default: uv (layout mode),
     augment (input view), remesh (every_epochs > 0), variance (mode != none); the v2 losses are terms of
-    ``losses`` (align, flow_smooth, adversarial, fid) with weight 0.
+    ``losses`` (align, flow_smooth, adversarial, fid) with weight 0. refine: predict-time fitting to
+    the photo (``shoerecon.fit``; steps 0 = off).
     """
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -114,6 +116,7 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     remesh: RemeshConfig = field(default_factory=RemeshConfig)
     variance: VarianceConfig = field(default_factory=VarianceConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)  # predict/eval --refine: fit to the photo
 
 
 # Keys that moved: old path -> new path (files and checkpoints of earlier runs still load, with a warning).
