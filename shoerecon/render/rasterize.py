@@ -199,31 +199,35 @@ class _SlotGeometry(torch.autograd.Function):
     @staticmethod
     def forward(ctx, verts: Tensor, vert_idx: Tensor, px: Tensor, py: Tensor, perspective_correct: bool, clip: bool):
         # verts (V, 3), vert_idx (M, 3). -> bary (M, 3), zbuf (M,), dists (M,)
-        vert_idx = vert_idx.t().contiguous()
-        coords = verts.t()[:, vert_idx]  # (3, 3, M): [x|y|z, vertex, slot], every row contiguous
+        # Saved for backward: verts, int32 vertex ids, px, py (~20 bytes a slot); backward gathers the
+        # coordinates and finds the nearest edge again (same ops: same bits) instead of keeping ~80 bytes a slot.
+        ids = torch.int32 if verts.shape[0] < 2**31 else torch.long
+        vert_idx = vert_idx.t().to(ids).contiguous()
         chunks = [slice(a, a + SLOT_CHUNK) for a in range(0, max(px.shape[0], 1), SLOT_CHUNK)]
-        outs = [_SlotGeometry._forward_chunk(coords[..., c], px[c], py[c], perspective_correct, clip) for c in chunks]
-        bary, zbuf, dists, inside, edge, t, dx, dy = (torch.cat(parts) for parts in zip(*outs))
-        ctx.save_for_backward(coords, px, py, inside, edge, t, dx, dy, vert_idx)
-        ctx.flags = (perspective_correct, clip, verts.shape[0])
+        outs = [_SlotGeometry._forward_chunk(verts, vert_idx[:, c], px[c], py[c], perspective_correct, clip) for c in chunks]
+        bary, zbuf, dists = (torch.cat(parts) for parts in zip(*outs))
+        ctx.save_for_backward(verts, px, py, vert_idx)
+        ctx.flags = (perspective_correct, clip)
         return bary, zbuf, dists
 
     @staticmethod
-    def _forward_chunk(coords, px, py, perspective_correct, clip):
-        x, y, z = coords
+    def _forward_chunk(verts, vert_idx, px, py, perspective_correct, clip):
+        x, y, z = verts.t()[:, vert_idx]  # (3, 3, m): [x|y|z, vertex, slot], every row contiguous
         b, inside, zbuf = _bary_depth(x, y, z, px, py, perspective_correct, clip)
-        dist2, edge, t, dx, dy = _nearest_edge(x, y, px, py)
-        return torch.stack(b, dim=-1), zbuf, torch.where(inside, -dist2, dist2), inside, edge, t, dx, dy
+        dist2 = _nearest_edge(x, y, px, py)[0]
+        return torch.stack(b, dim=-1), zbuf, torch.where(inside, -dist2, dist2)
 
     @staticmethod
     def backward(ctx, g_bary: Tensor, g_zbuf: Tensor, g_dists: Tensor):
-        *saved, vert_idx = ctx.saved_tensors
-        perspective_correct, clip, n_verts = ctx.flags
-        grad = saved[0].new_empty(saved[0].shape)
-        for a in range(0, saved[1].shape[0], SLOT_CHUNK):
+        verts, px, py, vert_idx = ctx.saved_tensors
+        perspective_correct, clip = ctx.flags
+        n_verts = verts.shape[0]
+        grad = verts.new_empty(3, 3, px.shape[0])
+        for a in range(0, px.shape[0], SLOT_CHUNK):
             c = slice(a, a + SLOT_CHUNK)
+            coords = verts.t()[:, vert_idx[:, c]]
             grad[..., c] = _SlotGeometry._backward_chunk(
-                *(v[..., c] for v in saved), g_bary[c], g_zbuf[c], g_dists[c], perspective_correct, clip
+                coords, px[c], py[c], g_bary[c], g_zbuf[c], g_dists[c], perspective_correct, clip
             )
         # Scatter to the vertices: one index_add_ per face corner (4x faster than autograd's index_put_).
         grad_verts = grad.new_zeros(3, n_verts)
@@ -232,10 +236,12 @@ class _SlotGeometry(torch.autograd.Function):
         return grad_verts.t(), None, None, None, None, None
 
     @staticmethod
-    def _backward_chunk(coords, px, py, inside, edge, t, dx, dy, g_bary, g_zbuf, g_dists, perspective_correct, clip):
+    def _backward_chunk(coords, px, py, g_bary, g_zbuf, g_dists, perspective_correct, clip):
         x, y, z = coords
         r = _slot_barycentrics(x, y, z, px, py, perspective_correct)
         b = [r["b0"], r["b1"], r["b2"]]
+        inside = (b[0] > 0) & (b[1] > 0) & (b[2] > 0)
+        _, edge, t, dx, dy = _nearest_edge(x, y, px, py)
         if clip:
             c = [bi.clamp_min(0.0) for bi in b]
             total = c[0] + c[1] + c[2]
@@ -371,6 +377,8 @@ def _k_nearest(
             if key.numel() > k:  # key is sorted by pixel: see below
                 key = key.masked_select(torch.cat([key.new_ones(k, dtype=torch.bool), (key[k:] >> shift) != (key[:-k] >> shift)]))
             pix, face = key >> shift, key & ((1 << fbits) - 1)
+            del key
+            key = True  # done (the fallback below is skipped)
     if key is None:  # float64 or too many bits: three stable sorts
         if near is not None:
             pix, face, depth = pix.masked_select(near), face.masked_select(near), depth.masked_select(near)
@@ -383,11 +391,16 @@ def _k_nearest(
             keep = torch.ones_like(pix, dtype=torch.bool)
             torch.ne(pix[k:], pix[:-k], out=keep[k:])
             pix, face = pix[keep], face[keep]
-    idx = torch.arange(pix.numel(), device=pix.device)
+    # rank = index - index of the pixel's first candidate; int32 temporaries (this is stage 1's memory peak)
+    ids = torch.int32 if pix.numel() < 2**31 else torch.long
     is_start = torch.ones_like(pix, dtype=torch.bool)
-    is_start[1:] = pix[1:] != pix[:-1]
-    rank = idx - torch.where(is_start, idx, torch.zeros_like(idx)).cummax(0).values
-    return pix, rank, face + pix // pixels_per_image * n_faces
+    torch.ne(pix[1:], pix[:-1], out=is_start[1:])
+    starts = is_start.nonzero().view(-1)
+    counts = torch.diff(starts, append=starts.new_tensor([pix.numel()]))
+    del is_start
+    rank = torch.arange(pix.numel(), device=pix.device, dtype=ids)
+    rank -= torch.repeat_interleave(starts.to(ids), counts)
+    return pix, rank.long(), face + pix // pixels_per_image * n_faces
 
 
 class DepthBound:
@@ -419,8 +432,14 @@ class DepthBound:
 
     def last_bucket(self) -> Tensor:
         """(n_pix,) int32: the bucket of each pixel's K-th nearest hit, ``bins`` where it has fewer than K."""
-        reached = self.counts.view(self.bins, self.n_pix).cumsum(0, dtype=torch.int32) >= self.k
-        return self.bins - reached.sum(0, dtype=torch.int32)
+        # A running sum over buckets, one (n_pix,) row at a time: no (bins, n_pix) temporaries.
+        counts = self.counts.view(self.bins, self.n_pix)
+        running = torch.zeros_like(counts[0])
+        last = torch.full_like(counts[0], self.bins)
+        for b in range(self.bins):
+            running += counts[b]
+            last -= (running >= self.k).to(torch.int32)
+        return last
 
     def near(self, pix: Tensor, depth: Tensor) -> Tensor:
         """(M,) bool: the hits that may be among the K nearest of their pixel. The depths counted here are
@@ -634,6 +653,7 @@ def select_faces(
     if bound is not None:
         kept = bound.near(pix, z).nonzero().view(-1)  # one index for both gathers
         pix, face = pix.index_select(0, kept), face.index_select(0, kept)
+        del bound, kept  # the histogram is (bins, pixels) int32: free it before the sort
     del z
     # Rank with the depth stage 2 outputs (bit-identical), not the block's affine one: faces at equal
     # output depth then come in face-index order, and K = 1 keeps what K = 8 has in slot 0.
