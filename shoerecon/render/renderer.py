@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from shoerecon.render.backends import get_rasterizer
 from shoerecon.render.cameras import Cameras
-from shoerecon.render.rasterize import Fragments, PackedFragments, blur_radius_from_sigma, image_hw
+from shoerecon.render.rasterize import PackedFragments, blur_radius_from_sigma, image_hw
 from shoerecon.render.shade import packed_hard_rgb_blend, packed_sample_texture, packed_softmax_rgb_blend
 
 
@@ -102,10 +102,6 @@ class Renderer(nn.Module):
             cfg.resolved_blur_radius(), cfg.cull_backfaces, cfg.perspective_correct, cfg.resolved_clip(),
             max(cfg.znear, cameras.znear),
         )
-
-    def rasterize(self, verts: Tensor, faces: Tensor, cameras: Cameras) -> Fragments:
-        """Dense pytorch3d fragments (B * V, H, W, K) of the batch; see ``rasterize_packed``."""
-        return self.rasterize_packed(verts, faces, cameras).to_dense()
 
     def forward(
         self,

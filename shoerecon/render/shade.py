@@ -1,8 +1,9 @@
 """Shading: SoftRas silhouettes, UV texture sampling, softmax (soft) and hard RGB blending.
 
 Each op comes twice:
-- a *dense* version on pytorch3d fragments (N, H, W, K), written as pytorch3d writes it (the
-  reference, and handy for anyone holding ``Fragments``);
+- a *dense* version on pytorch3d fragments (N, H, W, K), written as pytorch3d writes it: the reference
+  the tests compare with (the Renderer never runs it: dense (N, H, W, K) temporaries cost ~2x the
+  packed path's memory at K = 50);
 - a *packed* version on ``PackedFragments`` (occupied slots only, segment sums over pixels) that the
   Renderer uses: the same numbers at a cost that grows with covered slots instead of N H W K.
 """
