@@ -21,7 +21,8 @@ Semantics (pytorch3d's ``rasterize_meshes``, with cameras.py's conventions):
   > 0) or, with a blur radius r, if its squared 2D distance to the face is < r**2. Note: our
   ``blur_radius`` is a distance in NDC; pytorch3d's argument of the same name is compared with the
   *squared* distance, so ours equals sqrt(pytorch3d's);
-- faces with any vertex at z <= znear, degenerate faces (|2 * area| <= 1e-8 in NDC) and, with
+- faces with any vertex at z <= znear (with ``clip_near``: cut to their part in front of z = znear,
+  see clip.py), degenerate faces (|2 * area| <= 1e-8 in NDC) and, with
   ``cull_backfaces``, clockwise faces (in NDC, x right, y up) are skipped; slots whose interpolated
   depth is negative are skipped (pytorch3d);
 - outputs: pix_to_face (N, H, W, K) long into packed faces n * F + f, -1 padding, sorted by depth
@@ -37,6 +38,8 @@ from typing import NamedTuple, Sequence, Union
 
 import torch
 from torch import Tensor
+
+from shoerecon.render.clip import NearClip, clip_near_plane
 
 AREA_EPS = 1e-8  # faces with |2 * signed area| below this (NDC**2) are degenerate and skipped
 DENOM_EPS = 1e-8  # perspective correction denominator clamp (pytorch3d's kEpsilon)
@@ -609,6 +612,7 @@ def select_faces(
     clip_barycentrics: bool = False,
     znear: float = 0.01,
     chunk_size: int = 1 << 22,
+    split: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Stage 1 (no grad): the K nearest faces of every pixel.
 
@@ -621,6 +625,8 @@ def select_faces(
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view). faces: (F, 3) long, shared by the N meshes.
         chunk_size: (face, edge, pixel) evaluations per block; bounds the temporary memory.
+        split: (N, F / 2) bool for a near-clipped virtual mesh (``clip.NearClip``): faces 2f and 2f + 1
+            of image n are the halves of one face where split[n, f]; a pixel keeps the nearer half only.
     Returns:
         pix (M,) flat pixel n * H * W + i * W + j, rank (M,) in [0, K), face (M,) packed n * F + f;
         sorted by pixel then rank.
@@ -640,7 +646,7 @@ def select_faces(
     k = faces_per_pixel
     # The depth bound pays where pixels average > K / 2 candidates (box areas over-count them by ~1.4).
     bound = None
-    if k * n_pix <= 2 * int((nrows * ncols)[live].sum()):
+    if split is None and k * n_pix <= 2 * int((nrows * ncols)[live].sum()):  # (halves would count twice)
         z_live = fv[live][:, :, 2]
         bound = DepthBound(n_pix, k, float(z_live.min()), float(z_live.max()), fv.device)
     hits: tuple[list, list, list] = ([], [], [])
@@ -655,6 +661,8 @@ def select_faces(
         pix, face = pix.index_select(0, kept), face.index_select(0, kept)
         del bound, kept  # the histogram is (bins, pixels) int32: free it before the sort
     del z
+    if split is not None:
+        pix, face = _keep_nearer_half(verts_ndc, faces, pix, face, split, (height, width), perspective_correct)
     # Rank with the depth stage 2 outputs (bit-identical), not the block's affine one: faces at equal
     # output depth then come in face-index order, and K = 1 keeps what K = 8 has in slot 0.
     z = exact_depth(verts_ndc, faces, pix, face, (height, width), perspective_correct, clip_barycentrics)
@@ -662,6 +670,35 @@ def select_faces(
         kept = (z >= 0).nonzero().view(-1)
         pix, face, z = pix.index_select(0, kept), face.index_select(0, kept), z.index_select(0, kept)
     return _k_nearest(pix, face, z, k, n_pix, height * width, n_faces)
+
+
+def _keep_nearer_half(
+    verts_ndc: Tensor, faces: Tensor, pix: Tensor, face: Tensor, split: Tensor, image: tuple[int, int],
+    perspective_correct: bool,
+) -> tuple[Tensor, Tensor]:
+    """Drop the farther half of split faces hitting the same pixel (pytorch3d's rule: keep the smaller signed
+    distance; the first half on ties). pix, face (M,) candidates of the virtual mesh (2F faces)."""
+    height, width = image
+    n_half = faces.shape[0] // 2
+    img = pix.long() // (height * width)
+    idx = split.reshape(-1)[img * n_half + face.long() // 2].nonzero().view(-1)
+    if idx.numel() == 0:
+        return pix, face
+    p, f = pix[idx].long(), face[idx].long()
+    vert_idx = (faces.index_select(0, f) + (p // (height * width) * verts_ndc.shape[1])[:, None]).t()
+    x, y, z = verts_ndc.reshape(-1, 3).t()[:, vert_idx]
+    px, py = pixel_centres(p, height, width, verts_ndc.dtype)
+    inside = _bary_depth(x, y, z, px, py, perspective_correct, False)[1]
+    dist2 = _nearest_edge(x, y, px, py)[0]
+    signed = torch.where(inside, -dist2, dist2)
+    key = p * n_half + f // 2
+    order = torch.sort(f % 2, stable=True).indices
+    order = order[torch.sort(signed[order], stable=True).indices]
+    order = order[torch.sort(key[order], stable=True).indices]
+    later = order[1:][key[order][1:] == key[order][:-1]]  # the second of a pair at a pixel
+    keep = torch.ones_like(pix, dtype=torch.bool)
+    keep[idx[later]] = False
+    return pix[keep], face[keep]
 
 
 def exact_depth(
@@ -694,12 +731,15 @@ def rasterize_packed(
     perspective_correct: bool = True,
     clip_barycentrics: bool = False,
     znear: float = 0.01,
+    clip_near: bool = False,
 ) -> PackedFragments:
     """Rasterise N meshes sharing ``faces`` into packed fragments (occupied slots only).
 
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view), may require grad. faces: (F, 3) long.
         image_size: int or (H, W). Other arguments as :func:`rasterize_meshes`.
+        clip_near: cut faces crossing z = znear to their part in front (``clip.py``, pytorch3d's
+            z_clip_value) instead of skipping them.
     Returns:
         PackedFragments with M slots; bary (M, 3), zbuf (M,), dists (M,) carry gradients to verts_ndc.
     """
@@ -711,6 +751,13 @@ def rasterize_packed(
         raise ValueError(f"blur_radius must be >= 0, got {blur_radius}")
     height, width = image_hw(image_size)
     faces = faces.to(verts_ndc.device)
+    if clip_near:
+        clipped = clip_near_plane(verts_ndc, faces, znear, perspective_correct)
+        if clipped is not None:
+            return _rasterize_clipped(
+                clipped, faces.shape[0], (height, width), faces_per_pixel, blur_radius, cull_backfaces,
+                perspective_correct, clip_barycentrics,
+            )
     pix, rank, face = select_faces(
         verts_ndc.detach(), faces, (height, width), faces_per_pixel, blur_radius,
         cull_backfaces, perspective_correct, clip_barycentrics, znear,
@@ -725,6 +772,29 @@ def rasterize_packed(
     return PackedFragments(pix, rank, face, bary, zbuf, dists, (n_img, height, width, faces_per_pixel))
 
 
+def _rasterize_clipped(
+    clipped: NearClip, n_faces: int, image: tuple[int, int], faces_per_pixel: int, blur_radius: float,
+    cull_backfaces: bool, perspective_correct: bool, clip_barycentrics: bool,
+) -> PackedFragments:
+    """``rasterize_packed`` on the virtual mesh of near-clipped faces, mapped back to the F original faces."""
+    height, width = image
+    verts, faces = clipped.verts, clipped.faces
+    pix, rank, vface = select_faces(
+        verts.detach(), faces, image, faces_per_pixel, blur_radius, cull_backfaces, perspective_correct,
+        clip_barycentrics, clipped.znear, split=clipped.split,
+    )
+    n_img, n_verts = verts.shape[:2]
+    n_virtual = faces.shape[0]
+    vert_idx = faces[vface % n_virtual] + (vface // n_virtual * n_verts)[:, None]
+    px, py = pixel_centres(pix, height, width, verts.dtype)
+    bary, zbuf, dists = slot_geometry(verts.reshape(-1, 3), vert_idx, px, py, perspective_correct, clip_barycentrics)
+    piece = clipped.is_piece.reshape(-1)[vface].nonzero().view(-1)
+    conv = clipped.conv.reshape(-1, 3, 3)[vface[piece]]
+    bary = bary.index_put((piece,), torch.bmm(conv, bary[piece, :, None])[..., 0])
+    face = vface // n_virtual * n_faces + vface % n_virtual // 2
+    return PackedFragments(pix, rank, face, bary, zbuf, dists, (n_img, height, width, faces_per_pixel))
+
+
 def rasterize_meshes(
     verts_ndc: Tensor,
     faces: Tensor,
@@ -735,6 +805,7 @@ def rasterize_meshes(
     perspective_correct: bool = True,
     clip_barycentrics: bool = False,
     znear: float = 0.01,
+    clip_near: bool = False,
 ) -> Fragments:
     """Rasterise N meshes sharing ``faces`` with pytorch3d's semantics (module docstring).
 
@@ -754,7 +825,7 @@ def rasterize_meshes(
     """
     return rasterize_packed(
         verts_ndc, faces, image_size, faces_per_pixel, blur_radius,
-        cull_backfaces, perspective_correct, clip_barycentrics, znear,
+        cull_backfaces, perspective_correct, clip_barycentrics, znear, clip_near,
     ).to_dense()
 
 
