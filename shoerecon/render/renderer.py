@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from shoerecon.render.backends import get_rasterizer
 from shoerecon.render.cameras import Cameras
-from shoerecon.render.rasterize import PackedFragments, blur_radius_from_sigma, image_hw
+from shoerecon.render.rasterize import Fragments, PackedFragments, blur_radius_from_sigma, image_hw
 from shoerecon.render.shade import packed_hard_rgb_blend, packed_sample_texture, packed_softmax_rgb_blend
 
 
@@ -131,6 +131,11 @@ class Renderer(nn.Module):
             cfg.resolved_blur_radius(), cfg.cull_backfaces, cfg.perspective_correct, cfg.resolved_clip(),
             max(cfg.znear, cameras.znear), cfg.clip_near,
         )
+
+    def rasterize(self, verts: Tensor, faces: Tensor, cameras: Cameras) -> Fragments:
+        """Dense pytorch3d fragments (B * V, H, W, K) of the batch (a conversion of ``rasterize_packed`` for
+        callers holding pytorch3d-style code; the forward pass never builds them)."""
+        return self.rasterize_packed(verts, faces, cameras).to_dense()
 
     @full_precision
     def forward(
