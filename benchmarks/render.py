@@ -8,8 +8,8 @@ fragment slots (<= N H W K). The scene is seeded: every run renders the same slo
 Memory:
 - "saved MiB": bytes autograd keeps for backward (counted with saved_tensors_hooks);
 - "peak MiB": on the CPU, the peak resident memory of one forward+backward above the resident memory
-  just before it (``ru_maxrss`` minus ``/proc/self/statm``'s resident size), each configuration in a
-  fresh subprocess with the same scene, no warm-up (torch's CPU allocator has no peak counter, and
+  just before it (VmHWM, reset just before, minus VmRSS, from /proc/self/status), each configuration in
+  a fresh subprocess with the same scene, no warm-up (torch's CPU allocator has no peak counter, and
   tracemalloc does not see torch). It includes what glibc's malloc keeps of freed blocks, so it varies by
   ~10% from run to run. On CUDA: torch.cuda.max_memory_allocated. --no-memory skips it.
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -124,23 +123,33 @@ def run_case(args, device: str, size: int, n_faces: int, k: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- memory
-def _resident_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _status_mib(field: str) -> float:
+    """VmRSS / VmHWM (current / peak resident memory of this process) from /proc/self/status, in MiB."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024  # kB
 
 
 def _peak_child(args) -> None:
-    """In a fresh process: one forward+backward; prints the peak resident MiB above the resident size before."""
+    """In a fresh process: one forward+backward; prints the peak resident MiB above the resident size before.
+
+    The peak is VmHWM, reset to the current size first (``/proc/self/clear_refs``) when the kernel allows;
+    else the start-up high-water mark must be below the run's peak (ru_maxrss would even carry the
+    launching process's peak over exec, which is why it is not used)."""
     size, n_faces, k = args.peak_child
     verts0, faces, cams, tex0, uvs = make_scene(n_faces, args.batch, args.views, args.texture, "cpu")
     renderer = renderer_for(args, size, k, args.backend)
     verts, tex = verts0.clone().requires_grad_(), tex0.clone().requires_grad_()
-    before = _resident_mib()
-    high_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak resident size to the current one
+    except OSError:
+        pass
+    before, high_before = _status_mib("VmRSS"), _status_mib("VmHWM")
     _loss(renderer(verts, faces, cams, tex, uvs, faces)).backward()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mib("VmHWM")
     if peak <= high_before:  # the run never passed the start-up high-water mark: no measurement
-        print(f"peak memory: the run stayed below start-up's high-water mark ({high_before:.0f} MiB)", file=sys.stderr)
+        print(f"peak memory: the run stayed below the start-up high-water mark ({high_before:.0f} MiB)", file=sys.stderr)
         peak = float("nan")
     print(json.dumps({"peak_mib": peak - before}))
 
