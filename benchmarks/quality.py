@@ -45,7 +45,7 @@ def main() -> None:
     from shoerecon.geometry.mesh import Mesh
     from shoerecon.render import Renderer
     from shoerecon.train.checkpoint import load_for_inference
-    from shoerecon.train.trainer import eval_render_config, render_prediction
+    from shoerecon.train.system import eval_render_config, render_prediction
 
     net, cfg = load_for_inference(args.checkpoint, args.device)
     net.eval()

@@ -12,11 +12,11 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("shoerecon.data.synth_cli", "generate a synthetic turntable dataset of procedural shoes"),
-    "cache": ("shoerecon.data.cache_cli", "decode + resize a dataset's views once into memory-mappable arrays"),
+    "cache": ("shoerecon.commands.cache", "decode + resize a dataset's views once into memory-mappable arrays"),
     "show-data": ("shoerecon.data.show", "contact sheet of a dataset folder (shoes x views)"),
-    "template": ("shoerecon.geometry.template", "regenerate the template mesh in templates/"),
-    "predict": ("shoerecon.export.predict", "image(s) + checkpoint -> textured OBJ/GLB + turntable strip"),
-    "eval": ("shoerecon.eval.cli", "evaluate a checkpoint on a dataset split (2D, 3D, invariance, mesh quality)"),
+    "template": ("shoerecon.data.template", "regenerate the template mesh in templates/"),
+    "predict": ("shoerecon.commands.predict", "image(s) + checkpoint -> textured OBJ/GLB + turntable strip"),
+    "eval": ("shoerecon.commands.evaluate", "evaluate a checkpoint on a dataset split (2D, 3D, invariance, mesh quality)"),
     "export-model": ("shoerecon.train.model_file", "run folder or checkpoint -> model.safetensors (inference release)"),
     "serve": ("shoerecon.serve", "web demo (Gradio): upload a photo, get the textured 3D shoe, GLB and OBJ downloads"),
 }
