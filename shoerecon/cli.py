@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("shoerecon.data.synth_cli", "generate a synthetic turntable dataset of procedural shoes"),
     "synth-photos": ("shoerecon.data.product_photos", "synthetic shop turntable photos with hidden random rigs (+ the truth apart)"),
+    "import": ("shoerecon.data.importer", "folders of shop turntable photos -> a dataset with masks, report, contact sheet"),
     "show-data": ("shoerecon.data.show", "contact sheet of a dataset folder (shoes x views)"),
     "template": ("shoerecon.geometry.template", "regenerate the template mesh in templates/"),
     "predict": ("shoerecon.export.predict", "image(s) + checkpoint -> textured OBJ/GLB + turntable strip"),
