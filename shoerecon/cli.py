@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "template": ("shoerecon.geometry.template", "regenerate the template mesh in templates/"),
     "predict": ("shoerecon.export.predict", "image(s) + checkpoint -> textured OBJ/GLB + turntable strip"),
     "eval": ("shoerecon.eval.cli", "evaluate a checkpoint on a dataset split (2D, 3D, invariance, mesh quality)"),
+    "export-model": ("shoerecon.train.model_file", "run folder or checkpoint -> model.safetensors (inference release)"),
 }
 
 

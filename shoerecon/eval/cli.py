@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="checkpoint .pt (self-contained: config + template)")
+    parser.add_argument("--checkpoint", required=True, help="training checkpoint .pt or model file .safetensors (shoerecon export-model); both self-contained and loaded without running code")
     parser.add_argument("--data", required=True, help="dataset folder (DESIGN layout: rig.json, <shoe>/views/...)")
     parser.add_argument("--split", default="test", help="train | val | test | all (default test)")
     parser.add_argument("--out", default=None, help="output folder (default <run>/eval_<split>)")
@@ -60,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"shoerecon eval: checkpoint {args.checkpoint} not found")
     if not Path(args.data).is_dir():
         raise SystemExit(f"shoerecon eval: data folder {args.data} not found")
-    model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
+    try:
+        model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
+    except (ValueError, FileNotFoundError) as err:  # unsafe, foreign or broken file: one line, no traceback
+        raise SystemExit(f"shoerecon eval: {err}") from None
     dataset = TurntableDataset(replace(cfg.data, root=str(args.data)), split=args.split)
     metrics = MetricsConfig() if args.num_points is None else MetricsConfig(num_points=args.num_points)
     eval_cfg = EvalConfig(

@@ -153,7 +153,7 @@ def predict_files(
 # ----------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="photos of a right shoe's lateral side, toe right")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint .pt (self-contained: config + template)")
+    parser.add_argument("--checkpoint", required=True, help="training checkpoint .pt or model file .safetensors (shoerecon export-model); both self-contained and loaded without running code")
     parser.add_argument("--out", required=True, help="output folder (one subfolder per image)")
     parser.add_argument("--format", default="obj,glb", help="comma-separated: obj, glb (default obj,glb)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -176,7 +176,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"shoerecon predict: --format {args.format!r}: valid formats are {', '.join(FORMATS)}")
     if not Path(args.checkpoint).is_file():
         raise SystemExit(f"shoerecon predict: checkpoint {args.checkpoint} not found")
-    model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
+    try:
+        model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
+    except (ValueError, FileNotFoundError) as err:  # unsafe, foreign or broken file: one line, no traceback
+        raise SystemExit(f"shoerecon predict: {err}") from None
     pcfg = PredictConfig(formats=formats, batch_size=args.batch_size, turntable=not args.no_turntable,
                          turntable_cfg=TurntableConfig(image_size=args.strip_size))
     records, errors = predict_files(model, cfg.data, args.images, args.out, pcfg, progress=not args.quiet)

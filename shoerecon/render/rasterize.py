@@ -5,13 +5,14 @@ Two stages:
 1. *Select* (no grad): every face covers the pixels of its bounding box (grown by the blur radius).
    Faces are grouped by box size and each group is tested as one dense block of affine edge
    functions (inside test, distance, depth). Hits that cannot be among a pixel's K nearest are
-   dropped with a per-pixel depth bound (``DepthBound``), and the K nearest of the rest kept
-   with one radix sort on (pixel, depth bits, face). Work ~ sum of face bounding-box areas, not
-   pixels x faces.
+   dropped with a per-pixel depth bound (``DepthBound``); the rest get their output depth (the
+   same float operations as stage 2's zbuf, so bit-identical) and the K nearest are kept with one
+   radix sort on (pixel, depth bits, face). Work ~ sum of face bounding-box areas, not pixels x faces.
 2. *Differentiate*: barycentrics, distances and depth of the kept (pixel, face) slots are recomputed
    from the vertices with autograd, so memory is O(slots) <= O(N H W K) and gradients reach the
-   vertices. Faces at exactly equal depth (e.g. clipped barycentrics at a shared vertex) come in
-   face-index order, as in the naive oracle (pytorch3d leaves that order unspecified).
+   vertices. Every pixel's slots are in (zbuf, face index) order with zbuf exactly as output: faces at
+   equal depth (coplanar copies, clipped barycentrics at a shared vertex) come in face-index order, as
+   in the naive oracle, and K = 1 keeps slot 0 of any larger K (pytorch3d leaves tie order unspecified).
 
 Semantics (pytorch3d's ``rasterize_meshes``, with cameras.py's conventions):
 - input vertices are (x_ndc, y_ndc, z_view) from ``Cameras.transform_points_ndc``;
@@ -40,6 +41,7 @@ from torch import Tensor
 AREA_EPS = 1e-8  # faces with |2 * signed area| below this (NDC**2) are degenerate and skipped
 DENOM_EPS = 1e-8  # perspective correction denominator clamp (pytorch3d's kEpsilon)
 CLIP_EPS = 1e-5  # clipped barycentrics' sum clamp (pytorch3d)
+DEPTH_RTOL = 5e-4  # stage 1's affine depth vs the output depth: relative difference the depth bound tolerates
 BBOX_TOL = 1e-4  # pixels; bounding boxes are grown by this so float rounding never drops a hit
 
 ImageSize = Union[int, Sequence[int]]
@@ -138,6 +140,24 @@ def _slot_barycentrics(x: Tensor, y: Tensor, z: Tensor, px: Tensor, py: Tensor, 
     return r
 
 
+def _bary_depth(
+    x: Tensor, y: Tensor, z: Tensor, px: Tensor, py: Tensor, perspective_correct: bool, clip: bool
+) -> tuple[list[Tensor], Tensor, Tensor]:
+    """The output barycentrics (3 x (M,)), inside (M,) bool and depth (M,) of M slots (x, y, z (3, M)).
+
+    The one definition of an output depth: stage 1 ranks with it and stage 2 outputs it, with the same
+    elementwise float operations on the same operands, so both are bit-identical and ties rank exactly.
+    """
+    r = _slot_barycentrics(x, y, z, px, py, perspective_correct)
+    b = [r["b0"], r["b1"], r["b2"]]
+    inside = (b[0] > 0) & (b[1] > 0) & (b[2] > 0)
+    if clip:
+        c = [bi.clamp_min(0.0) for bi in b]
+        s = (c[0] + c[1] + c[2]).clamp_min(CLIP_EPS)
+        b = [ci / s for ci in c]
+    return b, inside, b[0] * z[0] + b[1] * z[1] + b[2] * z[2]
+
+
 def _nearest_edge(x: Tensor, y: Tensor, px: Tensor, py: Tensor) -> list[Tensor]:
     """Squared distance from points (px, py) (M,) to the boundary of triangles x, y (3, M).
 
@@ -191,14 +211,7 @@ class _SlotGeometry(torch.autograd.Function):
     @staticmethod
     def _forward_chunk(coords, px, py, perspective_correct, clip):
         x, y, z = coords
-        b = _slot_barycentrics(x, y, z, px, py, perspective_correct)
-        b = [b["b0"], b["b1"], b["b2"]]
-        inside = (b[0] > 0) & (b[1] > 0) & (b[2] > 0)
-        if clip:
-            c = [bi.clamp_min(0.0) for bi in b]
-            s = (c[0] + c[1] + c[2]).clamp_min(CLIP_EPS)
-            b = [ci / s for ci in c]
-        zbuf = b[0] * z[0] + b[1] * z[1] + b[2] * z[2]
+        b, inside, zbuf = _bary_depth(x, y, z, px, py, perspective_correct, clip)
         dist2, edge, t, dx, dy = _nearest_edge(x, y, px, py)
         return torch.stack(b, dim=-1), zbuf, torch.where(inside, -dist2, dist2), inside, edge, t, dx, dy
 
@@ -383,13 +396,15 @@ class DepthBound:
     Depths are binned into ``bins`` buckets over [lo, hi] (clamped at both ends; the bucket of a depth
     never decreases with the depth, also in floats). Once a pixel holds K hits up to some bucket, no hit
     in a later bucket can be among its K nearest: ``near`` drops those before the sort. Comparisons are
-    on bucket indices, so the bound is exact (ties are kept). Counts are int32 (bins, n_pix): bucket-major,
+    on bucket indices (ties are kept), with a margin for the difference between the counted depths (stage
+    1's affine ones) and the output depths: exact while that difference is below DEPTH_RTOL * |depth|. Counts are int32 (bins, n_pix): bucket-major,
     so the running sum over buckets is a contiguous, vectorised pass.
     """
 
     def __init__(self, n_pix: int, k: int, lo: float, hi: float, device: torch.device, bins: int = 16) -> None:
         self.k, self.bins, self.lo = k, bins, lo
         self.scale = bins / max(hi - lo, 1e-12)
+        self.margin = DEPTH_RTOL * 2 * max(abs(hi), abs(lo))
         self.n_pix = n_pix
         self.counts = torch.zeros(bins * n_pix, dtype=torch.int32, device=device)
 
@@ -408,8 +423,10 @@ class DepthBound:
         return self.bins - reached.sum(0, dtype=torch.int32)
 
     def near(self, pix: Tensor, depth: Tensor) -> Tensor:
-        """(M,) bool: the hits that may be among the K nearest of their pixel."""
-        return self.bucket(depth) <= self.last_bucket().index_select(0, pix)
+        """(M,) bool: the hits that may be among the K nearest of their pixel. The depths counted here are
+        stage 1's affine ones, which differ from the output depth by rounding: a hit is kept if its depth
+        minus ``margin`` (2x the largest such difference tolerated) is in the K-th hit's bucket or before."""
+        return self.bucket(depth - self.margin) <= self.last_bucket().index_select(0, pix)
 
 
 def _bucket(size: Tensor) -> Tensor:
@@ -579,7 +596,8 @@ def select_faces(
     Hits come from dense blocks of faces of similar box size (``_block_pass``). While they come, a
     per-pixel depth histogram bounds every pixel's K-th nearest depth (``DepthBound``); candidates
     beyond the bound are dropped before the (pixel, depth, face) sort that keeps the first K per pixel
-    (``_k_nearest``). Exact: the same K as a full sort.
+    (``_k_nearest``). The sort ranks with the output depth itself (``exact_depth``, bit-identical to
+    stage 2's zbuf), so the result is the first K by (output depth, face index), exact ties included.
 
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view). faces: (F, 3) long, shared by the N meshes.
@@ -613,8 +631,37 @@ def select_faces(
     )
     pix, face, z = torch.cat(hits[0]), torch.cat(hits[1]), torch.cat(hits[2])
     del hits
-    near = None if bound is None else bound.near(pix, z)
-    return _k_nearest(pix, face, z, k, n_pix, height * width, n_faces, near)
+    if bound is not None:
+        kept = bound.near(pix, z).nonzero().view(-1)  # one index for both gathers
+        pix, face = pix.index_select(0, kept), face.index_select(0, kept)
+    del z
+    # Rank with the depth stage 2 outputs (bit-identical), not the block's affine one: faces at equal
+    # output depth then come in face-index order, and K = 1 keeps what K = 8 has in slot 0.
+    z = exact_depth(verts_ndc, faces, pix, face, (height, width), perspective_correct, clip_barycentrics)
+    if not bool((z >= 0).all()):  # the block's depth was >= 0; the exact one may round below
+        kept = (z >= 0).nonzero().view(-1)
+        pix, face, z = pix.index_select(0, kept), face.index_select(0, kept), z.index_select(0, kept)
+    return _k_nearest(pix, face, z, k, n_pix, height * width, n_faces)
+
+
+def exact_depth(
+    verts_ndc: Tensor, faces: Tensor, pix: Tensor, face: Tensor, image: tuple[int, int],
+    perspective_correct: bool, clip_barycentrics: bool,
+) -> Tensor:
+    """Output depth (M,) of candidates pix (M,) flat n * H * W + i * W + j, face (M,) f in [0, F) (the image
+    is pix's): the same float operations as stage 2's zbuf (``_bary_depth``), so bit-identical to it.
+    verts_ndc (N, Nv, 3), faces (F, 3). Chunked: temporaries ~ SLOT_CHUNK."""
+    height, width = image
+    n_verts = verts_ndc.shape[1]
+    verts_t = verts_ndc.reshape(-1, 3).t()
+    out = []
+    for a in range(0, pix.numel(), SLOT_CHUNK):
+        p, f = pix[a : a + SLOT_CHUNK].long(), face[a : a + SLOT_CHUNK].long()
+        vert_idx = (faces.index_select(0, f) + (p // (height * width) * n_verts)[:, None]).t()
+        x, y, z = verts_t[:, vert_idx]  # (3, M) each
+        px, py = pixel_centres(p, height, width, verts_ndc.dtype)
+        out.append(_bary_depth(x, y, z, px, py, perspective_correct, clip_barycentrics)[2])
+    return torch.cat(out) if out else verts_ndc.new_zeros(0)
 
 
 def rasterize_packed(

@@ -61,8 +61,14 @@ def rasterize_naive(
     perspective_correct: bool = True,
     clip_barycentrics: bool = False,
     znear: float = 0.01,
+    differentiable: bool = False,
 ) -> Fragments:
-    """Same arguments and outputs as ``rasterize_meshes``; returns float64 tensors on the CPU."""
+    """Same arguments and outputs as ``rasterize_meshes``; returns float64 tensors on the CPU.
+
+    With ``differentiable``, zbuf, bary_coords and dists of the selected slots are recomputed by the same
+    per-pixel code on 0-d tensors of ``verts_ndc`` (float64 expected), so autograd differentiates the
+    plain formulas slot by slot: an independent gradient reference for tiny scenes (~1000 slots).
+    """
     height, width = image_hw(image_size)
     s = min(height, width)
     n_img, n_faces = verts_ndc.shape[0], faces.shape[0]
@@ -94,4 +100,31 @@ def rasterize_naive(
                     zbuf[n, i, j, k] = z
                     bary[n, i, j, k] = torch.tensor(bc, dtype=torch.float64)
                     dists[n, i, j, k] = d
+    if differentiable:
+        return _differentiable_slots(verts_ndc, faces, p2f, perspective_correct, clip_barycentrics, blur_radius)
     return Fragments(p2f, zbuf, bary, dists)
+
+
+def _differentiable_slots(
+    verts_ndc: Tensor, faces: Tensor, p2f: Tensor, perspective_correct: bool, clip: bool, blur_radius: float
+) -> Fragments:
+    """Recompute the slots of p2f (N, H, W, K) with ``_hit`` on 0-d tensors of verts_ndc (N, Nv, 3): dense
+    fragments whose zbuf, bary_coords and dists carry autograd graphs back to verts_ndc."""
+    n_img, height, width, _ = p2f.shape
+    s = min(height, width)
+    n_faces = faces.shape[0]
+    face_list = faces.cpu().tolist()
+    slots = (p2f >= 0).nonzero().tolist()
+    zs, bs, ds = [], [], []
+    for n, i, j, k in slots:
+        f = int(p2f[n, i, j, k]) - n * n_faces
+        tri = tuple(tuple(verts_ndc[n, v].unbind()) for v in face_list[f])
+        z, b, d = _hit(((2 * j + 1 - width) / s, (height - 2 * i - 1) / s), tri, perspective_correct, clip, blur_radius**2)
+        zs.append(z)
+        bs.append(torch.stack([torch.as_tensor(bi, dtype=verts_ndc.dtype) for bi in b]))
+        ds.append(d)
+    index = (p2f >= 0).nonzero(as_tuple=True)
+    dense = lambda vals, *tail: verts_ndc.new_full((*p2f.shape, *tail), -1.0).index_put(index, torch.stack(vals))  # noqa: E731
+    if not slots:
+        raise ValueError("rasterize_naive(differentiable=True): no face covers any pixel")
+    return Fragments(p2f, dense(zs), dense(bs, 3), dense(ds))

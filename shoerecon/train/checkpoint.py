@@ -6,11 +6,21 @@ and the current template mesh (verts, faces, uvs, uv_faces; it changes when v2 r
 ``load_for_inference`` needs nothing but the file. Writes go to a temporary file in the same folder
 and ``os.replace`` it over the target: a crash mid-write leaves the previous file intact.
 Checkpoints whose model holds NaN/inf values are refused.
+
+Loading never runs code from the file: ``torch.load(weights_only=True)`` (tensors, dicts, lists,
+tuples, numbers, strings) plus an explicit allow-list of the few numpy globals that checkpoints of
+version 1 hold (the numpy RNG state as an ndarray). Version 2 stores that state as tensors, so its
+files need no allow-list at all. A file that needs anything else is refused with a message naming
+the global and how to convert a trusted file of one's own (``python -m shoerecon.train.checkpoint
+--convert-trusted OLD NEW``, the only place that unpickles, and only when asked to).
 """
 from __future__ import annotations
 
+import argparse
 import os
+import pickle
 import random
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,7 +31,23 @@ from torch import Tensor
 
 from shoerecon.geometry.mesh import Mesh
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: numpy RNG state as tensors (1: as a pickled ndarray)
+
+
+class UnsafeCheckpointError(ValueError):
+    """A file that could only be loaded by running code from it (unpickling a non-allow-listed global)."""
+
+
+def _legacy_safe_globals() -> list:
+    """What version-1 checkpoints need beyond weights_only's defaults: numpy arrays (the numpy RNG
+    state) rebuilt by numpy's own reconstructor. Nothing here can run code of the file's choosing."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    allowed = [multiarray._reconstruct, (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+               np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+    return allowed
 
 
 class NonFiniteCheckpointError(ValueError):
@@ -66,13 +92,36 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
     atomic_torch_save(dict(state), path)
 
 
+def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` with the legacy allow-list; ``UnsafeCheckpointError`` (naming
+    the file and the refused global) for anything that would have to run code to load."""
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(_legacy_safe_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        if "Unsupported global" not in text:
+            raise
+        marker = "Unsupported global: GLOBAL "
+        what = text.split(marker, 1)[1].split()[0] if marker in text else "a Python object"
+        raise UnsafeCheckpointError(
+            f"{path}: refused to load: it asks to run {what}, which a shoerecon checkpoint never needs "
+            f"(files are loaded without running code). If this is your own trusted checkpoint from an older "
+            f"version, convert it once: python -m shoerecon.train.checkpoint --convert-trusted {path} NEW.pt"
+        ) from None
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by ``save_checkpoint``; clear errors for missing or foreign files."""
+    """Read a checkpoint written by ``save_checkpoint`` without running code from it; clear errors for
+    missing, foreign or unsafe files."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = safe_torch_load(path, map_location)
+    except UnsafeCheckpointError:
+        raise
     except Exception as err:  # truncated or not a torch file
         raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
@@ -80,19 +129,46 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def convert_trusted_checkpoint(src: str | Path, dst: str | Path) -> None:
+    """Rewrite an old checkpoint in the current format. UNPICKLES ``src`` (runs whatever code it holds):
+    call it only on files you made yourself; the output then loads safely."""
+    state = torch.load(src, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ValueError(f"{src}: not a shoerecon checkpoint (needs 'model' and 'config' entries)")
+    state = dict(state)
+    state["rng"] = [_plain_rng_state(r) for r in state.get("rng") or []]
+    state["version"] = CHECKPOINT_VERSION
+    save_checkpoint(dst, state)
+
+
 # ------------------------------------------------------------------------------------------ RNG
-def capture_rng_state() -> dict:
-    """The python, numpy, torch (and cuda, if any) RNG states of this process."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+def _plain_rng_state(state: Mapping[str, Any]) -> dict:
+    """``state`` with the numpy RNG state as tensors (loadable under weights_only without allow-list)."""
+    state = dict(state)
+    np_state = state.get("numpy")
+    if isinstance(np_state, tuple):
+        name, key, pos, has_gauss, cached = np_state
+        state["numpy"] = {"bit_generator": str(name), "key": torch.from_numpy(np.asarray(key, dtype=np.int64)),
+                          "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
     return state
 
 
+def capture_rng_state() -> dict:
+    """The python, numpy, torch (and cuda, if any) RNG states of this process (tensors, ints, tuples)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return _plain_rng_state(state)
+
+
 def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Inverse of ``capture_rng_state``; the cuda state is restored only where CUDA exists."""
+    """Inverse of ``capture_rng_state`` (also of version-1 states); cuda is restored only where CUDA exists."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np_state = state["numpy"]
+    if isinstance(np_state, Mapping):
+        np_state = (np_state["bit_generator"], np_state["key"].numpy().astype(np.uint32), np_state["pos"],
+                    np_state["has_gauss"], np_state["cached_gaussian"])
+    np.random.set_state(np_state)
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         cuda_states = state["cuda"][: torch.cuda.device_count()]
@@ -147,12 +223,33 @@ def restore_model_template(model: torch.nn.Module, state: Mapping[str, Any]) -> 
 
 
 def load_for_inference(path: str | Path, device: str | torch.device = "cpu"):
-    """-> (ShoeReconNet in eval mode on ``device``, ExperimentConfig), from the checkpoint alone."""
+    """-> (ShoeReconNet in eval mode on ``device``, ExperimentConfig), from the file alone: a training
+    checkpoint (.pt, loaded safely) or a released model (.safetensors, ``shoerecon export-model``)."""
     from shoerecon.model import ShoeReconNet
     from shoerecon.train.config import config_from_dict
+    from shoerecon.train.model_file import is_model_file, load_model_file
 
-    state = load_checkpoint(path)
+    if is_model_file(path):
+        state = load_model_file(path)
+    else:
+        state = load_checkpoint(path)
     cfg = config_from_dict(state["config"], source=f"{path} (stored config)")
     model = ShoeReconNet(cfg.model, template_from_state(state["template"]), cfg.variance)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="convert a trusted old checkpoint to the current (safely loadable) format")
+    p.add_argument("--convert-trusted", nargs=2, metavar=("OLD", "NEW"), required=True,
+                   help="UNPICKLES OLD (it can run code): only for checkpoints you made yourself")
+    args = p.parse_args(argv)
+    src, dst = args.convert_trusted
+    convert_trusted_checkpoint(src, dst)
+    load_checkpoint(dst)  # the result must load safely
+    print(f"wrote {dst} (loads without running code)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
