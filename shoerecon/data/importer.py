@@ -145,22 +145,25 @@ def _check_duplicates(photos: list[Path], images: list[Tensor]) -> None:
 
 
 def flag_outliers(masks: list[Tensor], ratio: float) -> dict[int, str]:
-    """Views whose mask area, bbox width or height is off by more than ``ratio`` from the median of its 4
-    turntable neighbours (circular). masks: list of (1, H, W). Returns {view: reason}."""
+    """Views whose mask area, bbox width or height is off by more than ``ratio`` from what its two turntable
+    neighbours predict (their geometric mean; circular). With fewer than 36 views neighbours are farther
+    apart and differ more, so the allowed log-ratio grows with sqrt(36 / views). masks: list of (1, H, W).
+    Returns {view: reason}."""
     stats = []
     for m in masks:
         box = mask_bbox(m)
         area = float((m > 0.5).float().sum())
         stats.append((area, box[3] - box[2], box[1] - box[0]) if box else (0.0, 0, 0))
-    stats = np.array(stats, dtype=np.float64).clip(min=1.0)
+    logs = np.log(np.array(stats, dtype=np.float64).clip(min=1.0))
     n, out = len(masks), {}
+    tol = np.log(ratio) * max(1.0, 36 / n) ** 0.5
     for i in range(n):
-        ref = np.median(stats[[(i + d) % n for d in (-2, -1, 1, 2) if (i + d) % n != i]], axis=0)
-        off = np.abs(np.log(stats[i] / ref))
+        ref = (logs[(i - 1) % n] + logs[(i + 1) % n]) / 2
+        off = np.abs(logs[i] - ref)
         worst = int(np.argmax(off))
-        if off[worst] > np.log(ratio):
+        if off[worst] > tol:
             what = ("mask area", "mask width", "mask height")[worst]
-            out[i] = f"{what} {stats[i, worst]:.0f} vs neighbours' {ref[worst]:.0f}"
+            out[i] = f"{what} {np.exp(logs[i, worst]):.0f} vs neighbours' {np.exp(ref[worst]):.0f}"
     return out
 
 

@@ -64,10 +64,11 @@ def test_natural_sort_and_outlier_flags():
 
     names = ["img10.jpg", "img2.jpg", "img1.jpg", "IMG3.jpg"]
     assert [p.name for p in sorted(map(Path, names), key=natural_key)] == ["img1.jpg", "img2.jpg", "IMG3.jpg", "img10.jpg"]
-    masks = [torch.zeros(1, 20, 20) for _ in range(8)]
+    masks = [torch.zeros(1, 20, 20) for _ in range(36)]
     for i, m in enumerate(masks):
         m[:, 5:15, 4:16] = 1
     masks[3][:, 2:18, 1:19] = 1  # far bigger than its neighbours
+    masks[4][:, 5:15, 4:18] = 1  # a little wider: fine
     assert list(flag_outliers(masks, 1.6)) == [3]
 
 
