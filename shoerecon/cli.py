@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("shoerecon.data.synth_cli", "generate a synthetic turntable dataset of procedural shoes"),
     "synth-photos": ("shoerecon.data.product_photos", "synthetic shop turntable photos with hidden random rigs (+ the truth apart)"),
     "import": ("shoerecon.data.importer", "folders of shop turntable photos -> a dataset with masks, report, contact sheet"),
+    "calibrate": ("shoerecon.calib.cli", "the unknown turntable rig of an imported dataset, from its masks"),
     "show-data": ("shoerecon.data.show", "contact sheet of a dataset folder (shoes x views)"),
     "template": ("shoerecon.geometry.template", "regenerate the template mesh in templates/"),
     "predict": ("shoerecon.export.predict", "image(s) + checkpoint -> textured OBJ/GLB + turntable strip"),

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
