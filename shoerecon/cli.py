@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth-photos": ("shoerecon.data.product_photos", "synthetic shop turntable photos with hidden random rigs (+ the truth apart)"),
     "import": ("shoerecon.data.importer", "folders of shop turntable photos -> a dataset with masks, report, contact sheet"),
     "calibrate": ("shoerecon.calib.cli", "the unknown turntable rig of an imported dataset, from its masks"),
+    "cache": ("shoerecon.data.cache_cli", "decode + resize a dataset's views once into memory-mappable arrays"),
     "show-data": ("shoerecon.data.show", "contact sheet of a dataset folder (shoes x views)"),
     "template": ("shoerecon.geometry.template", "regenerate the template mesh in templates/"),
     "predict": ("shoerecon.export.predict", "image(s) + checkpoint -> textured OBJ/GLB + turntable strip"),

@@ -53,6 +53,9 @@ class DataConfig:
         split_fractions: train/val/test fractions of the hash split used when splits.json is absent.
         check_images: decode every image when the dataset is built (finds corrupt files up front).
         max_shoes: use only the first N shoes of the split (quick runs).
+        cache: read views from the ``shoerecon cache`` arrays (``data/cache.py``): auto (when present and up to
+            date; stale shoes are read from the folder, with a warning) | never | require (missing/stale: error).
+        cache_dir: the cache folder; None: ``<root>/.shoerecon_cache/s<image_size>``.
     """
 
     root: str = "data/synthetic"
@@ -71,8 +74,12 @@ class DataConfig:
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     check_images: bool = False
     max_shoes: int | None = None
+    cache: str = "auto"
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
+        if self.cache not in ("auto", "never", "require"):
+            raise ValueError(f"DataConfig.cache must be one of ('auto', 'off', 'require'), got {self.cache!r}")
         if self.mask_source not in MASK_SOURCES:
             raise ValueError(f"DataConfig.mask_source must be one of {MASK_SOURCES}, got {self.mask_source!r}")
         if self.on_error not in ("raise", "skip"):
@@ -114,6 +121,35 @@ def load_view(path: Path, mask_path: Path | None, cfg: DataConfig, camera: Tenso
     return pad_to_square(rgb, cfg.background), pad_to_square(mask, 0.0), camera
 
 
+def read_views(root: Path, shoe_id: str, rig: Rig, indices: Sequence[int], cfg: DataConfig
+               ) -> tuple[Tensor, Tensor, Tensor]:
+    """Views of a shoe folder resized to image_size: images (V,3,S,S), masks (V,1,S,S), cameras (V,4)."""
+    views = view_files(root / shoe_id, rig.num_views)
+    masks = mask_files(root / shoe_id, rig.num_views)
+    out = [_load_resized(views[i], None if masks is None else masks[i], rig.cameras[i], cfg) for i in indices]
+    return tuple(torch.stack(t) for t in zip(*out))  # type: ignore[return-value]
+
+
+def _load_resized(path: Path, mask_path: Path | None, camera: Tensor, cfg: DataConfig):
+    img, mask, cam = load_view(path, mask_path, cfg, camera)
+    return resize(img, cfg.image_size), resize(mask, cfg.image_size), cam
+
+
+def read_input(root: Path, shoe_id: str, rig: Rig, index: int, cfg: DataConfig
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The prepared input view of a shoe folder: image (3,S,S), mask (1,S,S), camera (4,), and the (2,3) grid
+    affine from the camera's image to the prepared image (identity without ``center_input``)."""
+    views = view_files(root / shoe_id, rig.num_views)
+    masks = mask_files(root / shoe_id, rig.num_views)
+    path, mask_path = views[index], None if masks is None else masks[index]
+    if not cfg.center_input:
+        return (*_load_resized(path, mask_path, rig.cameras[index], cfg), torch.eye(2, 3))
+    img, mask, cam = load_view(path, mask_path, cfg, rig.cameras[index])
+    img, mask, transform = prepare_input(img, mask, cfg.image_size, cfg.input_fill, cfg.background,
+                                         return_transform=True)
+    return img, mask, cam, transform
+
+
 class TurntableDataset(torch.utils.data.Dataset):
     """Items of one split: the input view and ``num_target_views`` random target views of a shoe.
 
@@ -144,6 +180,15 @@ class TurntableDataset(torch.utils.data.Dataset):
         if not self.shoe_ids:
             raise DataError(f"{self.root}: split {split!r} has no usable shoes")
         self._unify_camera_params()
+        from shoerecon.data.cache import open_cache
+
+        if self.rig.is_product:  # the cache holds plain (V, 4) cameras: calibrated product cameras are read from the folder
+            if cfg.cache == "require":
+                raise DataError(f"{self.root}: data.cache is 'require' but the data cache cannot hold product-photo "
+                                "cameras (crop/offset from cameras.json); use cache: auto or never")
+            self.cache, self.cached = None, set()
+        else:
+            self.cache, self.cached = open_cache(cfg, self.shoe_ids)  # cached: the shoes read from the cache
 
     # ------------------------------------------------------------------ validation
     def _fail(self, shoe_id: str, err: DataError) -> None:
@@ -189,30 +234,17 @@ class TurntableDataset(torch.utils.data.Dataset):
         return len(self.shoe_ids)
 
     def _views(self, shoe_id: str, indices: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
-        """Views resized to image_size: images (V,3,S,S), masks (V,1,S,S), cameras (V,4)."""
-        rig = self.rigs[shoe_id]
-        views = view_files(self.root / shoe_id, rig.num_views)
-        masks = mask_files(self.root / shoe_id, rig.num_views)
-        out = [self._load_resized(views[i], None if masks is None else masks[i], rig.cameras[i]) for i in indices]
-        return tuple(torch.stack(t) for t in zip(*out))  # type: ignore[return-value]
-
-    def _load_resized(self, path: Path, mask_path: Path | None, camera: Tensor):
-        img, mask, cam = load_view(path, mask_path, self.cfg, camera)
-        return resize(img, self.cfg.image_size), resize(mask, self.cfg.image_size), cam
+        """Views resized to image_size: images (V,3,S,S), masks (V,1,S,S), cameras (V,4) (cache or folder)."""
+        if shoe_id in self.cached:
+            v = self.cache.views(shoe_id, indices)
+            return v.images, v.masks, v.cameras
+        return read_views(self.root, shoe_id, self.rigs[shoe_id], indices, self.cfg)
 
     def _input(self, shoe_id: str, index: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The prepared input view: image (3,S,S), mask (1,S,S), camera (4,), and the (2,3) grid affine from
-        the camera's image to the prepared image (identity without ``center_input``)."""
-        rig = self.rigs[shoe_id]
-        views = view_files(self.root / shoe_id, rig.num_views)
-        masks = mask_files(self.root / shoe_id, rig.num_views)
-        path, mask_path = views[index], None if masks is None else masks[index]
-        if not self.cfg.center_input:
-            return (*self._load_resized(path, mask_path, rig.cameras[index]), torch.eye(2, 3))
-        img, mask, cam = load_view(path, mask_path, self.cfg, rig.cameras[index])
-        img, mask, transform = prepare_input(img, mask, self.cfg.image_size, self.cfg.input_fill,
-                                             self.cfg.background, return_transform=True)
-        return img, mask, cam, transform
+        """The prepared input view (``read_input``), from the cache when it holds it."""
+        if shoe_id in self.cached and index == self.input_index(self.rigs[shoe_id]):
+            return self.cache.input(shoe_id)
+        return read_input(self.root, shoe_id, self.rigs[shoe_id], index, self.cfg)
 
     def sample_targets(self, index: int, num_views: int, input_view: int) -> Tensor:
         """(V,) long target views of item ``index``, from a generator seeded by (seed, epoch, index)."""

@@ -81,8 +81,11 @@ def project_face_centroids(
     Returns:
         grid (B, F, 2), in_front (B, F) bool.
     """
-    centroids = verts[:, faces].mean(dim=-2)  # (B, F, 3)
-    ndc = cameras.to(device=verts.device, dtype=verts.dtype).transform_points_ndc(centroids)
+    if verts.is_floating_point() and verts.element_size() < 4:
+        verts = verts.float()
+    with torch.autocast(device_type=verts.device.type, enabled=False):  # the projection matmul in float32
+        centroids = verts[:, faces].mean(dim=-2)  # (B, F, 3)
+        ndc = cameras.to(device=verts.device, dtype=verts.dtype).transform_points_ndc(centroids)
     return ndc_to_grid(ndc[..., :2], height, width), ndc[..., 2] > cameras.znear
 
 
@@ -106,7 +109,9 @@ def visible_faces(verts: Tensor, faces: Tensor, cameras: Cameras, height: int, w
     """Faces seen by each input camera: hard rasterisation (K = 1) through shoerecon.render. -> (B, F) bool."""
     from ..render.rasterize import rasterize_meshes
 
-    with torch.no_grad():
+    if verts.is_floating_point() and verts.element_size() < 4:
+        verts = verts.float()  # depth order and coverage need float32 (see render/renderer.py)
+    with torch.no_grad(), torch.autocast(device_type=verts.device.type, enabled=False):
         ndc = cameras.to(device=verts.device, dtype=verts.dtype).transform_points_ndc(verts)
         frags = rasterize_meshes(ndc, faces, (height, width), faces_per_pixel=1, znear=cameras.znear)
     return visible_from_pix_to_face(frags.pix_to_face, faces.shape[0])

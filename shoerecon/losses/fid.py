@@ -195,7 +195,9 @@ class InceptionPoolFeatures(nn.Module):
             variance_preserving_init(net)
         net.fc = nn.Identity()
         net.dropout = nn.Identity()
-        self.net = net.eval().requires_grad_(False)
+        # channels-last: oneDNN's (CPU) and cuDNN's preferred layout; the same convolutions, ~1.7x faster
+        # forward + backward on CPU (measured: 8 images at 75 px, 1 thread, 400 -> 240 ms)
+        self.net = net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> "InceptionPoolFeatures":
         super().train(mode)
@@ -210,7 +212,7 @@ class InceptionPoolFeatures(nn.Module):
             x = F.interpolate(x, size=(self.cfg.resize, self.cfg.resize), mode="bilinear", align_corners=False,
                               antialias=False)
         # torchvision's Google-ported weights expect inputs in [-1, 1] (what transform_input produces).
-        return self.net(x * 2 - 1)
+        return self.net((x * 2 - 1).contiguous(memory_format=torch.channels_last))
 
 
 class FIDLoss(nn.Module):

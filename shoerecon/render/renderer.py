@@ -1,6 +1,13 @@
 """Renderer: B meshes (same topology) x V cameras each -> RGBA images (B, V, 4, H, W).
 
 cameras -> NDC -> rasterise (backend) -> texture sampling -> soft or hard blending.
+
+Mixed precision: the whole renderer runs in float32 with autocast switched off, whatever the caller's autocast
+or input dtype (half/bfloat16 verts and textures are upcast; the output is float32). Under autocast the camera
+transform (a matmul) would otherwise run in bfloat16/float16, and with it the NDC depths the rasteriser sorts
+(8 mantissa bits cannot order faces ~1e-3 apart at depth ~2), the edge functions that give barycentrics (they
+subtract nearly equal products) and the softmax blend's exp((zfar - z) / gamma). float64 inputs
+(gradchecks) stay float64.
 """
 from __future__ import annotations
 
@@ -75,6 +82,24 @@ def _check_inputs(verts: Tensor, faces: Tensor, cameras: Cameras) -> Cameras:
     return cameras
 
 
+def _at_least_fp32(x: Tensor) -> Tensor:
+    return x.float() if x.is_floating_point() and x.element_size() < 4 else x
+
+
+def full_precision(fn):
+    """Run a renderer method with autocast off and its half/bfloat16 tensor arguments upcast to float32."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        args = [_at_least_fp32(a) if isinstance(a, Tensor) else a for a in args]
+        kwargs = {k: _at_least_fp32(a) if isinstance(a, Tensor) else a for k, a in kwargs.items()}
+        device = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
+        with torch.autocast(device_type=device, enabled=False):
+            return fn(self, *args, **kwargs)
+    return wrapper
+
+
 class Renderer(nn.Module):
     """Differentiable mesh renderer (no parameters; all settings in ``RendererConfig``).
 
@@ -89,6 +114,7 @@ class Renderer(nn.Module):
         super().__init__()
         self.cfg = cfg or RendererConfig()
 
+    @full_precision
     def rasterize_packed(self, verts: Tensor, faces: Tensor, cameras: Cameras) -> PackedFragments:
         """verts (B, N, 3), faces (F, 3), cameras (B, V) -> packed fragments of N_img = B * V images,
         image n = b * V + v, packed faces n * F + f."""
@@ -107,6 +133,7 @@ class Renderer(nn.Module):
         """Dense pytorch3d fragments (B * V, H, W, K) of the batch; see ``rasterize_packed``."""
         return self.rasterize_packed(verts, faces, cameras).to_dense()
 
+    @full_precision
     def forward(
         self,
         verts: Tensor,

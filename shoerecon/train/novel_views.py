@@ -51,14 +51,19 @@ class NovelViewLosses(torch.nn.Module):
         self.wgan = WGANGP(Critic(gan.critic), gan) if losses.adversarial > 0 else None
         self.fid = FIDLoss(fid) if losses.fid > 0 else None
         self.critic_optimizer = self.wgan.make_optimizer() if self.wgan is not None else None
+        self.critic_calls = 0  # critic_step calls so far: ``gan.critic_every`` counts them (saved in checkpoints)
 
     def critic_step(self, real: Tensor, fake: Tensor, accelerator=None,
                     generator: Optional[torch.Generator] = None) -> dict[str, float]:
-        """``gan.critic_steps`` updates of the critic on real (N, 4, H, W) vs detached fake (M, 4, H, W) images.
+        """``gan.critic_steps`` updates of the critic on real (N, 4, H, W) vs detached fake (M, 4, H, W) images,
+        on every ``gan.critic_every``-th call (the others return {} at no cost).
 
         A non-finite critic loss (on any process) skips the update.
         """
         if self.wgan is None:
+            return {}
+        call, self.critic_calls = self.critic_calls, self.critic_calls + 1
+        if call % self.wgan.cfg.critic_every:
             return {}
         stats: dict[str, float] = {}
         for _ in range(self.wgan.cfg.critic_steps):
@@ -95,13 +100,15 @@ class NovelViewLosses(torch.nn.Module):
         """The critic and its optimizer (the Inception network is frozen and reloaded from its weights)."""
         if self.wgan is None:
             return {}
-        return {"critic": self.wgan.critic.state_dict(), "critic_optimizer": self.critic_optimizer.state_dict()}
+        return {"critic": self.wgan.critic.state_dict(), "critic_optimizer": self.critic_optimizer.state_dict(),
+                "critic_calls": self.critic_calls}
 
     def load_checkpoint_state(self, state: dict) -> None:
         if self.wgan is None or not state:
             return
         self.wgan.critic.load_state_dict(state["critic"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.critic_calls = int(state.get("critic_calls", 0))
 
 
 __all__ = ["NovelViewLosses", "random_azimuth_cameras", "real_rgba"]

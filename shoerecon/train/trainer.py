@@ -103,7 +103,9 @@ def seeded_rng(seed: int) -> Iterator[None]:
     state = capture_rng_state()
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    # the CPU generator only: torch.manual_seed also queues a lazy CUDA seeding (with a stack trace, ~3 ms) per
+    # item on machines where CUDA is not initialised, and restore_rng_state would undo that seeding anyway
+    torch.default_generator.manual_seed(seed)
     try:
         yield
     finally:

@@ -121,7 +121,9 @@ def test_loading_code_reads_a_local_state_dict(tmp_path, fid_random):
     x = torch.rand(2, 3, 75, 75)
     full.fc = torch.nn.Identity()
     with torch.no_grad():
-        assert torch.allclose(feats(x), full(x * 2 - 1), atol=1e-5)
+        # relative: the features are ~1e6 here, and channels-last convolutions sum in another order
+        a, b = feats(x), full(x * 2 - 1)
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
 
 
 def test_missing_or_bad_weights_errors(tmp_path):

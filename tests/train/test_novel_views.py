@@ -1,0 +1,43 @@
+"""gan.critic_every: the critic is updated on every k-th call only, and the count survives a checkpoint."""
+import torch
+
+from shoerecon.losses import LossConfig
+from shoerecon.losses.adversarial import AdversarialConfig
+from shoerecon.losses.fid import FIDConfig
+from shoerecon.model.discriminator import DiscriminatorConfig
+from shoerecon.train.novel_views import NovelViewLosses
+
+
+def _novel(every):
+    torch.manual_seed(0)
+    gan = AdversarialConfig(critic_every=every, critic=DiscriminatorConfig(base_channels=4, num_layers=2))
+    return NovelViewLosses(LossConfig(adversarial=0.01), gan, FIDConfig(pretrained=False))
+
+
+def _params(novel):
+    return [p.detach().clone() for p in novel.wgan.critic.parameters()]
+
+
+def test_critic_updates_every_kth_call_and_resumes():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.rand(3, 4, 8, 8, generator=g), torch.rand(3, 4, 8, 8, generator=g)
+    novel = _novel(3)
+    updated = []
+    for _ in range(5):
+        before = _params(novel)
+        stats = novel.critic_step(real, fake)
+        changed = any(not torch.equal(a, b) for a, b in zip(before, _params(novel)))
+        assert changed == bool(stats)
+        updated.append(changed)
+    assert updated == [True, False, False, True, False]
+    resumed = _novel(3)
+    resumed.load_checkpoint_state(novel.state_dict_for_checkpoint())
+    assert resumed.critic_calls == 5
+    assert not resumed.critic_step(real, fake) and resumed.critic_step(real, fake)  # calls 5 (skip), 6 (update)
+
+
+def test_critic_every_one_is_every_step():
+    g = torch.Generator().manual_seed(1)
+    real, fake = torch.rand(2, 4, 8, 8, generator=g), torch.rand(2, 4, 8, 8, generator=g)
+    novel = _novel(1)
+    assert all(novel.critic_step(real, fake) for _ in range(3))
