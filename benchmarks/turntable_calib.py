@@ -28,6 +28,18 @@ def loadavg() -> str:
         return "n/a"
 
 
+def _calibrate_one(job) -> dict:
+    """Calibrate one imported shoe in this process (one torch thread); the per-shoe time is its wall clock."""
+    from shoerecon.calib.cli import load_masks
+    from shoerecon.calib.turntable import CalibConfig, calibrate_shoe
+
+    root, shoe, views, threads = job
+    torch.set_num_threads(threads)
+    t = time.perf_counter()
+    r = calibrate_shoe(load_masks(Path(root), shoe, views), CalibConfig())
+    return {k: r[k] for k in ("elevation", "fov", "start_azimuth", "mean_iou", "converged")} | {"seconds": time.perf_counter() - t}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shoes", type=int, default=20)
@@ -37,12 +49,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default="/tmp/tt_bench", help="folder for photos, truth and the dataset")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--workers", type=int, default=1, help="processes for generating the photos")
+    p.add_argument("--workers", type=int, default=1, help="processes (one shoe each) for generating and calibrating")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from shoerecon.calib.cli import calibrate_dataset
-    from shoerecon.calib.turntable import CalibConfig
     from shoerecon.data.importer import ImportConfig, import_folder
     from shoerecon.data.layout import read_image, read_mask
     from shoerecon.data.product_photos import ProductPhotoConfig, generate_product_photos
@@ -80,9 +90,18 @@ def main(argv=None) -> int:
           f"(target >= 0.97: {'met' if np.mean(all_iou) >= 0.97 else 'NOT met'})")
 
     t = time.perf_counter()
-    res = calibrate_dataset(ds, CalibConfig(), progress=False)
+    shoes = [r.name for r in reports if r.status == "ok"]
+    jobs = [(str(ds), s, args.views, args.threads) for s in shoes]
+    if args.workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(args.workers) as pool:
+            res = dict(zip(shoes, pool.map(_calibrate_one, jobs)))
+    else:
+        res = dict(zip(shoes, map(_calibrate_one, jobs)))
     t_cal = time.perf_counter() - t
-    print(f"\n## calibration ({t_cal:.0f} s for {len(res)} shoes, --threads {args.threads}, load average {loadavg()})\n")
+    print(f"\n## calibration ({t_cal:.0f} s for {len(res)} shoes, {args.workers} process(es) x --threads {args.threads}, "
+          f"load average {loadavg()})\n")
     print("| shoe | elevation (true) | err | start az (true) | err | fov (true) | mean IoU | s | converged |")
     print("|---|---|---|---|---|---|---|---|---|")
     el_err, az_err, ious, secs = [], [], [], []

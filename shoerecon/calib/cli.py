@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from shoerecon.calib.turntable import CalibConfig, calibrate_shoe, downscale_masks, iou, splat
+from shoerecon.calib.turntable import CalibConfig, calibrate_shoe, downscale_masks, iou, silhouettes, splat
 from shoerecon.data.layout import (DataError, Rig, list_shoes, mask_files, read_mask, read_rig, read_splits, view_files,
                                    write_json, read_image)
 from shoerecon.render.cameras import Cameras
@@ -44,6 +44,8 @@ def reprojection(result: dict, masks: torch.Tensor, cfg: CalibConfig) -> torch.T
     small = downscale_masks(masks, result["mask_height"])
     cams = Cameras.from_tensor(result["cameras"])
     h, w = small.shape[-2:]
+    if result.get("surface"):
+        return silhouettes(result["hull"], cams, h, w), small
     px = result["voxel"] * float((cams.focal() * cams.crop[:, 2] / cams.distance).mean()) * min(h, w) / 2
     return splat(result["hull"], cams, h, w, max(0, int(round(px / 2)))), small
 

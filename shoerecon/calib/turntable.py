@@ -40,7 +40,8 @@ class CalibConfig:
         framing: the uncropped camera frames a length-1 shoe to this fraction (ties distance to fov).
         direction: turntable direction (1 or -1); 0 tries both.
         min_iou: below this mean reprojection IoU a shoe is "not converged".
-        final_voxels, final_mask_height: the best rig is carved once more at this resolution.
+        final_voxels, final_mask_height: the best rig is carved once more at this resolution, then refined
+            ``octree_levels`` times near the surface (voxels halve each time).
     """
 
     mask_height: int = 64
@@ -54,7 +55,8 @@ class CalibConfig:
     direction: int = 1
     min_iou: float = 0.85
     final_voxels: int = 64
-    final_mask_height: int = 96
+    final_mask_height: int = 128
+    octree_levels: int = 2
 
 
 def framing_distance(fov: float, framing: float) -> float:
@@ -122,9 +124,12 @@ def sample_masks(masks: Tensor, ndc: Tensor) -> Tensor:
 
 def carve(masks: Tensor, cams: Cameras, points: Tensor, tolerance: int) -> Tensor:
     """(N,) bool: points inside the silhouettes of all but ``tolerance`` views. masks (V, 1, H, W), cams (V,)."""
-    ndc = cams.transform_points_ndc(points.expand(cams.shape[0], -1, -1))[..., :2]
-    inside = sample_masks(masks, ndc) > 0.5
-    return (~inside).sum(0) <= tolerance
+    outside = torch.zeros(points.shape[0], dtype=torch.long)
+    for i in range(0, cams.shape[0], 6):  # a few views at a time: (views, N, 3) stays small for fine grids
+        c = cams[i : i + 6]
+        ndc = c.transform_points_ndc(points.expand(c.shape[0], -1, -1))[..., :2]
+        outside += (sample_masks(masks[i : i + 6], ndc) <= 0.5).sum(0)
+    return outside <= tolerance
 
 
 def splat(points: Tensor, cams: Cameras, height: int, width: int, radius: int) -> Tensor:
@@ -132,11 +137,13 @@ def splat(points: Tensor, cams: Cameras, height: int, width: int, radius: int) -
     from shoerecon.render.cameras import ndc_to_pixel
 
     v = cams.shape[0]
-    pix = ndc_to_pixel(cams.transform_points_ndc(points.expand(v, -1, -1))[..., :2], height, width).round().long()
-    ok = (pix[..., 0] >= 0) & (pix[..., 0] < width) & (pix[..., 1] >= 0) & (pix[..., 1] < height)
     img = torch.zeros(v, height * width)
-    idx = (pix[..., 1] * width + pix[..., 0]).clamp(0, height * width - 1)
-    img.scatter_(1, idx, ok.float())
+    for i in range(0, v, 6):
+        c = cams[i : i + 6]
+        pix = ndc_to_pixel(c.transform_points_ndc(points.expand(c.shape[0], -1, -1))[..., :2], height, width).round().long()
+        ok = (pix[..., 0] >= 0) & (pix[..., 0] < width) & (pix[..., 1] >= 0) & (pix[..., 1] < height)
+        idx = (pix[..., 1] * width + pix[..., 0]).clamp(0, height * width - 1)
+        img[i : i + 6].scatter_(1, idx, ok.float())
     img = img.view(v, 1, height, width).clamp(max=1)
     if radius > 0:
         img = F.max_pool2d(img, 2 * radius + 1, 1, radius)
@@ -148,6 +155,47 @@ def iou(a: Tensor, b: Tensor) -> Tensor:
     """Per-item IoU (V,) of binary-ish (V, 1, H, W) images (threshold 0.5)."""
     a, b = a > 0.5, b > 0.5
     return (a & b).flatten(1).sum(1) / (a | b).flatten(1).sum(1).clamp_min(1)
+
+
+def voxel_axes(n: int) -> tuple[Tensor, Tensor, float]:
+    """Axis coordinates of ``voxel_grid(n)``: xs (n,), ys = zs (m,), voxel size."""
+    size = 1.4 / n
+    m = int(round(0.9 / size))
+    return (torch.arange(n) + 0.5) * size - 0.7, (torch.arange(m) + 0.5) * size - 0.45, size
+
+
+def carve_octree(masks: Tensor, cams: Cameras, n0: int, levels: int, tolerance: int = 0) -> tuple[Tensor, float]:
+    """Visual hull at ``n0 * 2**levels`` voxels along the long side, refining only near the surface.
+
+    Carves a dense ``n0`` grid, then ``levels`` times: halve the voxels and re-test only the band where the
+    occupancy changes within a voxel (the rest keeps its parent's answer).
+    Returns the surface voxels' centres (N, 3) (occupied, with an empty 6-neighbour) and the voxel size.
+    """
+    xs, ys, size = voxel_axes(n0)
+    pts = torch.stack(torch.meshgrid(xs, ys, ys, indexing="ij"), -1)
+    occ = carve(masks, cams, pts.reshape(-1, 3), tolerance).view(pts.shape[:3])
+    for level in range(1, levels + 1):
+        n = n0 * 2**level
+        xs, ys, size = voxel_axes(n)
+        occ = F.interpolate(occ[None, None].float(), size=(n, ys.shape[0], ys.shape[0]), mode="nearest")[0, 0]
+        band = (F.max_pool3d(occ[None, None], 3, 1, 1) != -F.max_pool3d(-occ[None, None], 3, 1, 1))[0, 0]
+        idx = band.nonzero()
+        pts = torch.stack([xs[idx[:, 0]], ys[idx[:, 1]], ys[idx[:, 2]]], -1)
+        occ[band] = carve(masks, cams, pts, tolerance).float()
+        occ = occ > 0.5
+    o = occ.float()[None, None]
+    inner = -F.max_pool3d(-F.pad(o, (1, 1, 1, 1, 1, 1)), 3, 1, 0)
+    surface = (occ & ~(inner[0, 0] > 0.5)).nonzero()
+    return torch.stack([xs[surface[:, 0]], ys[surface[:, 1]], ys[surface[:, 2]]], -1), size
+
+
+def silhouettes(surface: Tensor, cams: Cameras, height: int, width: int) -> Tensor:
+    """(V, 1, H, W) silhouettes of a solid from its surface voxels (N, 3): splat, close, fill holes."""
+    from scipy import ndimage
+
+    img = splat(surface, cams, height, width, 0)
+    filled = [torch.from_numpy(ndimage.binary_fill_holes(m[0].numpy() > 0.5)) for m in img]
+    return torch.stack(filled)[:, None].float()
 
 
 @dataclass
@@ -249,10 +297,18 @@ def calibrate_shoe(masks: Tensor, cfg: CalibConfig | None = None, progress=None)
         el_step, fov_ratio = el_step / 2, fov_ratio ** 0.5
     # Final: the best rig again at a finer voxel grid and mask resolution, every view must agree.
     fine_cfg = replace(cfg, voxels=cfg.final_voxels, tolerance=0, crop_iterations=cfg.crop_iterations + 1)
-    final = fit_candidate(downscale_masks(masks, cfg.final_mask_height), best.elevation, best.fov, best.direction,
-                          fine_cfg, voxel_grid(cfg.final_voxels))
+    big = downscale_masks(masks, cfg.final_mask_height)
+    final = fit_candidate(big, best.elevation, best.fov, best.direction, fine_cfg, voxel_grid(cfg.final_voxels))
     if final.score < best.score:
         final, fine_cfg = best, cfg
+    if cfg.octree_levels > 0 and final.hull.shape[0] >= 8:
+        # The surface at sub-pixel voxels: the reprojection IoU is then limited by the rig, not the voxels.
+        cams = turntable_cameras(big.shape[0], final.elevation, final.fov, final.distance, final.direction, final.crops)
+        surface, size = carve_octree(big, cams, fine_cfg.voxels, cfg.octree_levels)
+        if surface.shape[0] >= 8:
+            final = replace(final, hull=surface, view_iou=iou(silhouettes(surface, cams, *big.shape[-2:]), big),
+                            mask_height=big.shape[-2])
+            fine_cfg = replace(fine_cfg, voxels=int(round(1.4 / size)))
     return _canonical(final, masks.shape[-2:], fine_cfg) | {
         "candidates": [(f.elevation, f.fov, f.direction, round(f.score, 4)) for f in tried]}
 
@@ -291,7 +347,8 @@ def _canonical(fit: Fit, photo_hw: tuple[int, int], cfg: CalibConfig) -> dict:
     return {"elevation": fit.elevation, "fov": fit.fov, "distance": distance, "start_azimuth": phi,
             "direction": fit.direction, "translation": translation, "cameras": cams.to_tensor(),
             "view_iou": fit.view_iou, "mean_iou": fit.score, "converged": fit.score >= cfg.min_iou,
-            "hull": (obj - centre) * scale, "voxel": size * scale, "mask_height": int(fit.mask_height)}
+            "hull": (obj - centre) * scale, "voxel": size * scale, "mask_height": int(fit.mask_height),
+            "surface": cfg.octree_levels > 0 and cfg.voxels > cfg.final_voxels}
 
 
 def _rot_y(deg: float) -> Tensor:
