@@ -3,10 +3,11 @@
     PYTHONPATH=$PWD python benchmarks/looks_sheet.py --out looks_sheet.png [--shoes 16] [--size 128] [--views 0]
 
 Each cell is one shoe with its own material style, lighting and framing (``render_photo``), shown as
-the photo a camera would take (contact shadow included). ``--unlit`` renders the old flat look, and
-``--views 0,9,18`` puts several views of each shoe side by side. Until the multi-part generator
-lands, shapes come from ``data/synthetic.py`` through ``synth/legacy.py``; pass ``--generator``
-to use another ``(index, seed, texture_size) -> (Mesh, TexelGBuffer)`` callable ("module:function").
+the photo a camera would take (contact shadow included). ``--unlit`` renders the old look (soft shading baked into the texture, no lights), and
+``--views 0,9,18`` puts several views of each shoe side by side. Shapes come from the
+multi-part generator (``synth/shoe.py``) when it is there, else from the one-piece ``data/synthetic.py``
+through ``synth/legacy.py``; ``--generator module:function`` takes any ``(index, seed, texture_size)
+-> (Mesh, TexelGBuffer)`` callable.
 """
 from __future__ import annotations
 
@@ -21,13 +22,24 @@ import torch
 from PIL import Image, ImageDraw
 
 
-def legacy_shoe(index: int, seed: int, texture_size: int):
-    """(Mesh without texture, TexelGBuffer) of shoe ``index`` of today's generator."""
-    from shoerecon.data.synth.legacy import legacy_gbuffer
-    from shoerecon.data.synthetic import sample_shoe_params, shoe_mesh, shoe_rng
+def default_shoe(index: int, seed: int, texture_size: int):
+    """(Mesh without texture, TexelGBuffer) of shoe ``index``: the multi-part generator, else today's one-piece shoe."""
+    from shoerecon.geometry.mesh import Mesh
 
-    p = sample_shoe_params(shoe_rng(seed, index))
-    return shoe_mesh(p, textured=False), legacy_gbuffer(p, texture_size)
+    try:
+        from shoerecon.data.synth.shape import sample_shoe_params
+        from shoerecon.data.synth.shoe import shoe_geometry
+    except ImportError:
+        from shoerecon.data.synth.legacy import legacy_gbuffer
+        from shoerecon.data.synthetic import sample_shoe_params as legacy_params
+        from shoerecon.data.synthetic import shoe_mesh, shoe_rng
+
+        p = legacy_params(shoe_rng(seed, index))
+        return shoe_mesh(p, textured=False), legacy_gbuffer(p, texture_size)
+    geo = shoe_geometry(sample_shoe_params(np.random.default_rng([seed, index])), 0.022, texture_size)
+    mesh = Mesh(torch.from_numpy(geo.verts).float(), torch.from_numpy(geo.faces), torch.from_numpy(geo.uvs).float(),
+                torch.from_numpy(geo.uv_faces), None)
+    return mesh, geo.gbuffer(texture_size)
 
 
 def main(argv=None) -> int:
@@ -41,18 +53,18 @@ def main(argv=None) -> int:
     ap.add_argument("--elevation", type=float, default=5.0)
     ap.add_argument("--fov", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--unlit", action="store_true", help="the old flat look (lighting None)")
+    ap.add_argument("--unlit", action="store_true", help="the old look: soft shading baked into the texture, unlit render")
     ap.add_argument("--generator", default=None, help="module:function giving (mesh, gbuffer) per (index, seed, texture_size)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from tqdm import tqdm
 
-    from shoerecon.data.synth.lighting import framing_distance, sample_lighting
+    from shoerecon.data.synth.lighting import bake_shading, framing_distance, sample_lighting
     from shoerecon.data.synth.materials import paint_texture, sample_style
     from shoerecon.data.synth.photo import composite, render_photo
 
-    make = legacy_shoe
+    make = default_shoe
     if args.generator:
         mod, fn = args.generator.split(":")
         make = getattr(importlib.import_module(mod), fn)
@@ -68,6 +80,8 @@ def main(argv=None) -> int:
         mesh, gbuf = make(i, args.seed, args.texture_size)
         style, light = sample_style(rng), sample_lighting(rng)
         albedo, gloss = paint_texture(gbuf, style, rng)
+        if args.unlit:
+            albedo = bake_shading(albedo, gbuf.normal)
         mesh.texture = torch.from_numpy(albedo).permute(2, 0, 1).contiguous()
         dist = framing_distance(mesh.verts, args.fov, args.elevation, light.fill)
         az = torch.tensor([v * 10.0 for v in views])

@@ -247,7 +247,7 @@ def launch(path: Path, label: str, overrides: Sequence[str], out: Path, timeout_
     stale = out / label / "metrics.json"
     if stale.exists():
         stale.unlink()  # a failed rerun must not show an earlier run's numbers
-    cmd = [sys.executable, str(RUN_PY), "--config", str(path)]
+    cmd = [sys.executable, str(RUN_PY), "--config", str(path), "--overwrite"]  # a rerun replaces the row's run
     for o in overrides:
         cmd += ["--set", o]
     st = RunStatus(config=label, config_path=str(path), log=str(log), command=cmd,

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("shoerecon.export.predict", "image(s) + checkpoint -> textured OBJ/GLB + turntable strip"),
     "eval": ("shoerecon.eval.cli", "evaluate a checkpoint on a dataset split (2D, 3D, invariance, mesh quality)"),
     "export-model": ("shoerecon.train.model_file", "run folder or checkpoint -> model.safetensors (inference release)"),
+    "serve": ("shoerecon.serve", "web demo (Gradio): upload a photo, get the textured 3D shoe, GLB and OBJ downloads"),
 }
 
 

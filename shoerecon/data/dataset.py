@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from shoerecon.data.layout import (
+    DEFAULT_MAX_PIXELS,
     DataError,
     Rig,
     list_shoes,
@@ -53,6 +54,7 @@ class DataConfig:
         split_fractions: train/val/test fractions of the hash split used when splits.json is absent.
         check_images: decode every image when the dataset is built (finds corrupt files up front).
         max_shoes: use only the first N shoes of the split (quick runs).
+        max_pixels: images with more pixels are a data error before decoding (decompression bombs).
         cache: read views from the ``shoerecon cache`` arrays (``data/cache.py``): auto (when present and up to
             date; stale shoes are read from the folder, with a warning) | never | require (missing/stale: error).
         cache_dir: the cache folder; None: ``<root>/.shoerecon_cache/s<image_size>``.
@@ -74,6 +76,7 @@ class DataConfig:
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     check_images: bool = False
     max_shoes: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
     cache: str = "auto"
     cache_dir: str | None = None
 
@@ -94,7 +97,7 @@ def load_view(path: Path, mask_path: Path | None, cfg: DataConfig, camera: Tenso
 
     Errors (``DataError``) name the file: unreadable image, mask of another size, empty mask.
     """
-    rgb, alpha = read_image(path)
+    rgb, alpha = read_image(path, cfg.max_pixels)
     h, w = rgb.shape[-2:]
     bg = rgb.new_tensor(cfg.background).view(3, 1, 1)
     if alpha is not None:  # straight alpha: composite on the background like a photo on white
@@ -107,7 +110,7 @@ def load_view(path: Path, mask_path: Path | None, cfg: DataConfig, camera: Tenso
     if source == "file":
         if mask_path is None:
             raise DataError(f"{path}: mask_source='file' but the shoe has no masks/ folder")
-        mask = read_mask(mask_path, (h, w))
+        mask = read_mask(mask_path, (h, w), cfg.max_pixels)
     elif source == "alpha":
         if alpha is None:
             raise DataError(f"{path}: mask_source='alpha' but the image has no alpha channel")

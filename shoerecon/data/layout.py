@@ -262,15 +262,28 @@ def read_splits(root: str | Path, shoes: Sequence[str], fractions: Sequence[floa
 # ----------------------------------------------------------------------------------------- images
 
 
-def _open(path: Path) -> Image.Image:
+# Photos larger than this many pixels are refused before decoding (``data.max_pixels``): 64 MP covers 48 MP
+# phone photos; decoding one as float RGBA takes ~1 GB, so a few never exhaust a 24 GB machine.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+def _open(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     try:
-        img = Image.open(path)
+        img = Image.open(path)  # reads the header only
+        w, h = img.size
+        if max_pixels is not None and w * h > max_pixels:
+            raise DataError(f"{path}: image too large: {w}x{h} = {w * h / 1e6:.0f} MP exceeds the limit of "
+                            f"{max_pixels / 1e6:.0f} MP (data.max_pixels); downscale the photo or raise the limit")
         img.load()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except Image.DecompressionBombError as e:  # PIL's own guard (also against huge frames inside the file)
+        raise DataError(f"{path}: image too large (decompression bomb guard: {e})") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not a readable image (corrupt or unknown format)") from None
     except (OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
         raise DataError(f"{path}: corrupt or truncated image ({e})") from None
     return img
 
@@ -300,13 +313,14 @@ def _to_float(img: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def read_image(path: str | Path) -> tuple[Tensor, Tensor | None]:
+def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Tensor, Tensor | None]:
     """Read a view: (3, H, W) float RGB in [0, 1] and the alpha (1, H, W) when the file has one.
 
-    RGB is straight (not premultiplied); EXIF orientation is applied (phone photos).
+    RGB is straight (not premultiplied); EXIF orientation is applied (phone photos). Images of more
+    than ``max_pixels`` pixels are a ``DataError`` before they are decoded.
     """
     path = Path(path)
-    img = _open(path)
+    img = _open(path, max_pixels)
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not hide a readable image
@@ -317,10 +331,10 @@ def read_image(path: str | Path) -> tuple[Tensor, Tensor | None]:
     return arr, None
 
 
-def read_mask(path: str | Path, size: tuple[int, int]) -> Tensor:
+def read_mask(path: str | Path, size: tuple[int, int], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Tensor:
     """Read a mask file as (1, H, W) in [0, 1] (any mode; RGB(A) uses its luminance); must be ``size`` = (H, W)."""
     path = Path(path)
-    img = _open(path)
+    img = _open(path, max_pixels)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = _to_float(img, path)
         a = rgba[..., 3] if rgba.shape[-1] == 4 else np.ones(rgba.shape[:2])

@@ -53,7 +53,7 @@ def load_input(path: str | Path, data_cfg) -> tuple[Tensor, Tensor]:
     from shoerecon.data.masks import threshold_mask
     from shoerecon.data.preprocess import pad_to_square, prepare_input
 
-    rgb, alpha = read_image(path)
+    rgb, alpha = read_image(path, data_cfg.max_pixels)
     bg = rgb.new_tensor(data_cfg.background).view(3, 1, 1)
     if alpha is not None and float(alpha.min()) > 0.99:
         alpha = None
@@ -96,16 +96,29 @@ def export_mesh(mesh: Mesh, out_dir: str | Path, name: str, formats: Sequence[st
     return [writers[f](mesh, out / f"{name}.{f}") for f in formats]
 
 
-def unique_names(paths: Sequence[str | Path]) -> list[str]:
-    """File stems, made unique with _1, _2... where two inputs share a stem.
+def safe_name(stem: str) -> str:
+    """An output name that stays inside the output folder: characters other than letters, digits, ``-_.``
+    become ``_``; no leading dots (``..`` is the parent); empty -> ``image``.
 
-    >>> unique_names(["a/x.jpg", "b/x.png", "y.png"])
-    ['x', 'x_1', 'y']
+    >>> safe_name(".."), safe_name("my shoe/1"), safe_name("")
+    ('image', 'my_shoe_1', 'image')
+    """
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".")
+    return name or "image"
+
+
+def unique_names(paths: Sequence[str | Path]) -> list[str]:
+    """Safe file stems (``safe_name``), made unique with _1, _2... where two inputs share a stem.
+
+    >>> unique_names(["a/x.jpg", "b/x.png", "y.png", "...png"])
+    ['x', 'x_1', 'y', 'image']
     """
     seen: dict[str, int] = {}
     names = []
     for p in paths:
-        stem = Path(p).stem
+        stem = safe_name(Path(p).stem)
         n = seen.get(stem, 0)
         seen[stem] = n + 1
         names.append(stem if n == 0 else f"{stem}_{n}")

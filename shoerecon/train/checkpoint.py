@@ -17,6 +17,7 @@ the global and how to convert a trusted file of one's own (``python -m shoerecon
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import pickle
 import random
@@ -34,7 +35,11 @@ from shoerecon.geometry.mesh import Mesh
 CHECKPOINT_VERSION = 2  # 2: numpy RNG state as tensors (1: as a pickled ndarray)
 
 
-class UnsafeCheckpointError(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or written; the message names the file and the problem."""
+
+
+class UnsafeCheckpointError(CheckpointError):
     """A file that could only be loaded by running code from it (unpickling a non-allow-listed global)."""
 
 
@@ -83,13 +88,32 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
-    """Atomically write ``state`` (see ``build_checkpoint``); refuse non-finite model values."""
+    """Atomically write ``state`` (see ``build_checkpoint``); refuse non-finite model values. A full disk
+    is a ``CheckpointError`` in one line: the file, that the disk is full, which checkpoint is intact."""
     bad = nonfinite_tensors(state.get("model", {}))
     if bad:
         raise NonFiniteCheckpointError(
             f"not writing {path}: model state has NaN/inf in {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}"
         )
-    atomic_torch_save(dict(state), path)
+    try:
+        atomic_torch_save(dict(state), path)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise CheckpointError(f"could not write {path} (step {state.get('step')}): the disk is full; "
+                              f"{intact_checkpoint_note(Path(path))}") from None
+
+
+def intact_checkpoint_note(path: Path) -> str:
+    """Which earlier checkpoint survived a failed write of ``path`` (the write never replaces it half-way)."""
+    for candidate in [path, *sorted(path.parent.glob("*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)]:
+        if candidate.is_file():
+            try:
+                step = load_checkpoint(candidate).get("step")
+            except (CheckpointError, OSError):
+                continue
+            return f"{candidate} (step {step}) is intact"
+    return f"no earlier checkpoint in {path.parent}"
 
 
 def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
@@ -123,9 +147,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except UnsafeCheckpointError:
         raise
     except Exception as err:  # truncated or not a torch file
-        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError(f"{path}: not a shoerecon checkpoint (needs 'model' and 'config' entries)")
+        raise CheckpointError(f"{path}: not a shoerecon checkpoint (needs 'model' and 'config' entries)")
     return state
 
 

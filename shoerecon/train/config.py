@@ -102,6 +102,13 @@ class TrainConfig:
     template: str | None = None         # None: the packaged template (its UV layout: the uv: section)
     device: str = "auto"                # auto | cpu | cuda (accelerate picks within the choice)
     cpu_threads: int | None = None      # torch CPU threads per process; None: torch's default (all cores)
+    max_skipped_steps: int = 20         # stop (error) after this many consecutive non-finite steps; 0: never
+    divergence_factor: float | None = 100.0  # stop when a loss exceeds this x the recent median; None: never
+
+    def __post_init__(self) -> None:
+        from shoerecon.train.guards import check_train_values
+
+        check_train_values(self)
 
 
 @dataclass
@@ -233,11 +240,35 @@ def parse_override(text: str) -> dict:
 def load_config(path: str | Path | None = None, overrides: Sequence[str] | None = None) -> ExperimentConfig:
     """Load a YAML file (with its ``base:`` chain), apply dotted overrides, type-check, build the tree."""
     tree = read_yaml_tree(path) if path is not None else {}
+    source = str(path) if path is not None else "config"
+    steps = []  # (override text, tree with the overrides up to it)
+    merged = tree
     for text in overrides or ():
         override = parse_override(text)
         check_tree(override, ExperimentConfig, source=f"override {text!r}")
-        tree = deep_merge(tree, override)
-    return config_from_dict(tree, source=str(path) if path is not None else "config")
+        merged = deep_merge(merged, override)
+        steps.append((text, merged))
+    try:
+        return config_from_dict(merged, source=source)
+    except ConfigError:
+        if steps:
+            blame_override(tree, steps, source)
+        raise
+
+
+def blame_override(tree: Mapping, steps: Sequence[tuple[str, Mapping]], source: str) -> None:
+    """Raise the ConfigError of the first ``--set`` that breaks a config the file alone builds, naming that
+    override instead of the file (a wrong type or value on the command line is not the YAML's fault)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # moved-key notices were shown once already
+        try:
+            config_from_dict(tree, source=source)
+        except ConfigError:
+            return  # the file itself is broken: its own error stands
+        for text, partial in steps:
+            config_from_dict(partial, source=f"override {text!r}")
 
 
 def config_to_dict(cfg: Any) -> dict:

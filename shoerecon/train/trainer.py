@@ -50,7 +50,9 @@ from shoerecon.train.checkpoint import (
     save_checkpoint,
 )
 from shoerecon.train.config import ConfigError, ExperimentConfig, TrainConfig, config_to_dict, save_config
+from shoerecon.train.guards import DivergenceGuard, synthetic_banner
 from shoerecon.train.logging import ScalarLogger
+from shoerecon.train.run_dir import claim_run_dir
 
 
 # ------------------------------------------------------------------------------------------ functional core
@@ -195,14 +197,14 @@ def ensure_dataset(cfg: ExperimentConfig, accelerator) -> None:
     if accelerator.is_main_process and not root.exists():
         if not cfg.synthetic.enabled:
             raise FileNotFoundError(
-                f"data folder {root} does not exist; point data.root at a turntable dataset or set "
-                f"synthetic.enabled: true to generate a synthetic one there"
+                f"data folder {root} does not exist; point data.root at a turntable dataset, or set "
+                f"synthetic.enabled: true (--set synthetic.enabled=true) to generate a synthetic one there"
             )
         from shoerecon.data.synthetic import generate_dataset
 
         s = cfg.synthetic
         tmp = root.with_name(root.name + f".partial-{os.getpid()}")
-        print(f"generating synthetic dataset: {s.shoes} shoes -> {root}")
+        print(synthetic_banner(root, s.shoes), flush=True)
         generate_dataset(tmp, num_shoes=s.shoes, num_views=s.views, image_size=s.image_size or cfg.data.image_size,
                          seed=s.seed, workers=s.workers, cfg=cfg.synth)
         os.replace(tmp, root)  # a crashed generation never looks like a finished dataset
@@ -257,7 +259,7 @@ class StepResult:
 class Trainer:
     """Builds everything from one ExperimentConfig; ``fit()`` trains, validates, checkpoints."""
 
-    def __init__(self, cfg: ExperimentConfig, resume: bool = False, accelerator=None):
+    def __init__(self, cfg: ExperimentConfig, resume: bool = False, accelerator=None, overwrite: bool = False):
         from accelerate.utils import set_seed
 
         from shoerecon.data import TurntableDataset
@@ -275,6 +277,8 @@ class Trainer:
         self.device = self.acc.device
         self.run_dir = Path(t.out_dir) / t.name
         self.ckpt_dir = self.run_dir / "checkpoints"
+        # one run per folder: lock it, refuse to replace a run without --resume/--overwrite (train/run_dir.py)
+        self.run_lock = claim_run_dir(self.run_dir, resume, overwrite) if self.acc.is_main_process else None
         if self.acc.is_main_process:
             for sub in ("checkpoints", "logs", "samples", "exports"):
                 (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -503,6 +507,7 @@ class Trainer:
         self._start = self._loop_start = time.monotonic()
         bar = tqdm(total=self.total_steps, initial=self.step, desc=t.name, dynamic_ncols=True,
                    disable=not self.acc.is_main_process)
+        guard = DivergenceGuard.for_run(t, self.ckpt_dir)  # stops a diverged run with an error (train/guards.py)
         while self.step < end:
             self.sampler.set_epoch(self.epoch, skip_batches=self.batch_in_epoch)
             if hasattr(self.train_set, "set_epoch"):  # the dataset draws target views per (seed, epoch, index)
@@ -510,6 +515,7 @@ class Trainer:
             for batch in self.loader:
                 batch = to_device(batch, self.device)
                 result = self.train_step(batch)
+                guard.update(self.step, result.skipped, result.losses.get("total"))
                 self.step += 1
                 self.batch_in_epoch += 1
                 self._accumulate(result)
@@ -723,8 +729,8 @@ def summarize(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in ("iou", "psnr")} if rows else {}
 
 
-def main(config: str, overrides: Sequence[str] = (), resume: bool = False) -> dict | None:
+def main(config: str, overrides: Sequence[str] = (), resume: bool = False, overwrite: bool = False) -> dict | None:
     from shoerecon.train.config import load_config
 
     cfg = load_config(config, overrides)
-    return Trainer(cfg, resume=resume).fit()
+    return Trainer(cfg, resume=resume, overwrite=overwrite).fit()

@@ -40,8 +40,10 @@ def tiny_shoe(texture_size: int = 64):
 def plain_style(upper=WHITE, sole=WHITE, outsole=None, **kw) -> MaterialStyle:
     """A style without logos, panels or stitching: every part ``upper``, the sole ``sole`` / ``outsole``."""
     colours = {name: upper for name in PARTS}
-    return MaterialStyle(part_colors=colours, midsole_color=sole, outsole_color=outsole or sole, stitching=False,
-                         heel_logo=None, tongue_label=None, **kw)
+    style = MaterialStyle(part_colors=colours, midsole_color=sole, outsole_color=outsole or sole, stitching=False,
+                          heel_logo=None, tongue_label=None, **kw)
+    style.params["crease_strength"] = 0.0
+    return style
 
 
 def with_texture(mesh, albedo: np.ndarray):

@@ -101,3 +101,15 @@ def test_framing_fills_the_width_at_view_0_and_keeps_every_view_in_frame():
         assert float(x.max() - x.min()) / 2 == pytest.approx(fill, abs=1e-4)
         all_views = Cameras.turntable(36, 10.0, d, 30.0).transform_points_ndc(mesh.verts[None].expand(36, -1, -1))
         assert float(all_views[..., :2].abs().max()) <= 0.98 + 1e-4
+
+
+def test_bake_shading_is_the_old_soft_light():
+    from shoerecon.data.synth.lighting import bake_shading
+
+    albedo = np.full((1, 3, 3), 0.8, dtype=np.float32)
+    light = np.array([0.0, 1.0, 0.0])
+    normal = np.array([[[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]])  # toward, across, away from the light
+    out = bake_shading(albedo, normal, tuple(light), ambient=0.6)
+    np.testing.assert_allclose(out[0, :, 0], [0.8, 0.8 * 0.6, 0.8 * 0.6], rtol=1e-6)
+    tilted = np.array([[[0.0, 0.5, math.sqrt(0.75)]]])
+    np.testing.assert_allclose(bake_shading(albedo[:, :1], tilted, tuple(light), 0.6)[0, 0, 0], 0.8 * (0.6 + 0.4 * 0.5), rtol=1e-6)

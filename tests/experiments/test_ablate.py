@@ -212,13 +212,11 @@ def test_smoke_end_to_end(tmp_path):
     broken.write_text(f"base: {CONFIGS / 'base.yaml'}\ntrain:\n  not_a_key: 1\n")
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, str(REPO / "experiments" / "ablate.py"), "--configs", "base", "ablations/augment",
          str(broken), "--budget", str(SMOKE), "--set", f"data.root={tmp_path / 'data'}", "--out", str(out),
          "--jobs", "2", "--seed", "1"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
-    elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
     for label in ("base", "ablations/augment"):
         assert f"start  {label}" in proc.stdout and f"finish {label}: ok" in proc.stdout
@@ -243,4 +241,3 @@ def test_smoke_end_to_end(tmp_path):
     again = {r["config"]: r for r in json.loads((out / "ablation.json").read_text())["rows"]}
     assert {k: (r["status"], r["values"]) for k, r in again.items()} == \
         {k: (r["status"], r["values"]) for k, r in rows.items()}
-    assert elapsed < 120, f"smoke ablation took {elapsed:.0f} s"

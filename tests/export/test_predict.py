@@ -113,3 +113,18 @@ def test_predict_cli(dataset_root, tiny_model, tmp_path, capsys):
     assert (tmp_path / "o" / "000" / "000.glb").is_file() and not (tmp_path / "o" / "000" / "000.obj").exists()
     with pytest.raises(SystemExit, match="valid formats"):
         main(["predict", "x.png", "--checkpoint", str(ckpt), "--out", str(tmp_path), "--format", "fbx"])
+
+
+def test_output_names_stay_inside_out(tmp_path, dataset_root, tiny_model):
+    """An input named '...png' (stem '..') once wrote into the parent of --out."""
+    from shoerecon.data.dataset import DataConfig as DC
+
+    photo = (tmp_path / "in").mkdir() or tmp_path / "in" / "...png"
+    photo.write_bytes(view_file(dataset_root).read_bytes())
+    out = tmp_path / "deep" / "out"
+    records, errors = predict_files(tiny_model, DC(image_size=SIZE), [photo], out,
+                                    PredictConfig(formats=("obj",), turntable=False), progress=False)
+    assert not errors
+    for f in records[0]["files"]:
+        assert out.resolve() in __import__("pathlib").Path(f).resolve().parents
+    assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["out"]

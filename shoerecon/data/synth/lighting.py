@@ -195,3 +195,29 @@ def framing_distance(
     if max_extent is not None and worst(d) > max_extent:
         d = solve(worst, max_extent)
     return d
+
+
+def bake_shading(
+    albedo: np.ndarray, normal: np.ndarray, light: tuple[float, float, float] = (0.25, 1.0, 0.45), ambient: float = 0.62
+) -> np.ndarray:
+    """The old generator's look: soft, view-independent shading baked into the texture (for unlit renders).
+
+    ``albedo * (ambient + (1 - ambient) * max(n . l, 0))`` with a world-space light direction, so every
+    view of an unlit render agrees with the network's own (unlit) renderer.
+
+    Args:
+        albedo: (T, T, 3) in [0, 1]. normal: (T, T, 3) unit world normals (``TexelGBuffer.normal``; zero
+            where no chart covers the texel: those take the nearest covered texel's shade).
+    Returns:
+        (T, T, 3) float32 in [0, 1].
+    """
+    light_dir = np.asarray(light, dtype=np.float64)
+    light_dir = light_dir / np.linalg.norm(light_dir)
+    shade_ = ambient + (1 - ambient) * np.clip(normal.astype(np.float64) @ light_dir, 0, 1)
+    empty = np.linalg.norm(normal, axis=-1) < 0.5  # texels outside every chart: take their nearest chart texel's shade
+    if empty.any() and not empty.all():
+        from scipy import ndimage
+
+        idx = ndimage.distance_transform_edt(empty, return_distances=False, return_indices=True)
+        shade_ = shade_[idx[0], idx[1]]
+    return np.clip(albedo * shade_[..., None], 0, 1).astype(np.float32)

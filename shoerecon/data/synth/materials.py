@@ -64,6 +64,15 @@ STITCH_EDGES: dict[str, tuple[str, ...]] = {
     "pull_tab": ("u0", "u1", "v1"),
 }
 
+#: Parts that shadow each receiving part where they meet or overlap it (the receiver lies underneath).
+OCCLUDERS: dict[str, tuple[str, ...]] = {
+    "upper": ("sole", "laces", "tongue", "collar", "overlay", "heel_counter", "pull_tab"),
+    "tongue": ("laces", "upper", "overlay"),
+    "overlay": ("laces", "sole"),
+    "heel_counter": ("sole", "collar", "pull_tab"),
+    "collar": ("pull_tab",),
+}
+
 #: Sampling ranges of the continuous style parameters (tests check samples stay inside).
 STYLE_RANGES: dict[str, tuple[float, float]] = {
     "outsole_band": (0.12, 0.45),       # outsole height as a fraction of the sole's height
@@ -82,6 +91,8 @@ STYLE_RANGES: dict[str, tuple[float, float]] = {
     "knit_period": (0.006, 0.012),
     "mesh_period": (0.012, 0.022),
     "noise_strength": (0.5, 1.5),       # scales every pattern's contrast
+    "crease_strength": (0.15, 0.4),     # baked occlusion where one part meets or covers another
+    "crease_radius": (0.004, 0.01),
     "gloss_scale": (0.6, 1.4),
 }
 
@@ -409,21 +420,24 @@ def _frame(g: TexelGBuffer) -> _Frame:
 
 
 def _material_pattern(
-    material: str, g: TexelGBuffer, fr: _Frame, style: MaterialStyle, seed: int, colour: np.ndarray
+    material: str, g: TexelGBuffer, fr: _Frame, style: MaterialStyle, seed: int, colour: np.ndarray, mask: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Albedo multiplier (T, T) or colour mix and gloss (T, T) of a material everywhere (the caller masks).
+    """Albedo and gloss of ``material`` with base colour ``colour`` (3,) on the texels of ``mask`` (T, T) only.
 
-    Returns (albedo (T, T, 3), gloss (T, T)) for the whole texture with base colour ``colour`` (3,).
+    Returns (albedo (T, T, 3), gloss (T, T)), zero outside ``mask`` (patterns cost per covered texel).
     """
     p = style.params
     k = p["noise_strength"]
-    pos, fp = g.position.astype(np.float64), fr.footprint
-    gloss = np.full(fr.valid.shape, MATERIAL_GLOSS[material] * p["gloss_scale"])
-    lum = np.ones(fr.valid.shape)
-    mix = np.zeros(fr.valid.shape)  # toward a second tone (heathered yarn, mesh holes)
+    albedo_full, gloss_full = np.zeros(mask.shape + (3,)), np.zeros(mask.shape)
+    if not mask.any():
+        return albedo_full, gloss_full
+    pos, fp = g.position[mask].astype(np.float64), fr.footprint[mask]
+    gloss = np.full(fp.shape, MATERIAL_GLOSS[material] * p["gloss_scale"])
+    lum = np.ones(fp.shape)
+    mix = np.zeros(fp.shape)  # toward a second tone (heathered yarn, mesh holes)
     second = colour * 0.45
     # Metric local coordinates for woven patterns (3D units along the part's u and v).
-    X, Y = g.local[..., 0] * fr.lx, g.local[..., 1] * fr.ly
+    X, Y = g.local[mask][:, 0] * fr.lx[mask], g.local[mask][:, 1] * fr.ly[mask]
     if material == "leather":
         grain = fbm(pos, p["grain_scale"], seed, fp, 2)
         lum += k * (0.035 * grain + 0.025 * value_noise(pos, 0.08, seed + 7))
@@ -460,9 +474,10 @@ def _material_pattern(
         lum += k * 0.03 * fbm(pos, 0.006, seed, fp, 2)
     elif material == "textile":
         lum += k * 0.04 * fbm(pos, 0.004, seed, fp, 2)
-    albedo = colour[None, None, :] * lum[..., None]
-    albedo = albedo * (1 - mix[..., None]) + second * mix[..., None]
-    return albedo, gloss
+    albedo = colour[None, :] * lum[:, None]
+    albedo_full[mask] = albedo * (1 - mix[:, None]) + second * mix[:, None]
+    gloss_full[mask] = gloss
+    return albedo_full, gloss_full
 
 
 def _paint(albedo, gloss, where, colour, g_val=None, amount=None) -> None:
@@ -531,6 +546,23 @@ def _glyph(a: np.ndarray, b: np.ndarray, width: float, height: float, n: int, se
     return cov
 
 
+def _crease_occlusion(g: TexelGBuffer, strength: float, radius: float) -> np.ndarray:
+    """(T, T) albedo multiplier in [1 - strength, 1]: 1 - strength * exp(-d / radius), d the 3D distance of a
+    texel to the nearest texel of a part that ``OCCLUDERS`` says shadows it (a baked ambient occlusion)."""
+    from scipy.spatial import cKDTree
+
+    out = np.ones(g.part.shape)
+    pos = g.position.astype(np.float64)
+    for receiver, occluders in OCCLUDERS.items():
+        rec = g.part == PART_ID[receiver]
+        occ = np.isin(g.part, [PART_ID[o] for o in occluders])
+        if not rec.any() or not occ.any():
+            continue
+        d, _ = cKDTree(pos[occ]).query(pos[rec], distance_upper_bound=6 * radius)
+        out[rec] = 1 - strength * np.exp(-np.minimum(d, 6 * radius) / radius)
+    return out
+
+
 def paint_texture(gbuffer: TexelGBuffer, style: MaterialStyle, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Paint a shoe's albedo and gloss from its texel G-buffer.
 
@@ -556,7 +588,7 @@ def paint_texture(gbuffer: TexelGBuffer, style: MaterialStyle, rng: np.random.Ge
             continue
         colour = np.asarray(s.midsole_color if name == "sole" else s.part_colors.get(name, (0.9, 0.9, 0.9)), dtype=np.float64)
         material = s.part_materials.get(name, "leather")
-        a, gl = _material_pattern(material, g, fr, s, seed + PART_ID[name], colour)
+        a, gl = _material_pattern(material, g, fr, s, seed + PART_ID[name], colour, m)
         if name == "lining":
             a = a * 0.75  # the inside of the shoe gets little light: the renderer has no occlusion
         albedo[m], gloss[m] = a[m], gl[m]
@@ -600,7 +632,8 @@ def paint_texture(gbuffer: TexelGBuffer, style: MaterialStyle, rng: np.random.Ge
             along = along_x
         key = (s.panel_material, tuple(colour))
         if key not in pmat_a:
-            pmat_a[key], pmat_g[key] = _material_pattern(s.panel_material, g, fr, s, seed + 50 + len(pmat_a), np.asarray(colour, dtype=np.float64))
+            pmat_a[key], pmat_g[key] = _material_pattern(s.panel_material, g, fr, s, seed + 50 + len(pmat_a),
+                                                          np.asarray(colour, dtype=np.float64), on_upper)
         cov = np.clip(d / fr.footprint + 0.5, 0, 1) * on_upper
         albedo[:] = albedo * (1 - cov[..., None]) + pmat_a[key] * cov[..., None]
         gloss[:] = gloss * (1 - cov) + pmat_g[key] * cov
@@ -668,7 +701,7 @@ def paint_texture(gbuffer: TexelGBuffer, style: MaterialStyle, rng: np.random.Ge
     if sole.any():
         h = loc_v
         sole_scale = fr.ly
-        out_a, out_g = _material_pattern("rubber", g, fr, s, seed + 31, np.asarray(s.outsole_color, dtype=np.float64))
+        out_a, out_g = _material_pattern("rubber", g, fr, s, seed + 31, np.asarray(s.outsole_color, dtype=np.float64), sole)
         under = g.normal[..., 1] < -0.6
         band = np.clip((p["outsole_band"] - h) * sole_scale / fr.footprint + 0.5, 0, 1)
         cov = np.maximum(band, under.astype(np.float64)) * sole
@@ -683,10 +716,12 @@ def paint_texture(gbuffer: TexelGBuffer, style: MaterialStyle, rng: np.random.Ge
         albedo[:] *= (1 - 0.35 * groove)[..., None]
         if s.cupsole_stitch:
             add_stitches(np.where(sole & ~under, (h - 0.6) * sole_scale, -1.0) + p["stitch_offset"], loc_u * fr.lx, sole & ~under)
-    # 8. Stitches: thread colour plus a slight shadow beside the row (reads as relief).
+    # 8. Creases: where a part meets or covers another the renderer (no occlusion) would light both fully.
+    albedo *= _crease_occlusion(g, p["crease_strength"], p["crease_radius"])[..., None]
+    # 9. Stitches: thread colour.
     _paint(albedo, gloss, stitch_rows, s.stitch_color, 0.15, 0.85)
     albedo, gloss = np.clip(albedo, 0, 1), np.clip(gloss, 0, 1)
-    # 9. Fill texels outside every chart with their nearest covered texel.
+    # 10. Fill texels outside every chart with their nearest covered texel.
     if not fr.valid.all():
         idx = ndimage.distance_transform_edt(~fr.valid, return_distances=False, return_indices=True)
         albedo, gloss = albedo[idx[0], idx[1]], gloss[idx[0], idx[1]]

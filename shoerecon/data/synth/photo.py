@@ -92,14 +92,20 @@ def contact_shadow(mesh: Mesh, cams: Cameras, image_size: int, lighting: Lightin
     verts[:, 1] = ground - (verts[:, 1] - ground) * lighting.shadow_depth
     renderer = Renderer(RendererConfig(image_size=image_size, faces_per_pixel=1, blend="hard", background=WHITE, cull_backfaces=False))
     sliver = renderer(verts[None], mesh.faces, cams)[0, :, 3:]  # (V, 1, S, S) coverage
-    sigma = max(lighting.shadow_softness * image_size, 0.5)
+    # Two scales: a tight, dark contact line right under the sole and the wide soft penumbra around it.
+    wide = _gaussian_blur(sliver, max(lighting.shadow_softness * image_size, 0.5))
+    tight = _gaussian_blur(sliver, max(lighting.shadow_softness * image_size / 4, 0.5))
+    return lighting.shadow_strength * (0.6 * wide + 0.4 * tight).clamp(0, 1)
+
+
+def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of (N, 1, H, W) with zero padding (nothing outside the image casts a shadow)."""
     radius = int(3 * sigma + 0.5)
-    x = torch.arange(-radius, radius + 1, dtype=sliver.dtype)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
-    blurred = F.conv2d(F.pad(sliver, (radius, radius, 0, 0)), k.view(1, 1, 1, -1))
-    blurred = F.conv2d(F.pad(blurred, (0, 0, radius, radius)), k.view(1, 1, -1, 1))
-    return lighting.shadow_strength * blurred.clamp(0, 1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0)), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, radius, radius)), k.view(1, 1, -1, 1))
 
 
 def render_photo(
