@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default torch's choice; 1 is faster on a busy shared CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--refine", type=int, default=0, metavar="N",
+                        help="also evaluate with N refinement steps per shoe (shoerecon.fit, the checkpoint's "
+                             "refine: section): before/ holds the plain report, the output folder the refined "
+                             "one, before_after.md both side by side")
 
 
 def default_out_dir(checkpoint: str | Path, split: str) -> Path:
@@ -73,7 +77,36 @@ def run(args: argparse.Namespace) -> int:
         fid_resize=args.fid_resize, grid_shoes=args.grid_shoes, metrics=metrics,
     )
     out = Path(args.out) if args.out else default_out_dir(args.checkpoint, args.split)
-    results = evaluate(model, cfg, dataset, eval_cfg, out_dir=out, progress=not args.quiet)
-    print(markdown_report(results))
-    print(f"wrote {out / 'metrics.json'}, {out / 'metrics.md'}, {out / 'grid.png'}")
+    if args.refine < 0:
+        raise SystemExit(f"shoerecon eval: --refine must be >= 0, got {args.refine}")
+    if args.refine == 0:
+        results = evaluate(model, cfg, dataset, eval_cfg, out_dir=out, progress=not args.quiet)
+        print(markdown_report(results))
+        print(f"wrote {out / 'metrics.json'}, {out / 'metrics.md'}, {out / 'grid.png'}")
+        return 0
+    before = evaluate(model, cfg, dataset, eval_cfg, out_dir=out / "before", progress=not args.quiet)
+    after = evaluate(model, cfg, dataset, replace(eval_cfg, refine_steps=args.refine), out_dir=out,
+                     progress=not args.quiet)
+    table = before_after_table(before["summary"], after["summary"], args.refine)
+    (out / "before_after.md").write_text(table + "\n")
+    print(markdown_report(after))
+    print(table)
+    print(f"wrote {out / 'metrics.json'} (refined), {out / 'before' / 'metrics.json'}, {out / 'before_after.md'}")
     return 0
+
+
+def before_after_table(before: dict, after: dict, steps: int) -> str:
+    """Markdown: every summary metric without and with ``steps`` refinement steps, and the change.
+
+    >>> print(before_after_table({"input/psnr": 20.0}, {"input/psnr": 27.5}, 100))
+    | metric | no refinement | --refine 100 | change |
+    | --- | --- | --- | --- |
+    | input/psnr | 20.0000 | 27.5000 | +7.5000 |
+    """
+    lines = [f"| metric | no refinement | --refine {steps} | change |", "| --- | --- | --- | --- |"]
+    for key in before:
+        if key.startswith("count/") or key not in after:
+            continue
+        b, a = before[key], after[key]
+        lines.append(f"| {key} | {b:.4f} | {a:.4f} | {a - b:+.4f} |")
+    return "\n".join(lines)

@@ -45,6 +45,7 @@ class EvalConfig:
         all evaluated shoes, renders vs real views, both RGB on white). fid_weights: the Inception file
         (None: the torch hub cache). fid_resize: Inception input side (299 as trained; >= 75, much faster
         on CPU, values not comparable across sizes). fid_batch_size: images per Inception forward.
+    refine_steps: refine each prediction for this many steps against its input view before measuring.
     seams: ``novel/seam_error`` / ``seam_baseline`` / ``seam_excess`` / ``seam_fraction`` (``eval.seams``).
     views: view indices per shoe; None = every view of the rig. max_shoes: first N shoes of the split.
     grid_shoes / grid_views: rows (shoes) and columns (azimuths) of grid.png.
@@ -65,6 +66,7 @@ class EvalConfig:
     fid_batch_size: int = 32
     grid_shoes: int = 4
     grid_views: int = 6
+    refine_steps: int = 0  # > 0: fit each prediction to its input view first (``shoerecon.fit``, cfg.refine)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     invariance_cfg: InvarianceConfig = field(default_factory=InvarianceConfig)
 
@@ -282,6 +284,12 @@ def evaluate(
             continue
         inputs = torch.stack([s["input"] for s in shoes]).to(model_device(model))
         meshes = predict_meshes(model, inputs)
+        if eval_cfg.refine_steps > 0:
+            from shoerecon.fit import RefineConfig, refine_meshes
+
+            masks = torch.stack([s["input_mask"] for s in shoes]).to(inputs.device)
+            meshes = refine_meshes(model, inputs, masks, getattr(cfg, "refine", None) or RefineConfig(),
+                                   eval_cfg.refine_steps)
         inv = invariance_chamfer(model, inputs, eval_cfg.invariance_cfg) if eval_cfg.invariance else {}
         for i, (shoe, mesh) in enumerate(zip(shoes, meshes)):
             input_view = dataset.input_index(dataset.rigs[shoe["shoe_id"]])

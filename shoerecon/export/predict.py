@@ -8,6 +8,11 @@ settings), run through the network in batches, and written per image as
     DIR/<name>/<name>.glb                 (binary glTF, texture embedded)
     DIR/<name>/<name>_turntable.png       (8 azimuths rendered with our Renderer, input view first)
     DIR/<name>/<name>_input.png           (what the network saw)
+    DIR/<name>/<name>_fit.png             (with --refine N: photo | fitted render | photo-texel weights)
+
+``--refine N`` fits each prediction to its photo for N steps (``shoerecon.fit``); ``--orientation``
+auto | as-is | mirror handles toe-left photos (the mesh is a right shoe; ``--keep-handedness`` mirrors
+it back to match the photo). ``--refine 0 --orientation as-is`` (the defaults) is the plain forward pass.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -23,6 +28,9 @@ from tqdm import tqdm
 
 from shoerecon.export.turntable import TurntableConfig, save_turntable_strip, to_pil
 from shoerecon.geometry.mesh import Mesh
+
+if TYPE_CHECKING:
+    from shoerecon.fit import RefineConfig
 
 FORMATS = ("obj", "glb")
 
@@ -36,6 +44,15 @@ class PredictConfig:
     turntable: bool = True
     turntable_cfg: TurntableConfig = field(default_factory=TurntableConfig)
     save_input: bool = True
+    refine_steps: int = 0
+    orientation: str = "as-is"
+    keep_handedness: bool = False
+    refine_cfg: Optional["RefineConfig"] = None  # None: RefineConfig() (the checkpoint's refine: section in run())
+
+    @property
+    def fitting(self) -> bool:
+        """Whether images go through ``fit.fit_photo`` (refinement or an orientation other than as-is)."""
+        return self.refine_steps > 0 or self.orientation != "as-is"
 
 
 def load_input(path: str | Path, data_cfg) -> tuple[Tensor, Tensor]:
@@ -145,22 +162,70 @@ def predict_files(
         except (DataError, ValueError) as err:
             errors.append(str(err))
     records = []
+    if cfg.fitting:
+        return _fit_files(model, data_cfg, prepared, out, cfg, progress), errors
     bar = tqdm(total=len(prepared), desc="predict", unit="img", disable=not progress)
     for start in range(0, len(prepared), cfg.batch_size):
         chunk = prepared[start:start + cfg.batch_size]
         meshes = predict_meshes(model, torch.stack([c[2] for c in chunk]))
         for (path, name, image), mesh in zip(chunk, meshes):
-            folder = out / name
-            files = export_mesh(mesh, folder, name, cfg.formats)
-            if cfg.turntable:
-                files.append(save_turntable_strip(mesh, folder / f"{name}_turntable.png", cfg.turntable_cfg))
-            if cfg.save_input:
-                to_pil(image).save(folder / f"{name}_input.png")
-                files.append(folder / f"{name}_input.png")
-            records.append({"image": path, "name": name, "files": [str(f) for f in files]})
+            records.append(_write_outputs(mesh, image, path, name, out, cfg))
             bar.update()
     bar.close()
     return records, errors
+
+
+def _write_outputs(mesh: Mesh, image: Tensor, path: str, name: str, out: Path, cfg: PredictConfig) -> dict:
+    folder = out / name
+    files = export_mesh(mesh, folder, name, cfg.formats)
+    if cfg.turntable:
+        files.append(save_turntable_strip(mesh, folder / f"{name}_turntable.png", cfg.turntable_cfg))
+    if cfg.save_input:
+        to_pil(image).save(folder / f"{name}_input.png")
+        files.append(folder / f"{name}_input.png")
+    return {"image": path, "name": name, "files": [str(f) for f in files]}
+
+
+def _fit_files(model: torch.nn.Module, data_cfg, prepared: list[tuple[str, str, Tensor]], out: Path,
+               cfg: PredictConfig, progress: bool) -> list[dict]:
+    """One image at a time: forward pass, orientation, refinement (``fit.fit_photo``), export."""
+    from dataclasses import replace
+
+    from shoerecon.export.turntable import image_grid
+    from shoerecon.fit import RefineConfig, fit_photo, mirror_mesh
+
+    rcfg = cfg.refine_cfg or RefineConfig()
+    device = model_device(model)
+    records = []
+    for path, name, image in tqdm(prepared, desc="predict", unit="img", disable=not progress or len(prepared) < 2):
+        photo, mask = load_input(path, replace(data_cfg, image_size=rcfg.image_size))
+        fit = fit_photo(model, image.to(device), photo.to(device), mask.to(device), rcfg, cfg.orientation,
+                        steps=cfg.refine_steps, progress=progress)
+        mesh = fit.mesh
+        if fit.mirrored and cfg.keep_handedness:
+            mesh = mirror_mesh(mesh)
+        rec = _write_outputs(mesh, image.flip(-1) if fit.mirrored else image, path, name, out, cfg)
+        if fit.result is not None:
+            res = fit.result
+            weight = res.bake.weight[None].expand(3, -1, -1) if res.bake is not None else torch.zeros_like(photo)
+            weight = torch.nn.functional.interpolate(weight[None].float(), size=photo.shape[-2:], mode="area")[0]
+            shown = photo.flip(-1) if fit.mirrored else photo
+            fit_png = out / name / f"{name}_fit.png"
+            to_pil(image_grid([[shown, res.render[:3].cpu(), weight.cpu()]])).save(fit_png)
+            rec["files"].append(str(fit_png))
+            rec["fit"] = {"silhouette_iou": _iou(res.render[3:], mask.flip(-1) if fit.mirrored else mask),
+                          "seconds": round(res.seconds, 3), "steps": res.steps}
+        rec["orientation"] = "mirror" if fit.mirrored else "as-is"
+        rec["scores"] = fit.scores
+        rec["handedness"] = "left (mirrored back)" if fit.mirrored and cfg.keep_handedness else "right"
+        records.append(rec)
+    return records
+
+
+def _iou(alpha: Tensor, mask: Tensor) -> float:
+    from shoerecon.fit import hard_iou
+
+    return round(hard_iou(alpha.cpu(), mask.cpu()), 4)
 
 
 # ----------------------------------------------------------------------------------------- CLI
@@ -176,6 +241,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default torch's choice; 1 is faster on a busy shared CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--refine", type=int, default=None, metavar="N",
+                        help="fit each prediction to its photo for N steps (shape, camera, texture from the photo); "
+                             "default: the checkpoint's refine.steps (0 = the plain forward pass)")
+    parser.add_argument("--orientation", default="as-is", choices=("auto", "as-is", "mirror"),
+                        help="the input convention is a right shoe's lateral side, toe right. mirror: the photo "
+                             "shows the toe left; auto: fit both briefly and keep the better silhouette (default as-is)")
+    parser.add_argument("--keep-handedness", action="store_true",
+                        help="when the photo was mirrored, mirror the exported mesh back (a left shoe, z -> -z) "
+                             "instead of exporting a right shoe")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -193,11 +267,22 @@ def run(args: argparse.Namespace) -> int:
         model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
     except (ValueError, FileNotFoundError) as err:  # unsafe, foreign or broken file: one line, no traceback
         raise SystemExit(f"shoerecon predict: {err}") from None
+    steps = cfg.refine.steps if args.refine is None else args.refine
+    if steps < 0:
+        raise SystemExit(f"shoerecon predict: --refine must be >= 0, got {steps}")
     pcfg = PredictConfig(formats=formats, batch_size=args.batch_size, turntable=not args.no_turntable,
-                         turntable_cfg=TurntableConfig(image_size=args.strip_size))
+                         turntable_cfg=TurntableConfig(image_size=args.strip_size), refine_steps=steps,
+                         orientation=args.orientation, keep_handedness=args.keep_handedness, refine_cfg=cfg.refine)
     records, errors = predict_files(model, cfg.data, args.images, args.out, pcfg, progress=not args.quiet)
     for rec in records:
         print(f"{rec['image']} -> {', '.join(rec['files'])}")
+        if "orientation" in rec:
+            scores = ", ".join(f"{k} IoU {v:.3f}" for k, v in rec["scores"].items())
+            print(f"  orientation: {rec['orientation']}" + (f" (auto: {scores})" if scores else "")
+                  + f"; exported as a {rec['handedness']} shoe")
+        if "fit" in rec:
+            f = rec["fit"]
+            print(f"  refine: {f['steps']} steps in {f['seconds']:.2f} s, input-view silhouette IoU {f['silhouette_iou']:.3f}")
     for err in errors:
         print(f"skipped: {err}", file=sys.stderr)
     return 1 if errors else 0

@@ -28,6 +28,7 @@ from shoerecon.data import DataConfig
 from shoerecon.data.augment import AugmentConfig
 from shoerecon.data.synthetic import SynthConfig
 from shoerecon.eval.report import EvalConfig
+from shoerecon.fit.refine import RefineConfig
 from shoerecon.geometry.remesh import RemeshConfig
 from shoerecon.geometry.uv import UVConfig
 from shoerecon.losses import LossConfig
@@ -118,7 +119,8 @@ class ExperimentConfig:
     v1 sections: train, data, synthetic, synth, model, losses (every weight), render, eval (the report
     written at the end of training). v2 sections, all off by default: uv (layout mode), augment (input
     view), remesh (every_epochs > 0), variance (mode != none), align / flow_smooth / gan / fid (the
-    options of the losses of the same name; their weights live in ``losses``).
+    options of the losses of the same name; their weights live in ``losses``). refine: predict-time fitting to
+    the photo (``shoerecon.fit``; steps 0 = off).
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -137,6 +139,7 @@ class ExperimentConfig:
     flow_smooth: FlowSmoothConfig = field(default_factory=FlowSmoothConfig)
     gan: AdversarialConfig = field(default_factory=AdversarialConfig)
     fid: FIDConfig = field(default_factory=FIDConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)  # predict/eval --refine: fit to the photo
 
 
 # Keys that moved: old path -> new path (checkpoints of earlier runs still load, with a warning).
