@@ -45,7 +45,7 @@ def time_loader(cfg, batch: int, workers: int, batches: int) -> tuple[float, flo
     loader over ``batches`` batches (after warm-up). With 0 workers the CPU time is the loading work itself,
     whatever else loads the machine; with workers it is only the main process's share."""
     from shoerecon.data import TurntableDataset
-    from shoerecon.train.trainer import SeededItems, ShardedEpochBatches
+    from shoerecon.data.sampler import SeededItems, ShardedEpochBatches
 
     ds = TurntableDataset(cfg, split="train", seed=0)
     sampler = ShardedEpochBatches(len(ds), batch, 0, 1, seed=0)

@@ -32,7 +32,8 @@ def main() -> None:
     from shoerecon.data import TurntableDataset
     from shoerecon.render import Renderer
     from shoerecon.train.checkpoint import load_for_inference
-    from shoerecon.train.trainer import eval_render_config, evaluate_shoes
+    from shoerecon.train.system import eval_render_config
+    from shoerecon.train.validation import evaluate_shoes
 
     net, cfg = load_for_inference(args.checkpoint, args.device)
     data_cfg = dataclasses.replace(cfg.data, root=args.data) if args.data else cfg.data

@@ -53,7 +53,7 @@ def main() -> None:
     from shoerecon.data import TurntableDataset
     from shoerecon.data.layout import view_files
     from shoerecon.eval.metrics import mesh_metrics_3d, psnr, silhouette_iou
-    from shoerecon.export.glb import load_glb
+    from shoerecon.geometry.io.glb import load_glb
     from shoerecon.export.predict import load_input
     from shoerecon.export.turntable import preview_renderer, render_mesh
     from shoerecon.fit import fit_photo, hard_iou, predict_one, refine

@@ -18,7 +18,7 @@ import torch
 def stage_times(size: int, views: int, supersample: int) -> dict[str, float]:
     from shoerecon.data.layout import rig_from_turntable, save_rgba
     from shoerecon.data.synthetic import SynthConfig, render_turntable, sample_shoe_params, shoe_geometry, shoe_mesh, shoe_rng, shoe_texture
-    from shoerecon.export.glb import save_glb
+    from shoerecon.geometry.io.glb import save_glb
 
     cfg = SynthConfig(image_size=size, num_views=views, supersample=supersample)
     p = sample_shoe_params(shoe_rng(0, 0), cfg)

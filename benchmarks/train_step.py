@@ -33,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-RANDOM_BACKBONES = ["losses.lpips_pretrained=false", "fid.pretrained=false", "eval.lpips=random", "eval.fid=random"]
+RANDOM_BACKBONES = ["losses.perceptual.pretrained=false", "losses.fid.pretrained=false", "eval.lpips=random",
+                    "eval.fid=random"]
 
 
 class SectionTimer:
@@ -76,18 +77,18 @@ class SectionTimer:
 
 # (module, attribute, row) of the functions timed; absent ones (other code versions) are skipped.
 LOSS_FUNCTIONS = [
-    ("shoerecon.losses", "silhouette_iou_loss", "loss silhouette"),
-    ("shoerecon.losses", "image_l2_loss", "loss image"),
-    ("shoerecon.losses", "perceptual_loss", "loss perceptual (LPIPS)"),
-    ("shoerecon.losses", "flow_mask_loss", "loss flow"),
-    ("shoerecon.losses", "laplacian_loss", "loss laplacian"),
-    ("shoerecon.losses", "flatten_loss", "loss flatten"),
-    ("shoerecon.losses", "normal_consistency_loss", "loss normal consistency"),
-    ("shoerecon.losses", "edge_length_loss", "loss edge length"),
-    ("shoerecon.losses", "visible_faces", "loss align: visibility pass"),
-    ("shoerecon.losses", "align_loss", "loss align"),
-    ("shoerecon.losses", "flow_smoothness_loss", "loss flow smoothness"),
-    ("shoerecon.data.augment", "augment_input_batch", "input augmentation"),
+    ("shoerecon.losses.silhouette", "silhouette_iou_loss", "loss silhouette"),
+    ("shoerecon.losses.image", "image_l2_loss", "loss image"),
+    ("shoerecon.losses.perceptual", "perceptual_loss", "loss perceptual (LPIPS)"),
+    ("shoerecon.losses.flow", "flow_mask_loss", "loss flow"),
+    ("shoerecon.losses.regularizers", "laplacian_loss", "loss laplacian"),
+    ("shoerecon.losses.regularizers", "flatten_loss", "loss flatten"),
+    ("shoerecon.losses.regularizers", "normal_consistency_loss", "loss normal consistency"),
+    ("shoerecon.losses.regularizers", "edge_length_loss", "loss edge length"),
+    ("shoerecon.losses.align", "visible_faces", "loss align: visibility pass"),
+    ("shoerecon.losses.align", "align_loss", "loss align"),
+    ("shoerecon.losses.flow_smooth", "flow_smoothness_loss", "loss flow smoothness"),
+    ("shoerecon.train.system", "augment_input_batch", "input augmentation"),
 ]
 ROW_ORDER = ["network", "input augmentation", "render targets", "loss silhouette", "loss image",
              "loss perceptual (LPIPS)", "loss flow", "loss laplacian", "loss flatten", "loss normal consistency",
@@ -100,7 +101,8 @@ def instrument_modules(timer: SectionTimer, state: dict) -> None:
     """Wrap the module-level functions (once per process) in timed sections."""
     import importlib
 
-    import shoerecon.train.trainer as trainer_module
+    import shoerecon.train.novel_views as novel_module
+    import shoerecon.train.system as system_module
 
     def patch(obj, name, label):
         if hasattr(obj, name):
@@ -109,29 +111,33 @@ def instrument_modules(timer: SectionTimer, state: dict) -> None:
     for mod_name, attr, label in LOSS_FUNCTIONS:
         with contextlib.suppress(ImportError):
             patch(importlib.import_module(mod_name), attr, label)
-    patch(trainer_module, "render_prediction", lambda: "render novel views" if state["novel"] else "render targets")
+    patch(system_module, "render_prediction", lambda: "render novel views" if state["novel"] else "render targets")
+    init = novel_module.NovelViews.__init__
+
+    def novel_init(self, render, *args, **kwargs):  # the novel views render through the same render_prediction
+        def novel_render(cameras):
+            state["novel"] = True
+            try:
+                return render(cameras)
+            finally:
+                state["novel"] = False
+
+        init(self, novel_render, *args, **kwargs)
+
+    novel_module.NovelViews.__init__ = novel_init
 
 
 def instrument_trainer(trainer, timer: SectionTimer, state: dict) -> None:
-    """Wrap one trainer's network, novel-view terms, backward and optimiser in timed sections."""
+    """Wrap one trainer's network, novel-view terms' modules, backward and optimiser in timed sections."""
     trainer.net.forward = timer.wrap(trainer.net.forward, "network")
-    novel_terms = trainer.novel_view_terms
-
-    def novel_view_terms(*args, **kwargs):
-        state["novel"] = True
-        try:
-            return novel_terms(*args, **kwargs)
-        finally:
-            state["novel"] = False
-
-    trainer.novel_view_terms = novel_view_terms
-    if trainer.novel is not None:
-        trainer.novel.critic_step = timer.wrap(trainer.novel.critic_step, "critic update(s) + GP")
-        if trainer.novel.wgan is not None:
-            trainer.novel.wgan.generator_objective = timer.wrap(trainer.novel.wgan.generator_objective,
-                                                                "loss adversarial (generator)")
-        if trainer.novel.fid is not None:
-            trainer.novel.fid.forward = timer.wrap(trainer.novel.fid.forward, "loss FID")
+    modules = trainer.system.loss_modules
+    if "adversarial" in modules:
+        critic = modules["adversarial"]
+        critic.critic_step = timer.wrap(critic.critic_step, "critic update(s) + GP")
+        critic.wgan.generator_objective = timer.wrap(critic.wgan.generator_objective,
+                                                     "loss adversarial (generator)")
+    if "fid" in modules:
+        modules["fid"].forward = timer.wrap(modules["fid"].forward, "loss FID")
     trainer.acc.backward = timer.wrap(trainer.acc.backward, "backward")
     trainer.optimizer.step = timer.wrap(trainer.optimizer.step, "optimiser step")
 
@@ -144,8 +150,10 @@ def remesh_ms_per_step(trainer, cfg, timer: SectionTimer) -> tuple[float, str]:
     shoes = cfg.data.max_shoes or cfg.synthetic.shoes
     train_shoes = max(1, round(shoes * cfg.data.split_fractions[0] / sum(cfg.data.split_fractions)))
     steps = every * max(1, train_shoes // cfg.train.batch_size)
+    from shoerecon.train.hooks import remesh
+
     start = timer.clock()
-    trainer.remesh()
+    remesh(trainer)
     ms = (timer.clock() - start) * 1e3
     return ms / steps, f"remesh {ms:.0f} ms every {steps} steps ({every} epochs x ~{train_shoes} shoes / batch)"
 

@@ -147,10 +147,10 @@ def flatten_overrides(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> 
 
 def load_budget(path: str | Path) -> dict:
     """Read a budget YAML (a mapping of config sections, checked against the schema; no ``base:``)."""
-    from shoerecon.train.config import ConfigError, ExperimentConfig, check_tree, read_yaml_mapping
+    from shoerecon.train.config import ConfigError, ExperimentConfig, check_tree, migrate_moved_keys, read_yaml_mapping
 
     path = Path(path)
-    tree = read_yaml_mapping(path, "budget")
+    tree = migrate_moved_keys(read_yaml_mapping(path, "budget"), str(path))
     if "base" in tree:
         raise ConfigError(f"{path}: a budget is merged over every config; it cannot name a 'base:'")
     check_tree(tree, ExperimentConfig, source=str(path))
@@ -159,10 +159,11 @@ def load_budget(path: str | Path) -> dict:
 
 def check_overrides(overrides: Sequence[str]) -> None:
     """ConfigError for a malformed or unknown dotted override, before any run starts."""
-    from shoerecon.train.config import ExperimentConfig, check_tree, parse_override
+    from shoerecon.train.config import ExperimentConfig, check_tree, migrate_moved_keys, parse_override
 
     for text in overrides:
-        check_tree(parse_override(text), ExperimentConfig, source=f"override {text!r}")
+        source = f"override {text!r}"
+        check_tree(migrate_moved_keys(parse_override(text), source), ExperimentConfig, source=source)
 
 
 # ------------------------------------------------------------------------------------------ configs
@@ -301,8 +302,7 @@ def record_config_error(path: Path, label: str, out: Path, error: str) -> RunSta
 
 def prepare_datasets(configs: Sequence[Path], overrides: Sequence[str]) -> None:
     """Generate each missing synthetic data.root once, before parallel runs could race to create it."""
-    from types import SimpleNamespace
-
+    from shoerecon.data.generate import ensure_dataset
     from shoerecon.train.config import load_config
 
     done: set[str] = set()
@@ -311,10 +311,8 @@ def prepare_datasets(configs: Sequence[Path], overrides: Sequence[str]) -> None:
         root = str(Path(cfg.data.root).resolve())
         if root in done or Path(root).exists() or not cfg.synthetic.enabled:
             continue
-        from shoerecon.train.trainer import ensure_dataset
-
         progress(f"generating dataset {cfg.data.root} ({cfg.synthetic.shoes} shoes) for all runs")
-        ensure_dataset(cfg, SimpleNamespace(is_main_process=True, wait_for_everyone=lambda: None))
+        ensure_dataset(cfg.data.root, cfg.synthetic, cfg.synth, cfg.data.image_size)
         done.add(root)
 
 

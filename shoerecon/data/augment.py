@@ -11,11 +11,14 @@ jitter changes the shoe only: the result is composited back over the white backg
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
+
+from shoerecon.data.batch import TrainBatch
 
 
 @dataclass
@@ -111,14 +114,16 @@ def pixel_to_grid_affine(matrix: Tensor, height: int, width: int) -> Tensor:
     return n @ matrix @ torch.linalg.inv(n)
 
 
-def augment_input_batch(batch: dict, augment: InputAugment, generator: Optional[torch.Generator] = None) -> dict:
-    """A copy of a dataset batch with "input" and "input_mask" augmented; every target entry untouched.
+def augment_input_batch(batch: TrainBatch, augment: InputAugment,
+                        generator: Optional[torch.Generator] = None) -> TrainBatch:
+    """A copy of a batch (``TrainBatch``, or a dict with the same keys) with "input" and "input_mask"
+    augmented; every target entry untouched.
 
     A batch "input_transform" (B, 2, 3) (the input camera's image grid -> the input's grid) is composed with
     the affine draw, so points projected by the input camera still land where the augmented input shows them.
     """
     image, mask = augment(batch["input"], batch.get("input_mask"), generator=generator)
-    out = dict(batch)
+    out = copy.copy(batch)
     out["input"] = image
     if mask is not None:
         out["input_mask"] = mask

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from shoerecon.data.batch import TrainBatch
 from shoerecon.data.layout import (
     DEFAULT_MAX_PIXELS,
     DataError,
@@ -258,7 +259,7 @@ class TurntableDataset(torch.utils.data.Dataset):
             raise ValueError(f"num_target_views={k} but only {len(pool)} views are available")
         return torch.as_tensor(np.sort(rng.choice(pool, size=k, replace=False)), dtype=torch.long)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> TrainBatch:
         for attempt in range(len(self.shoe_ids)):
             shoe_id = self.shoe_ids[(index + attempt) % len(self.shoe_ids)]
             if shoe_id in self.bad:
@@ -269,17 +270,15 @@ class TurntableDataset(torch.utils.data.Dataset):
                 self._fail(shoe_id, e)
         raise DataError(f"{self.root}: every shoe of split {self.split!r} failed to load")
 
-    def _item(self, index: int, shoe_id: str) -> dict:
+    def _item(self, index: int, shoe_id: str) -> TrainBatch:
         rig = self.rigs[shoe_id]
         input_view = self.input_index(rig)
         targets = self.sample_targets(index, rig.num_views, input_view)
         inp, inp_mask, inp_cam, inp_transform = self._input(shoe_id, input_view)
         imgs, masks, cams = self._views(shoe_id, targets.tolist())
-        return {
-            "shoe_id": shoe_id, "input": inp, "input_mask": inp_mask, "input_camera": inp_cam,
-            "input_transform": inp_transform,
-            "targets": imgs, "target_masks": masks, "target_cameras": cams, "target_views": targets,
-        }
+        return TrainBatch(input=inp, input_mask=inp_mask, input_camera=inp_cam, input_transform=inp_transform,
+                          targets=imgs, target_masks=masks, target_cameras=cams, target_views=targets,
+                          shoe_id=shoe_id)
 
     def load_shoe(self, shoe_id: str, views: Sequence[int] | None = None) -> dict:
         """Every (or the given) view of a shoe, for evaluation.

@@ -32,6 +32,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from shoerecon.render.cameras import Cameras
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 RIG_KEYS = {"views", "input_view", "num_views", "image_size", "background", "source", "object"}
 VIEW_KEYS = {"azimuth", "elevation", "distance", "fov"}
@@ -75,8 +77,6 @@ class Rig:
 
 def rig_from_turntable(num_views: int = 36, elevation: float = 10.0, distance: float = 2.2, fov: float = 30.0) -> Rig:
     """The default turntable (``Cameras.turntable`` defaults), input view 0."""
-    from shoerecon.render.cameras import Cameras
-
     return Rig(Cameras.turntable(num_views, elevation, distance, fov).to_tensor(), 0)
 
 

@@ -594,7 +594,7 @@ def render_turntable(mesh: Mesh, cameras: Tensor, image_size: int, supersample: 
 
 def _save_mesh(mesh: Mesh, path: Path) -> None:
     """Ground truth as GLB through the export module (textured, UVs kept)."""
-    from shoerecon.export.glb import save_glb
+    from shoerecon.geometry.io.glb import save_glb
 
     save_glb(mesh, path)
 

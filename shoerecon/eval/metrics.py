@@ -15,11 +15,13 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import kornia
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from shoerecon.geometry.mesh import Mesh, face_areas_normals
+from shoerecon.geometry.quality import self_intersecting_faces, triangle_angles
 
 
 @dataclass
@@ -34,8 +36,13 @@ class MetricsConfig:
     voxel_resolution: int = 32                    # Pix2Vox volumetric IoU grid
     silhouette_threshold: float = 0.5
     ssim_window: int = 11
-    ssim_sigma: float = 1.5
+    ssim_sigma: float = 1.5                       # kornia's SSIM window: 1.5 is the only value
     seed: int = 0                                 # point sampling is seeded: metrics are reproducible
+
+    def __post_init__(self) -> None:
+        if self.ssim_sigma != 1.5:
+            raise ValueError(f"MetricsConfig.ssim_sigma={self.ssim_sigma}: SSIM is kornia's, whose Gaussian "
+                             f"window has sigma 1.5 (the standard); no other value is supported")
 
 
 # ====================================================================== 2D
@@ -55,6 +62,8 @@ def silhouette_iou(pred: Tensor, target: Tensor, threshold: float = 0.5) -> Tens
 def psnr(pred: Tensor, target: Tensor, max_val: float = 1.0, max_db: float = 100.0) -> Tensor:
     """Peak signal-to-noise ratio in dB. pred, target (B, C, H, W) -> (B,); identical images give ``max_db``.
 
+    Not ``kornia.metrics.psnr``: that one is one value over the whole batch and infinite for identical images.
+
     >>> round(psnr(torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.1)).item(), 4)
     20.0
     """
@@ -63,24 +72,9 @@ def psnr(pred: Tensor, target: Tensor, max_val: float = 1.0, max_db: float = 100
     return 10 * torch.log10(max_val**2 / mse.clamp_min(floor))
 
 
-def gaussian_kernel(size: int, sigma: float, device=None, dtype=torch.float32) -> Tensor:
-    """Normalised 1D Gaussian (size,)."""
-    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def gaussian_window(size: int, sigma: float, device=None, dtype=torch.float32) -> Tensor:
-    """Normalised 2D Gaussian window (size, size): the outer product of two 1D kernels."""
-    g = gaussian_kernel(size, sigma, device, dtype)
-    return g[:, None] * g[None, :]
-
-
-def ssim(
-    pred: Tensor, target: Tensor, window_size: int = 11, sigma: float = 1.5, data_range: float = 1.0,
-    k1: float = 0.01, k2: float = 0.03,
-) -> Tensor:
-    """Structural similarity (Wang et al. 2004), Gaussian window, statistics over 'valid' windows only.
+def ssim(pred: Tensor, target: Tensor, window_size: int = 11, data_range: float = 1.0) -> Tensor:
+    """Structural similarity (Wang et al. 2004): ``kornia.metrics.ssim`` (Gaussian window, sigma 1.5, k1 0.01,
+    k2 0.03) over 'valid' windows only, in float64 (E[x^2] - E[x]^2 cancels badly in float32 on flat regions).
 
     Args:
         pred, target: (B, C, H, W), H and W >= window_size.
@@ -89,18 +83,9 @@ def ssim(
     """
     if min(pred.shape[-2:]) < window_size:
         raise ValueError(f"ssim needs images of at least {window_size} px, got {tuple(pred.shape[-2:])}")
-    c = pred.shape[1]
-    x, y = pred.double(), target.double()  # E[x^2] - E[x]^2 cancels badly in float32 on flat regions
-    g = gaussian_kernel(window_size, sigma, x.device, x.dtype)  # the 2D window is separable
-    stats = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5C, H, W), one pass for all five means
-    n = stats.shape[1]
-    stats = F.conv2d(stats, g.view(1, 1, 1, -1).expand(n, 1, 1, window_size), groups=n)
-    stats = F.conv2d(stats, g.view(1, 1, -1, 1).expand(n, 1, window_size, 1), groups=n)
-    mx, my, exx, eyy, exy = stats.split(c, dim=1)
-    vx, vy, cov = exx - mx**2, eyy - my**2, exy - mx * my
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(-1).float()
+    ssim_map = kornia.metrics.ssim(pred.double(), target.double(), window_size, max_val=data_range, eps=0.0,
+                                   padding="valid")
+    return ssim_map.flatten(1).mean(-1).float()
 
 
 def lpips_distance(lpips_model: torch.nn.Module, pred: Tensor, target: Tensor) -> Tensor:
@@ -298,81 +283,8 @@ def chamfer_between_meshes(a: Mesh, b: Mesh, num_points: int = 5000, seed: int =
 
 
 # ====================================================================== mesh quality
-def triangle_angles(verts: Tensor, faces: Tensor) -> Tensor:
-    """Interior angles in degrees. verts (N, 3), faces (F, 3) -> (F, 3), angle at each corner.
-
-    >>> v = torch.tensor([[0., 0, 0], [1, 0, 0], [0, 1, 0]])
-    >>> triangle_angles(v, torch.tensor([[0, 1, 2]])).round().tolist()
-    [[90.0, 45.0, 45.0]]
-    """
-    from shoerecon.geometry.remesh import triangle_angles as angles_rad
-
-    return torch.rad2deg(angles_rad(verts.double(), faces)).to(verts.dtype)
-
-
-def _orient(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
-    """Signed volume (x6) of tetrahedron abcd; > 0 when d is on the side a->b->c's normal points to. (..., 3)."""
-    return ((b - a) * torch.linalg.cross(c - a, d - a, dim=-1)).sum(-1)
-
-
-def segments_cross_triangles(p: Tensor, q: Tensor, tri: Tensor) -> Tensor:
-    """Does segment pq cross triangle tri strictly (not just touch)? p, q (..., 3), tri (..., 3, 3) -> (...) bool."""
-    a, b, c = tri.unbind(-2)
-    sp, sq = _orient(a, b, c, p), _orient(a, b, c, q)
-    opposite = sp * sq < 0
-    s1, s2, s3 = _orient(p, q, a, b), _orient(p, q, b, c), _orient(p, q, c, a)
-    inside = ((s1 > 0) & (s2 > 0) & (s3 > 0)) | ((s1 < 0) & (s2 < 0) & (s3 < 0))
-    return opposite & inside
-
-
-def triangles_intersect(t1: Tensor, t2: Tensor) -> Tensor:
-    """Non-coplanar triangle-triangle intersection: some edge of one crosses the other. (..., 3, 3) x2 -> (...)."""
-    hit = torch.zeros(t1.shape[:-2], dtype=torch.bool, device=t1.device)
-    for s, t in ((t1, t2), (t2, t1)):
-        for i in range(3):
-            hit |= segments_cross_triangles(s[..., i, :], s[..., (i + 1) % 3, :], t)
-    return hit
-
-
-def candidate_pairs(lo: Tensor, hi: Tensor, max_pairs: int = 2**22):
-    """Yield chunks of face pairs (i, j), i < j, whose bounding boxes overlap (sort and sweep along x).
-
-    lo, hi: (F, 3) per-face box corners. Yields (K, 2) long tensors.
-    """
-    order = torch.argsort(lo[:, 0])
-    lo_s, hi_s = lo[order], hi[order]
-    # faces after i in sorted order whose box starts before face i's box ends
-    ends = torch.searchsorted(lo_s[:, 0].contiguous(), hi_s[:, 0].contiguous(), right=True)
-    counts = (ends - torch.arange(len(order), device=lo.device) - 1).clamp_min(0)
-    start = 0
-    while start < len(order):
-        csum = torch.cumsum(counts[start:], 0)
-        stop = start + max(1, int(torch.searchsorted(csum, torch.tensor(max_pairs, device=csum.device))))
-        i = torch.repeat_interleave(torch.arange(start, stop, device=lo.device), counts[start:stop])
-        if len(i):
-            first = torch.cumsum(counts[start:stop], 0) - counts[start:stop]
-            j = i + 1 + torch.arange(len(i), device=lo.device) - torch.repeat_interleave(first, counts[start:stop])
-            keep = ((lo_s[j] <= hi_s[i]) & (lo_s[i] <= hi_s[j])).all(-1)
-            yield torch.stack([order[i[keep]], order[j[keep]]], dim=-1)
-        start = stop
-
-
-def self_intersecting_faces(verts: Tensor, faces: Tensor) -> Tensor:
-    """Which faces cross another face that shares no vertex with them. verts (N, 3), faces (F, 3) -> (F,) bool."""
-    tri = verts.double()[faces]
-    lo, hi = tri.min(dim=1).values, tri.max(dim=1).values
-    flagged = torch.zeros(faces.shape[0], dtype=torch.bool, device=verts.device)
-    for pairs in candidate_pairs(lo, hi):
-        fa, fb = faces[pairs[:, 0]], faces[pairs[:, 1]]
-        share = (fa[:, :, None] == fb[:, None, :]).flatten(1).any(-1)
-        pairs = pairs[~share]
-        hit = triangles_intersect(tri[pairs[:, 0]], tri[pairs[:, 1]])
-        flagged[pairs[hit].reshape(-1)] = True
-    return flagged
-
-
 def mesh_quality(mesh: Mesh) -> dict[str, float]:
-    """Self-intersection and triangle-shape statistics.
+    """Self-intersection and triangle-shape statistics of the report (``geometry.quality`` has the maths).
 
     Returns:
         self_intersection_fraction: fraction of faces crossing a non-adjacent face;
@@ -380,7 +292,7 @@ def mesh_quality(mesh: Mesh) -> dict[str, float]:
         mean_min_angle_deg: mean over faces of each face's smallest angle (the mean of *all* angles is always 60);
         num_verts, num_faces.
     """
-    angles = triangle_angles(mesh.verts, mesh.faces)
+    angles = torch.rad2deg(triangle_angles(mesh.verts.double(), mesh.faces)).to(mesh.verts.dtype)
     return {
         "self_intersection_fraction": float(self_intersecting_faces(mesh.verts, mesh.faces).float().mean()),
         "min_angle_deg": float(angles.min()),

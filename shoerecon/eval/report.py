@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from shoerecon.data.layout import DataError
 from shoerecon.eval.invariance import InvarianceConfig, invariance_chamfer
 from shoerecon.eval.seams import render_with_faces, seam_error
 from shoerecon.eval.metrics import (
@@ -28,7 +29,10 @@ from shoerecon.eval.metrics import (
 )
 from shoerecon.export.predict import model_device, predict_meshes
 from shoerecon.export.turntable import image_grid, preview_renderer, render_mesh, to_pil
+from shoerecon.geometry.io.glb import load_glb
 from shoerecon.geometry.mesh import Mesh
+from shoerecon.losses.fid import FIDConfig, InceptionPoolFeatures, default_weights_path, frechet_distance
+from shoerecon.losses.perceptual import build_lpips, default_alexnet_path
 from shoerecon.render import Cameras
 
 LPIPS_MODES = ("auto", "pretrained", "random", "off")
@@ -50,7 +54,6 @@ class EvalConfig:
     views: view indices per shoe; None = every view of the rig. max_shoes: first N shoes of the split.
     grid_shoes / grid_views: rows (shoes) and columns (azimuths) of grid.png.
     """
-
     max_shoes: Optional[int] = None
     views: Optional[list[int]] = None
     batch_size: int = 8
@@ -85,7 +88,6 @@ def build_lpips_metric(cfg: EvalConfig, notes: list[str]):
     """The LPIPS module for cfg.lpips, or None (with a note saying why)."""
     if cfg.lpips == "off":
         return None
-    from shoerecon.losses.perceptual import build_lpips, default_alexnet_path
 
     if cfg.lpips == "random":
         notes.append("LPIPS uses a RANDOM backbone (lpips=random): values are not comparable to published LPIPS")
@@ -103,7 +105,6 @@ def build_fid_features(cfg: EvalConfig, notes: list[str]):
     """The frozen Inception-v3 feature extractor for cfg.fid, or None (with a note saying why)."""
     if cfg.fid == "off":
         return None
-    from shoerecon.losses.fid import FIDConfig, InceptionPoolFeatures, default_weights_path
 
     if cfg.fid == "random":
         notes.append("FID uses a RANDOM Inception backbone (fid=random): values are not comparable to published FID")
@@ -126,21 +127,6 @@ def on_white(rgb: Tensor, alpha: Tensor, background: Sequence[float] = (1.0, 1.0
     return (rgb + (1 - alpha.to(rgb)) * (1 - bg)).clamp(0, 1)
 
 
-def frechet_distance(feats1: Tensor, feats2: Tensor) -> float:
-    """FID between feature sets (n1, d) and (n2, d), n >= 2, in float64.
-
-    Small sets (min(n1, n2) <= d, always so in practice) use ``losses.fid``'s n x n Gram form; larger ones the
-    symmetric d x d form tr((S1^1/2 S2 S1^1/2)^1/2), which never grows beyond d x d.
-    """
-    from shoerecon.losses.fid import FeatureStats, frechet_distance_features
-
-    if min(feats1.shape[0], feats2.shape[0]) <= feats1.shape[1]:
-        return float(frechet_distance_features(feats1, feats2))
-    s1, s2 = FeatureStats.from_features(feats1), FeatureStats.from_features(feats2)
-    eig = torch.linalg.eigvalsh(s1.cov_sqrt @ s2.cov @ s1.cov_sqrt).clamp_min(0)
-    return float(((s1.mean - s2.mean) ** 2).sum() + torch.trace(s1.cov) + torch.trace(s2.cov) - 2 * eig.sqrt().sum())
-
-
 class FIDAccumulator:
     """Inception features of fake and real images gathered over many shoes; one FID at the end.
 
@@ -152,7 +138,6 @@ class FIDAccumulator:
     >>> acc.add(x, x); abs(acc.value()) < 1e-9
     True
     """
-
     def __init__(self, features, batch_size: int = 32, device: torch.device | str | None = None):
         self.features, self.batch_size, self.device = features, batch_size, device
         self.fake: list[Tensor] = []
@@ -178,7 +163,7 @@ class FIDAccumulator:
         """The FID, or None with fewer than 2 images on a side."""
         if min(self.counts) < 2:
             return None
-        return frechet_distance(torch.cat(self.fake), torch.cat(self.real))
+        return float(frechet_distance(torch.cat(self.fake), torch.cat(self.real)))
 
 
 def view_metrics(
@@ -189,7 +174,7 @@ def view_metrics(
     images, masks = images.to(rgb), masks.to(rgb)
     out = {"silhouette_iou": silhouette_iou(alpha, masks, cfg.silhouette_threshold), "psnr": psnr(rgb, images)}
     if min(rgb.shape[-2:]) >= cfg.ssim_window:
-        out["ssim"] = ssim(rgb, images, cfg.ssim_window, cfg.ssim_sigma)
+        out["ssim"] = ssim(rgb, images, cfg.ssim_window)
     if lpips_model is not None and min(rgb.shape[-2:]) >= 32:
         lpips_model = lpips_model.to(rgb.device)
         out["lpips"] = lpips_distance(lpips_model, rgb, images)
@@ -220,7 +205,6 @@ def shoe_record(mesh: Mesh, shoe: dict, input_view: int, renderer, lpips_model, 
         seams = seam_error(mesh, rgb=render[~is_input, :3], pix_to_face=pix_to_face[~is_input])
         rec.update({f"novel/{k}": seams[k] for k in ("seam_error", "seam_baseline", "seam_excess", "seam_fraction")})
     if cfg.three_d and shoe.get("mesh_path"):
-        from shoerecon.export.glb import load_glb
 
         gt = load_glb(shoe["mesh_path"]).to(device=mesh.verts.device)
         rec.update({f"3d/{k}": v for k, v in mesh_metrics_3d(mesh, gt, cfg.metrics).items()})
@@ -332,8 +316,6 @@ def evaluate(
 
 def load_shoes(dataset, shoe_ids: Sequence[str], views, notes: list[str]) -> list[dict]:
     """``dataset.load_shoe`` for each id; with ``on_error="skip"`` a broken shoe becomes a note, else it raises."""
-    from shoerecon.data.layout import DataError
-
     shoes = []
     for sid in shoe_ids:
         try:

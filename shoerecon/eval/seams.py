@@ -21,6 +21,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
+from shoerecon.export.turntable import preview_renderer
 from shoerecon.geometry.mesh import Mesh
 from shoerecon.render import Cameras, Renderer
 from shoerecon.render.shade import packed_hard_rgb_blend, packed_sample_texture
@@ -33,7 +34,6 @@ class SeamEdges(NamedTuple):
     faces: (E, 2) long, the two faces sharing it, smaller index first.
     is_seam: (E,) bool, True where the two faces disagree on the UV of an endpoint.
     """
-
     verts: Tensor
     faces: Tensor
     is_seam: Tensor
@@ -204,8 +204,6 @@ def seam_error(
 
 
 def _hard_renderer(image_size: int) -> Renderer:
-    from shoerecon.export.turntable import preview_renderer
-
     return preview_renderer(image_size)
 
 

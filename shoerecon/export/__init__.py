@@ -1,5 +1,6 @@
-"""Mesh export and inference: OBJ+MTL+PNG and GLB writers/readers, turntable previews, `shoerecon predict`."""
-from shoerecon.export.glb import load_glb, save_glb
-from shoerecon.export.obj import load_obj, save_obj
+"""Exported files from predictions: `export_mesh` (OBJ+MTL+PNG, GLB), turntable previews, glTF validation,
+and the inference pipeline behind `shoerecon predict`. The mesh file formats themselves live in
+``shoerecon.geometry.io``."""
+from shoerecon.geometry.io import load_glb, load_obj, save_glb, save_obj
 
 __all__ = ["save_glb", "load_glb", "save_obj", "load_obj"]

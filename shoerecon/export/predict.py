@@ -1,4 +1,4 @@
-"""`shoerecon predict IMAGE... --checkpoint CKPT --out DIR [--format obj,glb]`.
+"""Inference: photos -> framed input views -> network -> meshes -> files (behind `shoerecon predict`).
 
 Any photo (any size and aspect, RGB or RGBA, JPEG or PNG, on white or with alpha) is framed
 exactly as the training input view (``data.preprocess.prepare_input`` with the checkpoint's data
@@ -16,8 +16,6 @@ it back to match the photo). ``--refine 0 --orientation as-is`` (the defaults) i
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
@@ -26,7 +24,11 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from shoerecon.data.layout import DataError, read_image
+from shoerecon.data.masks import threshold_mask
+from shoerecon.data.preprocess import pad_to_square, prepare_input
 from shoerecon.export.turntable import TurntableConfig, save_turntable_strip, to_pil
+from shoerecon.geometry.io import save_glb, save_obj
 from shoerecon.geometry.mesh import Mesh
 
 if TYPE_CHECKING:
@@ -66,10 +68,6 @@ def load_input(path: str | Path, data_cfg) -> tuple[Tensor, Tensor]:
     Returns:
         image (3, S, S), mask (1, S, S). Raises ``DataError`` naming the file on unreadable or empty images.
     """
-    from shoerecon.data.layout import DataError, read_image
-    from shoerecon.data.masks import threshold_mask
-    from shoerecon.data.preprocess import pad_to_square, prepare_input
-
     rgb, alpha = read_image(path, data_cfg.max_pixels)
     bg = rgb.new_tensor(data_cfg.background).view(3, 1, 1)
     if alpha is not None and float(alpha.min()) > 0.99:
@@ -101,9 +99,6 @@ def predict_meshes(model: torch.nn.Module, images: Tensor) -> list[Mesh]:
 
 def export_mesh(mesh: Mesh, out_dir: str | Path, name: str, formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write ``mesh`` as ``out_dir/name.{obj,glb}`` for each format; returns the written mesh paths."""
-    from shoerecon.export.glb import save_glb
-    from shoerecon.export.obj import save_obj
-
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"unknown export format(s) {bad}; valid: {', '.join(FORMATS)}")
@@ -151,8 +146,6 @@ def predict_files(
     Returns:
         (one record per exported image: {"image", "name", "files"}, error messages).
     """
-    from shoerecon.data.layout import DataError
-
     out = Path(out_dir)
     errors: list[str] = []
     prepared: list[tuple[str, str, Tensor]] = []
@@ -226,63 +219,3 @@ def _iou(alpha: Tensor, mask: Tensor) -> float:
     from shoerecon.fit import hard_iou
 
     return round(hard_iou(alpha.cpu(), mask.cpu()), 4)
-
-
-# ----------------------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="photos of a right shoe's lateral side, toe right")
-    parser.add_argument("--checkpoint", required=True, help="training checkpoint .pt or model file .safetensors (shoerecon export-model); both self-contained and loaded without running code")
-    parser.add_argument("--out", required=True, help="output folder (one subfolder per image)")
-    parser.add_argument("--format", default="obj,glb", help="comma-separated: obj, glb (default obj,glb)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    parser.add_argument("--no-turntable", action="store_true", help="skip the turntable strip PNG")
-    parser.add_argument("--strip-size", type=int, default=128, help="pixel size of each turntable view")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default torch's choice; 1 is faster on a busy shared CPU)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--refine", type=int, default=None, metavar="N",
-                        help="fit each prediction to its photo for N steps (shape, camera, texture from the photo); "
-                             "default: the checkpoint's refine.steps (0 = the plain forward pass)")
-    parser.add_argument("--orientation", default="as-is", choices=("auto", "as-is", "mirror"),
-                        help="the input convention is a right shoe's lateral side, toe right. mirror: the photo "
-                             "shows the toe left; auto: fit both briefly and keep the better silhouette (default as-is)")
-    parser.add_argument("--keep-handedness", action="store_true",
-                        help="when the photo was mirrored, mirror the exported mesh back (a left shoe, z -> -z) "
-                             "instead of exporting a right shoe")
-
-
-def run(args: argparse.Namespace) -> int:
-    from shoerecon.train.checkpoint import load_for_inference
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise SystemExit(f"shoerecon predict: --format {args.format!r}: valid formats are {', '.join(FORMATS)}")
-    if not Path(args.checkpoint).is_file():
-        raise SystemExit(f"shoerecon predict: checkpoint {args.checkpoint} not found")
-    try:
-        model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
-    except (ValueError, FileNotFoundError) as err:  # unsafe, foreign or broken file: one line, no traceback
-        raise SystemExit(f"shoerecon predict: {err}") from None
-    steps = cfg.refine.steps if args.refine is None else args.refine
-    if steps < 0:
-        raise SystemExit(f"shoerecon predict: --refine must be >= 0, got {steps}")
-    pcfg = PredictConfig(formats=formats, batch_size=args.batch_size, turntable=not args.no_turntable,
-                         turntable_cfg=TurntableConfig(image_size=args.strip_size), refine_steps=steps,
-                         orientation=args.orientation, keep_handedness=args.keep_handedness, refine_cfg=cfg.refine)
-    records, errors = predict_files(model, cfg.data, args.images, args.out, pcfg, progress=not args.quiet)
-    for rec in records:
-        print(f"{rec['image']} -> {', '.join(rec['files'])}")
-        if "orientation" in rec:
-            scores = ", ".join(f"{k} IoU {v:.3f}" for k, v in rec["scores"].items())
-            print(f"  orientation: {rec['orientation']}" + (f" (auto: {scores})" if scores else "")
-                  + f"; exported as a {rec['handedness']} shoe")
-        if "fit" in rec:
-            f = rec["fit"]
-            print(f"  refine: {f['steps']} steps in {f['seconds']:.2f} s, input-view silhouette IoU {f['silhouette_iou']:.3f}")
-    for err in errors:
-        print(f"skipped: {err}", file=sys.stderr)
-    return 1 if errors else 0

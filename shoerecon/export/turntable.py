@@ -24,7 +24,6 @@ class TurntableConfig:
 
     The background is light grey so that white parts of a texture stay visible.
     """
-
     num_views: int = 8
     image_size: int = 128
     elevation: float = 10.0
@@ -35,7 +34,7 @@ class TurntableConfig:
 
 def preview_renderer(image_size: int, background: Sequence[float] = (1.0, 1.0, 1.0)) -> Renderer:
     """A hard-edged renderer (nearest face, exact coverage) for previews and export checks."""
-    return Renderer(RendererConfig(image_size=image_size, faces_per_pixel=1, blend="hard", background=tuple(background)))
+    return Renderer(RendererConfig().hard(image_size=image_size, background=tuple(background)))
 
 
 def render_mesh(mesh: Mesh, cameras: Cameras, renderer: Renderer) -> Tensor:

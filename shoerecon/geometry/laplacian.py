@@ -12,6 +12,8 @@ from typing import Callable, NamedTuple, TypeVar
 import torch
 from torch import Tensor
 
+from shoerecon.geometry.mesh import unique_edges
+
 T = TypeVar("T")
 _CACHE: dict[tuple, tuple] = {}
 _CACHE_SIZE = 8
@@ -23,7 +25,6 @@ def cached_on_faces(fn: Callable[[Tensor], T]) -> Callable[[Tensor], T]:
     The entry is keyed by the tensor object (weak reference), its storage pointer, shape, device
     and in-place version counter, so a new or modified faces tensor is never served a stale result.
     """
-
     def wrapper(faces: Tensor) -> T:
         key = (fn.__name__, id(faces))
         sig = (faces.data_ptr(), tuple(faces.shape), str(faces.device), faces._version)
@@ -48,17 +49,12 @@ def gather_verts(verts: Tensor, index: Tensor) -> Tensor:
 
 @cached_on_faces
 def mesh_edges(faces: Tensor) -> Tensor:
-    """(E, 2) unique undirected edges, smaller index first, sorted; same result as ``mesh.unique_edges``.
-
-    Uses a 1D key ``v0 * N + v1`` (much faster than ``torch.unique(dim=0)``) and is cached per faces tensor.
+    """``geometry.mesh.unique_edges`` cached per faces tensor: (E, 2) unique undirected edges, sorted.
 
     >>> mesh_edges(torch.tensor([[0, 1, 2], [2, 1, 3]])).tolist()
     [[0, 1], [0, 2], [1, 2], [1, 3], [2, 3]]
     """
-    ends = torch.sort(torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), dim=1).values
-    n = int(faces.max()) + 1 if faces.numel() else 1
-    key = torch.unique(ends[:, 0] * n + ends[:, 1])
-    return torch.stack([key // n, key % n], dim=-1)
+    return unique_edges(faces)
 
 
 def vertex_degrees(edges: Tensor, num_verts: int) -> Tensor:
@@ -121,7 +117,6 @@ class EdgeQuads(NamedTuple):
             ``faces[0]``, ``b`` the third vertex of face ``faces[1]``.
         faces: (E, 2) long indices of the two faces.
     """
-
     verts: Tensor
     faces: Tensor
 

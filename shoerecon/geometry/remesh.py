@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .mesh import Mesh, face_areas_normals, unique_edges
-from .uv import UVConfig
+from shoerecon.geometry.mesh import Mesh, face_areas_normals
+from shoerecon.geometry.quality import is_closed_genus0, signed_volume
+from shoerecon.geometry.uv import UVConfig, compute_uv
 
 
 @dataclass
@@ -44,7 +45,6 @@ class RemeshConfig:
         max_attempts: remeshing attempts to reach the face-count tolerance.
         prior_shoes: training shoes whose mean prediction is the shape prior that gets remeshed.
     """
-
     every_epochs: int = 0
     target_faces: int = 2000
     target_edge_length: Optional[float] = None
@@ -54,91 +54,6 @@ class RemeshConfig:
     face_count_tolerance: float = 0.15
     max_attempts: int = 3
     prior_shoes: int = 16
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Quality measures (functional, torch in/out)
-
-
-def triangle_angles(verts: Tensor, faces: Tensor) -> Tensor:
-    """Interior angles in radians, angle i at corner i. verts (N, 3), faces (F, 3) -> (F, 3).
-
-    >>> v = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
-    >>> torch.rad2deg(triangle_angles(v, torch.tensor([[0, 1, 2]]))).round().tolist()
-    [[90.0, 45.0, 45.0]]
-    """
-    p = verts[faces]  # (F, 3, 3)
-    out = []
-    for i in range(3):
-        a = p[:, (i + 1) % 3] - p[:, i]
-        b = p[:, (i + 2) % 3] - p[:, i]
-        cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-30)
-        out.append(torch.acos(cos.clamp(-1, 1)))
-    return torch.stack(out, dim=-1)
-
-
-def edge_face_counts(faces: Tensor) -> tuple[Tensor, Tensor]:
-    """Unique undirected edges and how many faces use each. (F, 3) -> (E, 2) long, (E,) long."""
-    e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], dim=0)
-    e = torch.sort(e, dim=1).values
-    edges, counts = torch.unique(e, dim=0, return_counts=True)
-    return edges, counts
-
-
-def is_closed_manifold(faces: Tensor) -> bool:
-    """Every edge is shared by exactly two faces (closed, edge-manifold) and no directed edge repeats (oriented)."""
-    _, counts = edge_face_counts(faces)
-    directed = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], dim=0)
-    oriented = torch.unique(directed, dim=0).shape[0] == directed.shape[0]
-    return bool((counts == 2).all()) and oriented
-
-
-def euler_characteristic(verts: Tensor, faces: Tensor) -> int:
-    """V - E + F over the referenced vertices (2 for a closed genus-0 surface)."""
-    v = torch.unique(faces).numel()
-    return v - unique_edges(faces).shape[0] + faces.shape[0]
-
-
-def num_components(faces: Tensor) -> int:
-    """Number of vertex-connected components of a face list (F, 3)."""
-    from .uv import connected_components
-
-    return int(connected_components(faces).max()) + 1 if faces.numel() else 0
-
-
-def signed_volume(verts: Tensor, faces: Tensor) -> Tensor:
-    """Enclosed volume, positive for outward (counter-clockwise from outside) faces. -> () tensor."""
-    p = verts[faces]
-    return (torch.linalg.cross(p[:, 0], p[:, 1], dim=-1) * p[:, 2]).sum() / 6
-
-
-def is_closed_genus0(verts: Tensor, faces: Tensor) -> bool:
-    """Closed oriented manifold, one component, Euler characteristic 2, outward orientation."""
-    return (
-        is_closed_manifold(faces)
-        and num_components(faces) == 1
-        and euler_characteristic(verts, faces) == 2
-        and bool(signed_volume(verts, faces) > 0)
-    )
-
-
-def mesh_quality(verts: Tensor, faces: Tensor) -> dict[str, float]:
-    """Scalar quality summary for reports: angles in degrees, edge-length spread, topology flags."""
-    angles = torch.rad2deg(triangle_angles(verts.double(), faces))
-    min_per_face = angles.min(dim=1).values
-    edges = unique_edges(faces)
-    lengths = (verts[edges[:, 0]] - verts[edges[:, 1]]).double().norm(dim=-1)
-    return {
-        "num_verts": float(torch.unique(faces).numel()),
-        "num_faces": float(faces.shape[0]),
-        "min_angle_deg": float(min_per_face.min()),
-        "mean_min_angle_deg": float(min_per_face.mean()),
-        "frac_angles_below_20deg": float((angles < 20).double().mean()),
-        "max_angle_deg": float(angles.max()),
-        "edge_length_cv": float(lengths.std() / lengths.mean().clamp_min(1e-30)),
-        "closed_manifold": float(is_closed_manifold(faces)),
-        "euler_characteristic": float(euler_characteristic(verts, faces)),
-    }
 
 
 def edge_length_for_faces(verts: Tensor, faces: Tensor, target_faces: int) -> float:
@@ -394,8 +309,6 @@ def remesh_template(template: Mesh, prior_verts: Tensor, cfg: RemeshConfig, uv: 
     Returns:
         Mesh (M vertices, G faces) with uvs / uv_faces.
     """
-    from .uv import compute_uv
-
     if prior_verts.shape != template.verts.shape:
         raise ValueError(f"prior_verts {tuple(prior_verts.shape)} must match the template {tuple(template.verts.shape)}")
     uv = uv or UVConfig()
@@ -426,14 +339,6 @@ __all__ = [
     "Remesher",
     "remesh_template",
     "isotropic_remesh",
-    "triangle_angles",
-    "edge_face_counts",
-    "is_closed_manifold",
-    "is_closed_genus0",
-    "euler_characteristic",
-    "num_components",
-    "signed_volume",
-    "mesh_quality",
     "edge_length_for_faces",
     "closest_point_on_triangles",
     "closest_surface_points",

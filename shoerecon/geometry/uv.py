@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from shoerecon.geometry.mesh import unique_edges
+
 UV_MODES = ("islands", "spherical")
 
 
@@ -45,7 +47,6 @@ class SphericalUVConfig:
         margin: gap left on every side of [0, 1]^2 (texture units), so bilinear lookups never reach the border.
         max_unfold_iters: smoothing steps allowed to undo fold-overs of non-star-shaped meshes.
     """
-
     seam_azimuth: float = -90.0
     margin: float = 0.005
     max_unfold_iters: int = 2000
@@ -60,7 +61,6 @@ class UVConfig:
             chart with a single seam, packed into the unit square).
         spherical: options of the spherical layout.
     """
-
     mode: Literal["islands", "spherical"] = "islands"
     spherical: SphericalUVConfig = field(default_factory=SphericalUVConfig)
 
@@ -171,8 +171,6 @@ def sphere_embeddings(verts: Tensor, faces: Tensor, max_steps: int = 2000) -> It
     Yields:
         (N, 3) float64 unit vectors, 1 + max_steps of them at most.
     """
-    from .mesh import unique_edges
-
     v = verts.detach().to(torch.float64)
     lo, hi = v.min(0).values, v.max(0).values
     shape = (v - (lo + hi) / 2) / ((hi - lo) / 2).clamp_min(1e-12)

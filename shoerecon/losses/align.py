@@ -19,19 +19,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..render.cameras import Cameras
+from shoerecon.losses.registry import LossContext, TermConfig, at_least_fp32, register_loss
+from shoerecon.render.cameras import Cameras
+from shoerecon.render.rasterize import rasterize_meshes
 
 
 @dataclass
-class AlignConfig:
-    """Options of the align loss (its weight lives in the loss config; 0 = not computed).
+class AlignConfig(TermConfig):
+    """The align loss's weight (0 = not computed) and options.
 
     Attributes:
         penalty: "l2" (squared distance), "l1" (distance) or "huber" (smooth L1 per coordinate).
         huber_delta: the Huber transition, in grid units (2 = the image width).
         detach_target: train the flow only (True) or also pull the shape toward the flow (False).
     """
-
+    weight: float = 0.0
     penalty: str = "l2"
     huber_delta: float = 0.05
     detach_target: bool = True
@@ -107,8 +109,6 @@ def visible_from_pix_to_face(pix_to_face: Tensor, num_faces: int) -> Tensor:
 
 def visible_faces(verts: Tensor, faces: Tensor, cameras: Cameras, height: int, width: int) -> Tensor:
     """Faces seen by each input camera: hard rasterisation (K = 1) through shoerecon.render. -> (B, F) bool."""
-    from ..render.rasterize import rasterize_meshes
-
     if verts.is_floating_point() and verts.element_size() < 4:
         verts = verts.float()  # depth order and coverage need float32 (see render/renderer.py)
     with torch.no_grad(), torch.autocast(device_type=verts.device.type, enabled=False):
@@ -171,6 +171,17 @@ def align_loss(
     weight = (visible.expand(b, f) & in_front).to(flow.dtype)
     per_face = _penalty(pred - target.to(flow.dtype), cfg)
     return (per_face * weight).sum() / weight.sum().clamp_min(1)
+
+
+@register_loss("align", AlignConfig)
+def align_term(ctx: LossContext, cfg: AlignConfig) -> Tensor:
+    """``align_loss`` of the network's flow, with the faces the input cameras see (hard rasterisation)."""
+    if ctx.input_cameras is None or ctx.uvs is None or ctx.uv_faces is None:
+        raise ValueError("losses.align.weight > 0 needs LossContext.input_cameras, uvs and uv_faces")
+    size = tuple(ctx.batch["input"].shape[-2:])
+    visible = visible_faces(ctx.out.verts.detach(), ctx.faces, ctx.input_cameras, *size)
+    return align_loss(at_least_fp32(ctx.out.flow), at_least_fp32(ctx.out.verts), ctx.faces, ctx.uvs, ctx.uv_faces,
+                      ctx.input_cameras, visible, size, cfg, ctx.input_transform)
 
 
 __all__ = [

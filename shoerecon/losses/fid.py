@@ -21,7 +21,6 @@ not identical with the TF-Inception numbers of pytorch-fid.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -29,13 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"
-INCEPTION_URL = "https://download.pytorch.org/models/" + INCEPTION_FILE
+from shoerecon.losses.registry import LossContext, TermConfig, register_loss
+from shoerecon.model.backbones import BACKBONES, backbone_path, load_backbone_state
+
+INCEPTION_FILE = BACKBONES["inception_v3"]["file"]
 
 
 @dataclass
-class FIDConfig:
-    """FID loss options.
+class FIDConfig(TermConfig):
+    """FID loss: its weight (0 = not computed; on renders from random azimuths vs the batch's real views) and options.
 
     Attributes:
         pretrained: load ImageNet weights (False only for tests: random weights, meaningless values).
@@ -43,7 +44,7 @@ class FIDConfig:
         resize: side the images are resized to before Inception (299 as trained; >= 75 works, faster).
         eig_tol: eigenvalues below eig_tol * largest count as zero (no gradient through them).
     """
-
+    weight: float = 0.0
     pretrained: bool = True
     weights: Optional[str] = None
     resize: int = 299
@@ -130,30 +131,30 @@ def frechet_distance_to_stats(feats: Tensor, stats: FeatureStats, eig_tol: float
     return ((mu - stats.mean.to(f)) ** 2).sum() + tr + torch.trace(stats.cov.to(f)) - 2 * trace_sqrt
 
 
+def frechet_distance(feats1: Tensor, feats2: Tensor) -> Tensor:
+    """FID between feature sets (n1, d) and (n2, d), n >= 2, in float64 (the evaluation report's FID).
+
+    Small sets (min(n1, n2) <= d, always so in practice) use the n x n Gram form above; larger ones the
+    symmetric d x d form tr((S1^1/2 S2 S1^1/2)^1/2), which never grows beyond d x d.
+    """
+    if min(feats1.shape[0], feats2.shape[0]) <= feats1.shape[1]:
+        return frechet_distance_features(feats1, feats2)
+    s1, s2 = FeatureStats.from_features(feats1), FeatureStats.from_features(feats2)
+    eig = torch.linalg.eigvalsh(s1.cov_sqrt @ s2.cov @ s1.cov_sqrt).clamp_min(0)
+    return ((s1.mean - s2.mean) ** 2).sum() + torch.trace(s1.cov) + torch.trace(s2.cov) - 2 * eig.sqrt().sum()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Inception-v3 features
 
 
 def default_weights_path() -> str:
-    return os.path.join(torch.hub.get_dir(), "checkpoints", INCEPTION_FILE)
+    return str(backbone_path("inception_v3"))
 
 
 def load_inception_state(path: Optional[str] = None) -> dict:
     """The torchvision Inception-v3 state dict from a local file; a clear error if it is missing."""
-    path = path or default_weights_path()
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"Inception-v3 weights not found at {path}. shoerecon never downloads weights: fetch {INCEPTION_URL} "
-            f"on a machine with internet and copy it to {path} (or set fid.weights to its path). "
-            "Tests use FIDConfig(pretrained=False)."
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file named
-        raise RuntimeError(f"could not read Inception-v3 weights from {path}: {e}") from e
-    if not isinstance(state, dict) or "Mixed_7c.branch_pool.conv.weight" not in state:
-        raise ValueError(f"{path} is not a torchvision Inception-v3 state dict (no Mixed_7c weights)")
-    return state
+    return load_backbone_state("inception_v3", path, config_key="losses.fid.weights")
 
 
 def variance_preserving_init(net: nn.Module) -> None:
@@ -176,7 +177,6 @@ class InceptionPoolFeatures(nn.Module):
     RGBA input: the RGB channels are used (the renderer already blends onto the background).
     Gradients flow to the images; the network's own parameters are frozen.
     """
-
     def __init__(self, cfg: FIDConfig | None = None):
         super().__init__()
         import torchvision
@@ -234,13 +234,24 @@ class FIDLoss(nn.Module):
         return frechet_distance_features(fake_feats, real_feats, self.cfg.eig_tol).to(fake.dtype)
 
 
+@register_loss("fid", FIDConfig, build=FIDLoss)
+def fid_term(ctx: LossContext, cfg: FIDConfig) -> Tensor:
+    """Differentiable FID of ``ctx.novel.fake`` (M, 4, H, W) against ``ctx.novel.real`` (N, 4, H, W)."""
+    if ctx.novel is None:
+        raise ValueError("losses.fid.weight > 0 needs LossContext.novel (renders from random azimuths)")
+    with torch.autocast(ctx.renders.device.type, enabled=False):
+        return ctx.module("fid")(ctx.novel.fake, ctx.novel.real)
+
+
 __all__ = [
     "FIDConfig",
+    "fid_term",
     "FIDLoss",
     "FeatureStats",
     "InceptionPoolFeatures",
     "trace_sqrt_product",
     "frechet_distance_features",
+    "frechet_distance",
     "frechet_distance_to_stats",
     "load_inception_state",
     "default_weights_path",

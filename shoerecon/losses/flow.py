@@ -1,10 +1,13 @@
 """Texture-flow loss: texels must sample the input photo inside the shoe's mask."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import Tensor
+
+from shoerecon.losses.registry import LossContext, TermConfig, at_least_fp32, register_loss
 
 
 def flow_mask_loss(flow: Tensor, input_mask: Tensor, uv_mask: Optional[Tensor] = None, eps: float = 1e-8) -> Tensor:
@@ -28,3 +31,16 @@ def flow_mask_loss(flow: Tensor, input_mask: Tensor, uv_mask: Optional[Tensor] =
         return miss.mean()
     w = uv_mask.to(miss).expand_as(miss)
     return ((w * miss).flatten(1).sum(-1) / (w.flatten(1).sum(-1) + eps)).mean()
+
+
+@dataclass
+class FlowConfig(TermConfig):
+    """Texture-flow mask loss: texels sample the input photo inside the shoe."""
+
+    weight: float = 0.1
+
+
+@register_loss("flow", FlowConfig)
+def flow_term(ctx: LossContext, cfg: FlowConfig) -> Tensor:
+    """``flow_mask_loss`` of the network's flow (B, Ht, Wt, 2) against the input mask (B, 1, H, W)."""
+    return flow_mask_loss(at_least_fp32(ctx.out.flow), ctx.batch["input_mask"], getattr(ctx.out, "uv_mask", None))

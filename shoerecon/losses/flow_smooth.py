@@ -18,17 +18,21 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from shoerecon.geometry.uv import connected_components
+from shoerecon.losses.registry import LossContext, TermConfig, at_least_fp32, register_loss
+from shoerecon.model.flow import rasterize_uv
+
 
 @dataclass
-class FlowSmoothConfig:
-    """Options of the flow-smoothness loss (its weight lives in the loss config; 0 = not computed).
+class FlowSmoothConfig(TermConfig):
+    """The flow-smoothness loss's weight (0 = not computed) and options.
 
     Attributes:
         order: 1 (first differences) or 2 (second differences).
         penalty: "l1" (Euclidean norm of the difference: TV), "l2" (squared norm) or "charbonnier".
         eps: Charbonnier smoothing, grid units.
     """
-
+    weight: float = 0.0
     order: int = 1
     penalty: str = "l1"
     eps: float = 1e-3
@@ -115,14 +119,18 @@ def texel_chart_labels(uvs: Tensor, uv_faces: Tensor, size: int | tuple[int, int
     Returns:
         labels (Ht, Wt) long (-1 where unused), mask (Ht, Wt) float {0, 1}.
     """
-    from ..geometry.uv import connected_components
-    from ..model.flow import rasterize_uv
-
     face_index, _ = rasterize_uv(uvs, uv_faces, size)
     charts = connected_components(uv_faces)
     charts = charts.to(face_index.device)[face_index.clamp_min(0)]
     labels = torch.where(face_index >= 0, charts, torch.full_like(face_index, -1))
     return labels, (labels >= 0).to(uvs.dtype)
+
+
+@register_loss("flow_smooth", FlowSmoothConfig)
+def flow_smooth_term(ctx: LossContext, cfg: FlowSmoothConfig) -> Tensor:
+    """``flow_smoothness_loss`` of the network's flow within the UV charts of ``ctx.chart_labels``."""
+    return flow_smoothness_loss(at_least_fp32(ctx.out.flow), getattr(ctx.out, "uv_mask", None), ctx.chart_labels,
+                                cfg)
 
 
 __all__ = ["FlowSmoothConfig", "flow_smoothness_loss", "texel_chart_labels"]

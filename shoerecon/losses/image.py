@@ -1,9 +1,12 @@
 """Photometric losses between renders and target photos."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 from torch import Tensor
+
+from shoerecon.losses.registry import LossContext, TermConfig, register_loss
 
 
 def image_l2_loss(rgb: Tensor, target: Tensor, mask: Optional[Tensor] = None, eps: float = 1e-8) -> Tensor:
@@ -26,3 +29,18 @@ def image_l2_loss(rgb: Tensor, target: Tensor, mask: Optional[Tensor] = None, ep
         return sq.mean()
     mask = mask.expand_as(sq[..., :1, :, :])
     return (sq * mask).sum() / (sq.shape[-3] * mask.sum() + eps)
+
+
+@dataclass
+class ImageConfig(TermConfig):
+    """L2 colour loss of renders vs targets. ``masked``: only inside the target mask."""
+
+    weight: float = 0.1
+    masked: bool = False
+
+
+@register_loss("image", ImageConfig)
+def image_term(ctx: LossContext, cfg: ImageConfig) -> Tensor:
+    """``image_l2_loss`` of the renders' RGB (B, V, 3, H, W) vs the targets."""
+    targets, masks = ctx.targets
+    return image_l2_loss(ctx.renders[:, :, :3], targets, masks if cfg.masked else None)

@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
 
-ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
-ALEXNET_WEIGHTS_URL = "https://download.pytorch.org/models/" + ALEXNET_WEIGHTS_FILE
+from shoerecon.losses.registry import LossContext, TermConfig, register_loss
+from shoerecon.model.backbones import BACKBONES, backbone_path, load_backbone_state, missing_weights_error
+
+ALEXNET_WEIGHTS_FILE = BACKBONES["alexnet"]["file"]
 
 
 def default_alexnet_path() -> Path:
     """Where the AlexNet weights are looked for: ``<torch hub dir>/checkpoints/alexnet-owt-7be5be79.pth``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS_FILE
+    return backbone_path("alexnet")
 
 
 def _lpips_linear_path(version: str = "0.1") -> Path:
@@ -40,15 +43,12 @@ def _missing(path: Path, what: str, hint: str) -> FileNotFoundError:
 
 def _load_alexnet_trunk(net: nn.Module, path: Path) -> None:
     """Copy torchvision AlexNet ``features.*`` weights into lpips' sliced trunk (``sliceK.<i>.*``)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt or wrong file: say which one
-        raise RuntimeError(f"LPIPS: could not read AlexNet weights {path}: {err}") from err
+    state = load_backbone_state("alexnet", path, config_key="losses.perceptual.weights")
     mapped = {}
     for name in net.state_dict():
         key = "features." + name.split(".", 1)[1]  # "slice2.3.weight" -> "features.3.weight"
         if key not in state:
-            raise RuntimeError(f"LPIPS: {path} is not a torchvision AlexNet state dict (missing {key})")
+            raise ValueError(f"LPIPS: {path} is not a torchvision AlexNet state dict (missing {key})")
         mapped[name] = state[key]
     net.load_state_dict(mapped)
 
@@ -84,12 +84,7 @@ def build_lpips(pretrained: Union[bool, str, os.PathLike] = True, linear_path: O
     if use_real:
         trunk = default_alexnet_path() if pretrained is True else Path(pretrained)
         if not trunk.is_file():
-            raise _missing(
-                trunk,
-                "AlexNet ImageNet weights",
-                f"Download {ALEXNET_WEIGHTS_URL} on a machine with internet and copy it to {trunk} "
-                f"(or set TORCH_HOME, or pass the file's path as the LPIPS weights path in the config).",
-            )
+            raise missing_weights_error("alexnet", trunk, "losses.perceptual.weights")
         linear = Path(linear_path) if linear_path else _lpips_linear_path()
         if not linear.is_file():
             raise _missing(linear, "linear-layer weights", "Reinstall the `lpips` package (the file ships with it) "
@@ -116,3 +111,24 @@ def perceptual_loss(lpips_model: nn.Module, rgb: Tensor, target: Tensor) -> Tens
     x = rgb.reshape(-1, *rgb.shape[-3:])
     y = target.reshape(-1, *target.shape[-3:])
     return lpips_model(x, y, normalize=True).mean()
+
+
+@dataclass
+class PerceptualConfig(TermConfig):
+    """LPIPS (AlexNet) of renders vs targets. ``weights``: the AlexNet file (None: the torch hub cache, see
+    :func:`default_alexnet_path`); ``pretrained`` False: a random backbone (tests, smoke runs)."""
+
+    weight: float = 0.01
+    weights: Optional[str] = None
+    pretrained: bool = True
+
+
+def build_perceptual(cfg: PerceptualConfig) -> nn.Module:
+    """The frozen LPIPS module of the perceptual term."""
+    return build_lpips(cfg.weights or cfg.pretrained)
+
+
+@register_loss("perceptual", PerceptualConfig, build=build_perceptual)
+def perceptual_term(ctx: LossContext, cfg: PerceptualConfig) -> Tensor:
+    """``perceptual_loss`` of the renders' RGB (B, V, 3, H, W) vs the targets."""
+    return perceptual_loss(ctx.module("perceptual"), ctx.renders[:, :, :3], ctx.targets[0])

@@ -6,6 +6,7 @@ SoftRas, so the weight scales with the mesh resolution) or "mean".
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 from torch import Tensor
@@ -18,6 +19,7 @@ from shoerecon.geometry.laplacian import (
     mesh_edges,
     uniform_laplacian,
 )
+from shoerecon.losses.registry import LossContext, TermConfig, at_least_fp32, check_choice, register_loss
 
 
 def _reduce(per_item: Tensor, reduction: str) -> Tensor:
@@ -89,3 +91,69 @@ def edge_length_loss(verts: Tensor, faces: Tensor, template: Optional[Tensor] = 
     if template is None:
         return lengths.var(dim=-1, unbiased=False).mean()
     return _reduce((lengths - edge_lengths(template, edges)).pow(2).expand_as(lengths), reduction)
+
+
+# ------------------------------------------------------------------------------------------ terms
+@dataclass
+class LaplacianConfig(TermConfig):
+    """Laplacian smoothness. ``smooth``: offsets (the deformation) | verts (the surface itself, SoftRas);
+    ``reduction``: sum over vertices (SoftRas) | mean."""
+
+    weight: float = 0.1
+    smooth: str = "offsets"     # not "on": YAML reads the key `on` as the boolean true
+    reduction: str = "sum"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self, "smooth", ("offsets", "verts"))
+        check_choice(self, "reduction", ("sum", "mean"))
+
+
+@register_loss("laplacian", LaplacianConfig)
+def laplacian_term(ctx: LossContext, cfg: LaplacianConfig) -> Tensor:
+    x = ctx.out.offsets if cfg.smooth == "offsets" else ctx.out.verts
+    return laplacian_loss(at_least_fp32(x), ctx.faces, cfg.reduction)
+
+
+@dataclass
+class FlattenConfig(TermConfig):
+    """SoftRas flatten loss. ``reduction``: sum over interior edges (SoftRas) | mean."""
+
+    weight: float = 0.001
+    reduction: str = "sum"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self, "reduction", ("sum", "mean"))
+
+
+@register_loss("flatten", FlattenConfig)
+def flatten_term(ctx: LossContext, cfg: FlattenConfig) -> Tensor:
+    return flatten_loss(at_least_fp32(ctx.out.verts), ctx.faces, cfg.reduction)
+
+
+@dataclass
+class NormalConsistencyConfig(TermConfig):
+    """Normal consistency between adjacent faces (mean over interior edges)."""
+
+
+@register_loss("normal_consistency", NormalConsistencyConfig)
+def normal_consistency_term(ctx: LossContext, cfg: NormalConsistencyConfig) -> Tensor:
+    return normal_consistency_loss(at_least_fp32(ctx.out.verts), ctx.faces)
+
+
+@dataclass
+class EdgeLengthConfig(TermConfig):
+    """Edge lengths. ``mode``: template (keep the template's lengths) | variance (even lengths)."""
+
+    mode: str = "template"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self, "mode", ("template", "variance"))
+
+
+@register_loss("edge_length", EdgeLengthConfig)
+def edge_length_term(ctx: LossContext, cfg: EdgeLengthConfig) -> Tensor:
+    verts, offsets = at_least_fp32(ctx.out.verts), at_least_fp32(ctx.out.offsets)
+    return edge_length_loss(verts, ctx.faces, verts - offsets if cfg.mode == "template" else None)

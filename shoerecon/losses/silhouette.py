@@ -1,7 +1,11 @@
 """Silhouette loss: soft intersection over union (SoftRas)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor
+
+from shoerecon.losses.registry import LossContext, TermConfig, register_loss
 
 
 def soft_iou(alpha: Tensor, mask: Tensor, eps: float = 1e-6) -> Tensor:
@@ -33,3 +37,16 @@ def silhouette_iou_loss(alpha: Tensor, mask: Tensor, eps: float = 1e-6) -> Tenso
     (0.0, 1.0)
     """
     return (1 - soft_iou(alpha, mask, eps)).mean()
+
+
+@dataclass
+class SilhouetteConfig(TermConfig):
+    """Soft-IoU silhouette loss of the renders' alpha against the target masks."""
+
+    weight: float = 0.9
+
+
+@register_loss("silhouette", SilhouetteConfig)
+def silhouette_term(ctx: LossContext, cfg: SilhouetteConfig) -> Tensor:
+    """``silhouette_iou_loss`` of renders (B, V, 4, H, W) alpha vs target masks (B, V, 1, H, W)."""
+    return silhouette_iou_loss(ctx.renders[:, :, 3:4], ctx.targets[1])

@@ -1,4 +1,9 @@
-"""ShoeReconNet: input view -> template + offsets (shape) and a UV texture sampled by a flow map."""
+"""ShoeReconNet: input view -> template + offsets (shape) and a UV texture sampled by a flow map.
+
+The encoder is chosen by name (``model.encoder``: unet | resnet18 | resnet34, ``model/encoders.py``); every
+encoder gives a bottleneck (-> latent code -> shape decoder) and full-resolution features (-> texture flow,
+variance), so the heads work with each.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,9 +13,10 @@ import torch
 from torch import Tensor, nn
 
 from shoerecon.geometry.mesh import Mesh
+from shoerecon.model.encoders import ENCODERS, build_encoder
 from shoerecon.model.flow import TextureFlowHead, sample_texture, uv_coverage_mask
 from shoerecon.model.shape import LatentHead, ShapeDecoder
-from shoerecon.model.unet import NORMS, UNet
+from shoerecon.model.unet import NORMS
 from shoerecon.model.variance import VarianceConfig, VarianceSampler
 
 TEMPLATE_BUFFERS = ("template_verts", "faces", "uvs", "uv_faces")  # sizes follow the template (uv_mask: texture_size)
@@ -20,8 +26,11 @@ TEMPLATE_BUFFERS = ("template_verts", "faces", "uvs", "uv_faces")  # sizes follo
 class ModelConfig:
     """Network sizes and options. The defaults run one 64x64 image in well under 50 ms on 2 CPU cores."""
 
+    encoder: str = "unet"            # unet | resnet18 | resnet34 (torchvision architectures)
+    encoder_pretrained: bool = True  # resnets: ImageNet weights from encoder_weights (never downloaded); false: random
+    encoder_weights: Optional[str] = None  # resnets: weight file; None: <torch hub dir>/checkpoints/<torchvision name>
     unet_depth: int = 4              # downsamplings; bottleneck at H / 2^depth
-    unet_width: int = 16             # channels at full resolution, doubling per level
+    unet_width: int = 16             # channels of the full-resolution features (UNet: doubling per level)
     unet_max_width: int = 256
     norm: str = "group"              # group | batch | instance | none
     latent_dim: int = 256
@@ -38,6 +47,8 @@ class ModelConfig:
     uv_mask_dilate: int = 1          # texels the UV coverage mask grows by (flow loss)
 
     def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"ModelConfig.encoder={self.encoder!r}; valid: {', '.join(ENCODERS)}")
         if self.norm not in NORMS:
             raise ValueError(f"ModelConfig.norm={self.norm!r}; valid: {', '.join(NORMS)}")
         if self.offset_activation not in ("tanh", "linear"):
@@ -58,7 +69,6 @@ class ReconOutput:
         variance: (B, 1, H, W) v2 adaptive variance; None in v1.
         uv_mask: (Ht, Wt) texels used by the UV layout (for the flow loss); None: all.
     """
-
     verts: Tensor
     offsets: Tensor
     texture: Tensor
@@ -75,25 +85,27 @@ def _check_template(mesh: Mesh) -> None:
 
 
 class ShoeReconNet(nn.Module):
-    """UNet over the input view; shape decoder on the bottleneck latent; texture-flow head on the decoder features;
-    with ``variance.mode`` != "none" (v2) a variance head on the same features (the adaptive-variance sampling).
+    """Encoder over the input view (``model.encoder``); shape decoder on the bottleneck latent; texture-flow head
+    on the encoder's full-resolution features; with ``variance.mode`` != "none" (v2) a variance head on the same
+    features (the adaptive-variance sampling). The encoder's parameters are ``encoder.*`` (checkpoints of the
+    UNet-only network, ``unet.*``, load unchanged).
 
     Buffers (move with ``.to()``, saved in the state dict): template_verts (N, 3), faces (F, 3),
     uvs (T, 2), uv_faces (F, 3), uv_mask (Ht, Wt). Loading a state dict whose template has other
     sizes (saved after a remesh) adopts that template.
     """
-
     def __init__(self, cfg: ModelConfig, template: Mesh, variance: VarianceConfig | None = None):
         super().__init__()
         self.cfg = cfg
-        self.unet = UNet(3, cfg.unet_width, cfg.unet_depth, cfg.unet_max_width, cfg.norm)
-        self.latent_head = LatentHead(self.unet.bottleneck_channels, cfg.latent_dim, cfg.latent_pool)
+        self.encoder = build_encoder(cfg.encoder, cfg.unet_width, cfg.unet_depth, cfg.unet_max_width, cfg.norm,
+                                     cfg.encoder_pretrained, cfg.encoder_weights)
+        self.latent_head = LatentHead(self.encoder.bottleneck_channels, cfg.latent_dim, cfg.latent_pool)
         self.shape_decoder = ShapeDecoder(cfg.latent_dim, cfg.shape_hidden, cfg.shape_layers, cfg.pe_freqs,
                                           cfg.offset_scale, cfg.offset_activation, cfg.offset_init_std)
-        self.flow_head = TextureFlowHead(self.unet.feature_channels, cfg.texture_size, cfg.flow_hidden,
+        self.flow_head = TextureFlowHead(self.encoder.feature_channels, cfg.texture_size, cfg.flow_hidden,
                                          cfg.latent_dim, cfg.flow_init_scale)
         # mode "none" holds no parameters: v1 state dicts load unchanged
-        self.sampler = VarianceSampler(self.unet.feature_channels, variance or VarianceConfig())
+        self.sampler = VarianceSampler(self.encoder.feature_channels, variance or VarianceConfig())
         _check_template(template)
         for name, value in self._template_tensors(template).items():
             self.register_buffer(name, value.clone())  # our own storage: set_template swaps it in place
@@ -129,6 +141,9 @@ class ShoeReconNet(nn.Module):
         return Mesh(self.template_verts.clone(), self.faces.clone(), self.uvs.clone(), self.uv_faces.clone())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints of the UNet-only network named the encoder "unet".
+        for key in [k for k in state_dict if k.startswith(prefix + "unet.")]:
+            state_dict[prefix + "encoder." + key[len(prefix) + 5:]] = state_dict.pop(key)
         # A checkpoint saved after remeshing holds template buffers of other sizes: adopt them.
         for name in TEMPLATE_BUFFERS:
             saved = state_dict.get(prefix + name)
@@ -138,8 +153,9 @@ class ShoeReconNet(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def encode(self, image: Tensor) -> tuple[Tensor, Tensor]:
-        """image (B, 3, H, W) in [0, 1] -> (latent (B, latent_dim), decoder features (B, unet_width, H, W))."""
-        bottleneck, features = self.unet(image * 2 - 1)
+        """image (B, 3, H, W) in [0, 1] -> (latent (B, latent_dim), features (B, unet_width, H, W)); the encoder
+        normalises its input itself."""
+        bottleneck, features = self.encoder(image)
         return self.latent_head(bottleneck), features
 
     def forward(self, image: Tensor) -> ReconOutput:

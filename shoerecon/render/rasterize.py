@@ -21,7 +21,8 @@ Semantics (pytorch3d's ``rasterize_meshes``, with cameras.py's conventions):
   > 0) or, with a blur radius r, if its squared 2D distance to the face is < r**2. Note: our
   ``blur_radius`` is a distance in NDC; pytorch3d's argument of the same name is compared with the
   *squared* distance, so ours equals sqrt(pytorch3d's);
-- faces with any vertex at z <= znear, degenerate faces (|2 * area| <= 1e-8 in NDC) and, with
+- faces with any vertex at z <= znear (with ``clip_near``: cut to their part in front of z = znear,
+  see clip.py), degenerate faces (|2 * area| <= 1e-8 in NDC) and, with
   ``cull_backfaces``, clockwise faces (in NDC, x right, y up) are skipped; slots whose interpolated
   depth is negative are skipped (pytorch3d);
 - outputs: pix_to_face (N, H, W, K) long into packed faces n * F + f, -1 padding, sorted by depth
@@ -37,6 +38,8 @@ from typing import NamedTuple, Sequence, Union
 
 import torch
 from torch import Tensor
+
+from shoerecon.render.clip import NearClip, clip_near_plane
 
 AREA_EPS = 1e-8  # faces with |2 * signed area| below this (NDC**2) are degenerate and skipped
 DENOM_EPS = 1e-8  # perspective correction denominator clamp (pytorch3d's kEpsilon)
@@ -199,43 +202,49 @@ class _SlotGeometry(torch.autograd.Function):
     @staticmethod
     def forward(ctx, verts: Tensor, vert_idx: Tensor, px: Tensor, py: Tensor, perspective_correct: bool, clip: bool):
         # verts (V, 3), vert_idx (M, 3). -> bary (M, 3), zbuf (M,), dists (M,)
-        vert_idx = vert_idx.t().contiguous()
-        coords = verts.t()[:, vert_idx]  # (3, 3, M): [x|y|z, vertex, slot], every row contiguous
+        # Saved for backward: verts, int32 vertex ids, px, py (~20 bytes a slot); backward gathers the
+        # coordinates and finds the nearest edge again (same ops: same bits) instead of keeping ~80 bytes a slot.
+        ids = torch.int32 if verts.shape[0] < 2**31 else torch.long
+        vert_idx = vert_idx.t().to(ids).contiguous()
         chunks = [slice(a, a + SLOT_CHUNK) for a in range(0, max(px.shape[0], 1), SLOT_CHUNK)]
-        outs = [_SlotGeometry._forward_chunk(coords[..., c], px[c], py[c], perspective_correct, clip) for c in chunks]
-        bary, zbuf, dists, inside, edge, t, dx, dy = (torch.cat(parts) for parts in zip(*outs))
-        ctx.save_for_backward(coords, px, py, inside, edge, t, dx, dy, vert_idx)
-        ctx.flags = (perspective_correct, clip, verts.shape[0])
+        outs = [_SlotGeometry._forward_chunk(verts, vert_idx[:, c], px[c], py[c], perspective_correct, clip) for c in chunks]
+        bary, zbuf, dists = (torch.cat(parts) for parts in zip(*outs))
+        ctx.save_for_backward(verts, px, py, vert_idx)
+        ctx.flags = (perspective_correct, clip)
         return bary, zbuf, dists
 
     @staticmethod
-    def _forward_chunk(coords, px, py, perspective_correct, clip):
-        x, y, z = coords
+    def _forward_chunk(verts, vert_idx, px, py, perspective_correct, clip):
+        x, y, z = verts.t()[:, vert_idx.long()]  # (3, 3, m): [x|y|z, vertex, slot], every row contiguous
         b, inside, zbuf = _bary_depth(x, y, z, px, py, perspective_correct, clip)
-        dist2, edge, t, dx, dy = _nearest_edge(x, y, px, py)
-        return torch.stack(b, dim=-1), zbuf, torch.where(inside, -dist2, dist2), inside, edge, t, dx, dy
+        dist2 = _nearest_edge(x, y, px, py)[0]
+        return torch.stack(b, dim=-1), zbuf, torch.where(inside, -dist2, dist2)
 
     @staticmethod
     def backward(ctx, g_bary: Tensor, g_zbuf: Tensor, g_dists: Tensor):
-        *saved, vert_idx = ctx.saved_tensors
-        perspective_correct, clip, n_verts = ctx.flags
-        grad = saved[0].new_empty(saved[0].shape)
-        for a in range(0, saved[1].shape[0], SLOT_CHUNK):
+        verts, px, py, vert_idx = ctx.saved_tensors
+        perspective_correct, clip = ctx.flags
+        n_verts = verts.shape[0]
+        grad = verts.new_empty(3, 3, px.shape[0])
+        for a in range(0, px.shape[0], SLOT_CHUNK):
             c = slice(a, a + SLOT_CHUNK)
+            coords = verts.t()[:, vert_idx[:, c].long()]
             grad[..., c] = _SlotGeometry._backward_chunk(
-                *(v[..., c] for v in saved), g_bary[c], g_zbuf[c], g_dists[c], perspective_correct, clip
+                coords, px[c], py[c], g_bary[c], g_zbuf[c], g_dists[c], perspective_correct, clip
             )
         # Scatter to the vertices: one index_add_ per face corner (4x faster than autograd's index_put_).
         grad_verts = grad.new_zeros(3, n_verts)
-        for j in range(3):
-            grad_verts.index_add_(1, vert_idx[j], grad[:, j])
+        for j in range(3):  # (int64 ids: index_add_ is ~15x slower with int32 ones on CPU)
+            grad_verts.index_add_(1, vert_idx[j].long(), grad[:, j])
         return grad_verts.t(), None, None, None, None, None
 
     @staticmethod
-    def _backward_chunk(coords, px, py, inside, edge, t, dx, dy, g_bary, g_zbuf, g_dists, perspective_correct, clip):
+    def _backward_chunk(coords, px, py, g_bary, g_zbuf, g_dists, perspective_correct, clip):
         x, y, z = coords
         r = _slot_barycentrics(x, y, z, px, py, perspective_correct)
         b = [r["b0"], r["b1"], r["b2"]]
+        inside = (b[0] > 0) & (b[1] > 0) & (b[2] > 0)
+        _, edge, t, dx, dy = _nearest_edge(x, y, px, py)
         if clip:
             c = [bi.clamp_min(0.0) for bi in b]
             total = c[0] + c[1] + c[2]
@@ -371,6 +380,8 @@ def _k_nearest(
             if key.numel() > k:  # key is sorted by pixel: see below
                 key = key.masked_select(torch.cat([key.new_ones(k, dtype=torch.bool), (key[k:] >> shift) != (key[:-k] >> shift)]))
             pix, face = key >> shift, key & ((1 << fbits) - 1)
+            del key
+            key = True  # done (the fallback below is skipped)
     if key is None:  # float64 or too many bits: three stable sorts
         if near is not None:
             pix, face, depth = pix.masked_select(near), face.masked_select(near), depth.masked_select(near)
@@ -383,11 +394,16 @@ def _k_nearest(
             keep = torch.ones_like(pix, dtype=torch.bool)
             torch.ne(pix[k:], pix[:-k], out=keep[k:])
             pix, face = pix[keep], face[keep]
-    idx = torch.arange(pix.numel(), device=pix.device)
+    # rank = index - index of the pixel's first candidate; int32 temporaries (this is stage 1's memory peak)
+    ids = torch.int32 if pix.numel() < 2**31 else torch.long
     is_start = torch.ones_like(pix, dtype=torch.bool)
-    is_start[1:] = pix[1:] != pix[:-1]
-    rank = idx - torch.where(is_start, idx, torch.zeros_like(idx)).cummax(0).values
-    return pix, rank, face + pix // pixels_per_image * n_faces
+    torch.ne(pix[1:], pix[:-1], out=is_start[1:])
+    starts = is_start.nonzero().view(-1)
+    counts = torch.diff(starts, append=starts.new_tensor([pix.numel()]))
+    del is_start
+    rank = torch.arange(pix.numel(), device=pix.device, dtype=ids)
+    rank -= torch.repeat_interleave(starts.to(ids), counts)
+    return pix, rank.long(), face + pix // pixels_per_image * n_faces
 
 
 class DepthBound:
@@ -419,8 +435,14 @@ class DepthBound:
 
     def last_bucket(self) -> Tensor:
         """(n_pix,) int32: the bucket of each pixel's K-th nearest hit, ``bins`` where it has fewer than K."""
-        reached = self.counts.view(self.bins, self.n_pix).cumsum(0, dtype=torch.int32) >= self.k
-        return self.bins - reached.sum(0, dtype=torch.int32)
+        # A running sum over buckets, one (n_pix,) row at a time: no (bins, n_pix) temporaries.
+        counts = self.counts.view(self.bins, self.n_pix)
+        running = torch.zeros_like(counts[0])
+        last = torch.full_like(counts[0], self.bins)
+        for b in range(self.bins):
+            running += counts[b]
+            last -= (running >= self.k).to(torch.int32)
+        return last
 
     def near(self, pix: Tensor, depth: Tensor) -> Tensor:
         """(M,) bool: the hits that may be among the K nearest of their pixel. The depths counted here are
@@ -590,6 +612,7 @@ def select_faces(
     clip_barycentrics: bool = False,
     znear: float = 0.01,
     chunk_size: int = 1 << 22,
+    split: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Stage 1 (no grad): the K nearest faces of every pixel.
 
@@ -602,6 +625,8 @@ def select_faces(
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view). faces: (F, 3) long, shared by the N meshes.
         chunk_size: (face, edge, pixel) evaluations per block; bounds the temporary memory.
+        split: (N, F / 2) bool for a near-clipped virtual mesh (``clip.NearClip``): faces 2f and 2f + 1
+            of image n are the halves of one face where split[n, f]; a pixel keeps the nearer half only.
     Returns:
         pix (M,) flat pixel n * H * W + i * W + j, rank (M,) in [0, K), face (M,) packed n * F + f;
         sorted by pixel then rank.
@@ -621,7 +646,7 @@ def select_faces(
     k = faces_per_pixel
     # The depth bound pays where pixels average > K / 2 candidates (box areas over-count them by ~1.4).
     bound = None
-    if k * n_pix <= 2 * int((nrows * ncols)[live].sum()):
+    if split is None and k * n_pix <= 2 * int((nrows * ncols)[live].sum()):  # (halves would count twice)
         z_live = fv[live][:, :, 2]
         bound = DepthBound(n_pix, k, float(z_live.min()), float(z_live.max()), fv.device)
     hits: tuple[list, list, list] = ([], [], [])
@@ -634,7 +659,10 @@ def select_faces(
     if bound is not None:
         kept = bound.near(pix, z).nonzero().view(-1)  # one index for both gathers
         pix, face = pix.index_select(0, kept), face.index_select(0, kept)
+        del bound, kept  # the histogram is (bins, pixels) int32: free it before the sort
     del z
+    if split is not None:
+        pix, face = _keep_nearer_half(verts_ndc, faces, pix, face, split, (height, width), perspective_correct)
     # Rank with the depth stage 2 outputs (bit-identical), not the block's affine one: faces at equal
     # output depth then come in face-index order, and K = 1 keeps what K = 8 has in slot 0.
     z = exact_depth(verts_ndc, faces, pix, face, (height, width), perspective_correct, clip_barycentrics)
@@ -642,6 +670,35 @@ def select_faces(
         kept = (z >= 0).nonzero().view(-1)
         pix, face, z = pix.index_select(0, kept), face.index_select(0, kept), z.index_select(0, kept)
     return _k_nearest(pix, face, z, k, n_pix, height * width, n_faces)
+
+
+def _keep_nearer_half(
+    verts_ndc: Tensor, faces: Tensor, pix: Tensor, face: Tensor, split: Tensor, image: tuple[int, int],
+    perspective_correct: bool,
+) -> tuple[Tensor, Tensor]:
+    """Drop the farther half of split faces hitting the same pixel (pytorch3d's rule: keep the smaller signed
+    distance; the first half on ties). pix, face (M,) candidates of the virtual mesh (2F faces)."""
+    height, width = image
+    n_half = faces.shape[0] // 2
+    img = pix.long() // (height * width)
+    idx = split.reshape(-1)[img * n_half + face.long() // 2].nonzero().view(-1)
+    if idx.numel() == 0:
+        return pix, face
+    p, f = pix[idx].long(), face[idx].long()
+    vert_idx = (faces.index_select(0, f) + (p // (height * width) * verts_ndc.shape[1])[:, None]).t()
+    x, y, z = verts_ndc.reshape(-1, 3).t()[:, vert_idx]
+    px, py = pixel_centres(p, height, width, verts_ndc.dtype)
+    inside = _bary_depth(x, y, z, px, py, perspective_correct, False)[1]
+    dist2 = _nearest_edge(x, y, px, py)[0]
+    signed = torch.where(inside, -dist2, dist2)
+    key = p * n_half + f // 2
+    order = torch.sort(f % 2, stable=True).indices
+    order = order[torch.sort(signed[order], stable=True).indices]
+    order = order[torch.sort(key[order], stable=True).indices]
+    later = order[1:][key[order][1:] == key[order][:-1]]  # the second of a pair at a pixel
+    keep = torch.ones_like(pix, dtype=torch.bool)
+    keep[idx[later]] = False
+    return pix[keep], face[keep]
 
 
 def exact_depth(
@@ -652,13 +709,13 @@ def exact_depth(
     is pix's): the same float operations as stage 2's zbuf (``_bary_depth``), so bit-identical to it.
     verts_ndc (N, Nv, 3), faces (F, 3). Chunked: temporaries ~ SLOT_CHUNK."""
     height, width = image
-    n_verts = verts_ndc.shape[1]
-    verts_t = verts_ndc.reshape(-1, 3).t()
+    n_faces = faces.shape[0]
+    table = verts_ndc[:, faces].reshape(-1, 9)  # packed face -> its 3 vertices: one 36-byte row per gather
     out = []
     for a in range(0, pix.numel(), SLOT_CHUNK):
         p, f = pix[a : a + SLOT_CHUNK].long(), face[a : a + SLOT_CHUNK].long()
-        vert_idx = (faces.index_select(0, f) + (p // (height * width) * n_verts)[:, None]).t()
-        x, y, z = verts_t[:, vert_idx]  # (3, M) each
+        rows = table.index_select(0, p // (height * width) * n_faces + f).t().contiguous()
+        x, y, z = rows.view(3, 3, -1).transpose(0, 1)  # (3, M) each: [vertex, slot]
         px, py = pixel_centres(p, height, width, verts_ndc.dtype)
         out.append(_bary_depth(x, y, z, px, py, perspective_correct, clip_barycentrics)[2])
     return torch.cat(out) if out else verts_ndc.new_zeros(0)
@@ -674,12 +731,15 @@ def rasterize_packed(
     perspective_correct: bool = True,
     clip_barycentrics: bool = False,
     znear: float = 0.01,
+    clip_near: bool = False,
 ) -> PackedFragments:
     """Rasterise N meshes sharing ``faces`` into packed fragments (occupied slots only).
 
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view), may require grad. faces: (F, 3) long.
         image_size: int or (H, W). Other arguments as :func:`rasterize_meshes`.
+        clip_near: cut faces crossing z = znear to their part in front (``clip.py``, pytorch3d's
+            z_clip_value) instead of skipping them.
     Returns:
         PackedFragments with M slots; bary (M, 3), zbuf (M,), dists (M,) carry gradients to verts_ndc.
     """
@@ -691,6 +751,13 @@ def rasterize_packed(
         raise ValueError(f"blur_radius must be >= 0, got {blur_radius}")
     height, width = image_hw(image_size)
     faces = faces.to(verts_ndc.device)
+    if clip_near:
+        clipped = clip_near_plane(verts_ndc, faces, znear, perspective_correct)
+        if clipped is not None:
+            return _rasterize_clipped(
+                clipped, faces.shape[0], (height, width), faces_per_pixel, blur_radius, cull_backfaces,
+                perspective_correct, clip_barycentrics,
+            )
     pix, rank, face = select_faces(
         verts_ndc.detach(), faces, (height, width), faces_per_pixel, blur_radius,
         cull_backfaces, perspective_correct, clip_barycentrics, znear,
@@ -705,6 +772,29 @@ def rasterize_packed(
     return PackedFragments(pix, rank, face, bary, zbuf, dists, (n_img, height, width, faces_per_pixel))
 
 
+def _rasterize_clipped(
+    clipped: NearClip, n_faces: int, image: tuple[int, int], faces_per_pixel: int, blur_radius: float,
+    cull_backfaces: bool, perspective_correct: bool, clip_barycentrics: bool,
+) -> PackedFragments:
+    """``rasterize_packed`` on the virtual mesh of near-clipped faces, mapped back to the F original faces."""
+    height, width = image
+    verts, faces = clipped.verts, clipped.faces
+    pix, rank, vface = select_faces(
+        verts.detach(), faces, image, faces_per_pixel, blur_radius, cull_backfaces, perspective_correct,
+        clip_barycentrics, clipped.znear, split=clipped.split,
+    )
+    n_img, n_verts = verts.shape[:2]
+    n_virtual = faces.shape[0]
+    vert_idx = faces[vface % n_virtual] + (vface // n_virtual * n_verts)[:, None]
+    px, py = pixel_centres(pix, height, width, verts.dtype)
+    bary, zbuf, dists = slot_geometry(verts.reshape(-1, 3), vert_idx, px, py, perspective_correct, clip_barycentrics)
+    piece = clipped.is_piece.reshape(-1)[vface].nonzero().view(-1)
+    conv = clipped.conv.reshape(-1, 3, 3)[vface[piece]]
+    bary = bary.index_put((piece,), torch.bmm(conv, bary[piece, :, None])[..., 0])
+    face = vface // n_virtual * n_faces + vface % n_virtual // 2
+    return PackedFragments(pix, rank, face, bary, zbuf, dists, (n_img, height, width, faces_per_pixel))
+
+
 def rasterize_meshes(
     verts_ndc: Tensor,
     faces: Tensor,
@@ -715,6 +805,7 @@ def rasterize_meshes(
     perspective_correct: bool = True,
     clip_barycentrics: bool = False,
     znear: float = 0.01,
+    clip_near: bool = False,
 ) -> Fragments:
     """Rasterise N meshes sharing ``faces`` with pytorch3d's semantics (module docstring).
 
@@ -734,7 +825,7 @@ def rasterize_meshes(
     """
     return rasterize_packed(
         verts_ndc, faces, image_size, faces_per_pixel, blur_radius,
-        cull_backfaces, perspective_correct, clip_barycentrics, znear,
+        cull_backfaces, perspective_correct, clip_barycentrics, znear, clip_near,
     ).to_dense()
 
 

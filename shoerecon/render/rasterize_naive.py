@@ -51,6 +51,40 @@ def _hit(p, tri, perspective_correct: bool, clip: bool, blur2: float):
     return z, b, -d2 if inside else d2
 
 
+def _valid(tri, cull_backfaces: bool) -> bool:
+    area = _cross(tri[1][0] - tri[0][0], tri[1][1] - tri[0][1], tri[2][0] - tri[0][0], tri[2][1] - tri[0][1])
+    return abs(area) > 1e-8 and not (cull_backfaces and area < 0)
+
+
+def _clip_pieces(tri, znear: float, perspective_correct: bool):
+    """A face crossing z = znear cut to its part in front: [(piece, conv)], conv[k] the barycentrics of the
+    piece's corner k in the face. One vertex in front: (p1, p4, p5); one behind: (p4, p2, p5), (p5, p2, p3),
+    with p1 the odd vertex out, p2, p3 the next ones in order, p4 / p5 on edges p1-p2 / p1-p3."""
+    front = [v[2] > znear for v in tri]
+    i1 = next(i for i in range(3) if front.count(front[i]) == 1)
+    i2, i3 = (i1 + 1) % 3, (i1 + 2) % 3
+    p1, p2, p3 = tri[i1], tri[i2], tri[i3]
+    unit = lambda i: [1.0 if r == i else 0.0 for r in range(3)]  # noqa: E731
+
+    def on_plane(a, b):
+        w = (a[2] - znear) / (a[2] - b[2])
+        if perspective_correct:  # interpolate the view-space point (x_ndc * z), project at z = znear
+            x = (a[0] * a[2] * (1 - w) + b[0] * b[2] * w) / znear
+            y = (a[1] * a[2] * (1 - w) + b[1] * b[2] * w) / znear
+        else:
+            x, y = a[0] * (1 - w) + b[0] * w, a[1] * (1 - w) + b[1] * w
+        return (x, y, znear), w
+
+    p4, w2 = on_plane(p1, p2)
+    p5, w3 = on_plane(p1, p3)
+    b1, b2, b3 = unit(i1), unit(i2), unit(i3)
+    b4 = [b1[r] * (1 - w2) + b2[r] * w2 for r in range(3)]
+    b5 = [b1[r] * (1 - w3) + b3[r] * w3 for r in range(3)]
+    if front[i1]:
+        return [((p1, p4, p5), (b1, b4, b5))]
+    return [((p4, p2, p5), (b4, b2, b5)), ((p5, p2, p3), (b5, b2, b3))]
+
+
 def rasterize_naive(
     verts_ndc: Tensor,
     faces: Tensor,
@@ -61,6 +95,7 @@ def rasterize_naive(
     perspective_correct: bool = True,
     clip_barycentrics: bool = False,
     znear: float = 0.01,
+    clip_near: bool = False,
     differentiable: bool = False,
 ) -> Fragments:
     """Same arguments and outputs as ``rasterize_meshes``; returns float64 tensors on the CPU.
@@ -78,22 +113,33 @@ def rasterize_naive(
     zbuf = torch.full((n_img, height, width, K), -1.0, dtype=torch.float64)
     bary = torch.full((n_img, height, width, K, 3), -1.0, dtype=torch.float64)
     dists = torch.full((n_img, height, width, K), -1.0, dtype=torch.float64)
+    if differentiable and clip_near:
+        raise ValueError("rasterize_naive: differentiable=True does not support clip_near")
     for n in range(n_img):
-        tris = []
+        tris = []  # (face, [(piece, barycentrics of its corners in the face) ...])
         for f, (a, b, c) in enumerate(face_list):
             tri = (verts[n][a], verts[n][b], verts[n][c])
-            area = _cross(tri[1][0] - tri[0][0], tri[1][1] - tri[0][1], tri[2][0] - tri[0][0], tri[2][1] - tri[0][1])
-            if min(v[2] for v in tri) <= znear or abs(area) <= 1e-8 or (cull_backfaces and area < 0):
+            if min(v[2] for v in tri) > znear:
+                pieces = [(tri, None)]
+            elif clip_near and max(v[2] for v in tri) > znear:
+                pieces = _clip_pieces(tri, znear, perspective_correct)
+            else:
                 continue
-            tris.append((f, tri))
+            pieces = [(t, conv) for t, conv in pieces if _valid(t, cull_backfaces)]
+            if pieces:
+                tris.append((f, pieces))
         for i in range(height):
             for j in range(width):
                 p = ((2 * j + 1 - width) / s, (height - 2 * i - 1) / s)
                 hits = []
-                for f, tri in tris:
-                    h = _hit(p, tri, perspective_correct, clip_barycentrics, blur_radius**2)
-                    if h is not None:
-                        hits.append((h[0], f, h[1], h[2]))
+                for f, pieces in tris:
+                    best = None  # of a face's pieces, the one with the smallest signed distance
+                    for tri, conv in pieces:
+                        h = _hit(p, tri, perspective_correct, clip_barycentrics, blur_radius**2)
+                        if h is not None and (best is None or h[2] < best[2]):
+                            best = h if conv is None else (h[0], [sum(conv[k][r] * h[1][k] for k in range(3)) for r in range(3)], h[2])
+                    if best is not None:
+                        hits.append((best[0], f, best[1], best[2]))
                 hits.sort(key=lambda h: (h[0], h[1]))
                 for k, (z, f, bc, d) in enumerate(hits[:K]):
                     p2f[n, i, j, k] = n * n_faces + f

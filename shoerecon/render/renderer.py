@@ -11,6 +11,7 @@ subtract nearly equal products) and the softmax blend's exp((zfar - z) / gamma).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -34,11 +35,12 @@ class RendererConfig:
         blend="soft" and uses 0 for blend="hard" (exact coverage).
     blend: "soft" (pytorch3d softmax_rgb_blend) | "hard" (nearest face, alpha = coverage).
     background: RGB of empty pixels. znear/zfar: blend depth range; faces with a vertex at
-        z <= max(znear, cameras.znear) are not rasterised.
+        z <= max(znear, cameras.znear) are clipped (clip_near) or not rasterised.
     clip_barycentrics: None clips when blur_radius > 0 (pytorch3d's MeshRasterizer default).
+    clip_near: faces crossing the near plane are cut to their part in front of it (pytorch3d's
+        z_clip_value; render/clip.py) instead of skipped: cameras close to or inside the object.
     backend: "torch" | "pytorch3d".
     """
-
     image_size: Union[int, tuple[int, int]] = 64
     faces_per_pixel: int = 8
     sigma: float = 1e-4
@@ -51,6 +53,7 @@ class RendererConfig:
     cull_backfaces: bool = False
     perspective_correct: bool = True
     clip_barycentrics: Optional[bool] = None
+    clip_near: bool = True
     backend: str = "torch"
 
     def __post_init__(self) -> None:
@@ -60,6 +63,15 @@ class RendererConfig:
             raise ValueError(f"RendererConfig.faces_per_pixel must be >= 1, got {self.faces_per_pixel}")
         if len(self.background) != 3:
             raise ValueError(f"RendererConfig.background must be 3 floats, got {self.background!r}")
+
+    def hard(self, **overrides) -> "RendererConfig":
+        """This config as the hard renderer (nearest face, exact coverage: blend "hard", K = 1, blur 0) of
+        validation, previews, exports checks and evaluation; ``overrides``: other fields to change.
+
+        >>> RendererConfig(image_size=32, sigma=1e-5).hard(background=(0.0, 0.0, 0.0)).faces_per_pixel
+        1
+        """
+        return dataclasses.replace(self, blend="hard", faces_per_pixel=1, blur_radius=None, **overrides)
 
     def resolved_blur_radius(self) -> float:
         if self.blur_radius is not None:
@@ -109,7 +121,6 @@ class Renderer(nn.Module):
     >>> Renderer(RendererConfig(image_size=16))(m.verts[None], m.faces, cams).shape
     torch.Size([1, 2, 4, 16, 16])
     """
-
     def __init__(self, cfg: RendererConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or RendererConfig()
@@ -126,11 +137,12 @@ class Renderer(nn.Module):
         return get_rasterizer(cfg.backend)(
             verts_ndc, faces.to(verts.device), image_hw(cfg.image_size), cfg.faces_per_pixel,
             cfg.resolved_blur_radius(), cfg.cull_backfaces, cfg.perspective_correct, cfg.resolved_clip(),
-            max(cfg.znear, cameras.znear),
+            max(cfg.znear, cameras.znear), cfg.clip_near,
         )
 
     def rasterize(self, verts: Tensor, faces: Tensor, cameras: Cameras) -> Fragments:
-        """Dense pytorch3d fragments (B * V, H, W, K) of the batch; see ``rasterize_packed``."""
+        """Dense pytorch3d fragments (B * V, H, W, K) of the batch (a conversion of ``rasterize_packed`` for
+        callers holding pytorch3d-style code; the forward pass never builds them)."""
         return self.rasterize_packed(verts, faces, cameras).to_dense()
 
     @full_precision

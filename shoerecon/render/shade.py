@@ -1,8 +1,9 @@
 """Shading: SoftRas silhouettes, UV texture sampling, softmax (soft) and hard RGB blending.
 
 Each op comes twice:
-- a *dense* version on pytorch3d fragments (N, H, W, K), written as pytorch3d writes it (the
-  reference, and handy for anyone holding ``Fragments``);
+- a *dense* version on pytorch3d fragments (N, H, W, K), written as pytorch3d writes it: the reference
+  the tests compare with (the Renderer never runs it: dense (N, H, W, K) temporaries cost ~2x the
+  packed path's memory at K = 50);
 - a *packed* version on ``PackedFragments`` (occupied slots only, segment sums over pixels) that the
   Renderer uses: the same numbers at a cost that grows with covered slots instead of N H W K.
 """
@@ -93,9 +94,40 @@ def sample_texture_dense(
 
 
 # ----------------------------------------------------------------------------------------- packed
+class _SegmentSum(torch.autograd.Function):
+    """index_add into zeros that keeps only the index for backward (autograd's index_add also keeps the
+    (M, ...) source); the same gradient, grad.index_select(0, index)."""
+
+    @staticmethod
+    def forward(ctx, values: Tensor, index: Tensor, size: int) -> Tensor:
+        ctx.save_for_backward(index)
+        return values.new_zeros((size, *values.shape[1:])).index_add_(0, index, values)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (index,) = ctx.saved_tensors
+        return grad.index_select(0, index), None, None
+
+
 def _segment_sum(values: Tensor, index: Tensor, size: int) -> Tensor:
     """Sum values (M, ...) into size bins by index (M,). -> (size, ...)."""
-    return values.new_zeros((size, *values.shape[1:])).index_add(0, index, values)
+    return _SegmentSum.apply(values, index, size)
+
+
+class _FaceUV(torch.autograd.Function):
+    """Per-slot UV = bary (1 x 3) @ corner UVs (3 x 2) of the slot's face; backward gathers the corners again
+    rather than keeping the (M, 3, 2) gather (the same bmm as autograd's, so the same gradient)."""
+
+    @staticmethod
+    def forward(ctx, bary: Tensor, table: Tensor, face: Tensor) -> Tensor:
+        ctx.save_for_backward(table, face)
+        return torch.bmm(bary[:, None, :], table[face % table.shape[0]])[:, 0]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        table, face = ctx.saved_tensors
+        corners = table[face % table.shape[0]]
+        return torch.bmm(grad[:, None, :], corners.transpose(1, 2))[:, 0], None, None
 
 
 def packed_silhouette(frags: PackedFragments, sigma: float) -> Tensor:
@@ -110,8 +142,10 @@ def packed_silhouette(frags: PackedFragments, sigma: float) -> Tensor:
 
 def packed_face_uv(frags: PackedFragments, uvs: Tensor, uv_faces: Tensor) -> Tensor:
     """UV of every occupied slot: (M, 2)."""
-    corners = uvs[uv_faces][frags.face % uv_faces.shape[0]]  # (F, 3, 2) table, then one row gather: (M, 3, 2)
-    return torch.bmm(frags.bary[:, None, :], corners)[:, 0]  # batched 1x3 @ 3x2: faster than mul + sum(-2)
+    table = uvs[uv_faces]  # (F, 3, 2), then one row gather per slot: (M, 3, 2)
+    if uvs.requires_grad:
+        return torch.bmm(frags.bary[:, None, :], table[frags.face % uv_faces.shape[0]])[:, 0]
+    return _FaceUV.apply(frags.bary, table, frags.face)  # batched 1x3 @ 3x2: faster than mul + sum(-2)
 
 
 def packed_sample_texture(

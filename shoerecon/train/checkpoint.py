@@ -20,7 +20,6 @@ import argparse
 import errno
 import os
 import pickle
-import random
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +29,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from shoerecon.data.sampler import (  # noqa: F401 (re-exported: the RNG state lives with the data order)
+    _plain_rng_state,
+    capture_rng_state,
+    restore_rng_state,
+)
 from shoerecon.geometry.mesh import Mesh
+from shoerecon.model import ShoeReconNet
+from shoerecon.train.config import config_from_dict
+from shoerecon.train.model_file import is_model_file, load_model_file
 
 CHECKPOINT_VERSION = 2  # 2: numpy RNG state as tensors (1: as a pickled ndarray)
 
@@ -165,40 +172,6 @@ def convert_trusted_checkpoint(src: str | Path, dst: str | Path) -> None:
     save_checkpoint(dst, state)
 
 
-# ------------------------------------------------------------------------------------------ RNG
-def _plain_rng_state(state: Mapping[str, Any]) -> dict:
-    """``state`` with the numpy RNG state as tensors (loadable under weights_only without allow-list)."""
-    state = dict(state)
-    np_state = state.get("numpy")
-    if isinstance(np_state, tuple):
-        name, key, pos, has_gauss, cached = np_state
-        state["numpy"] = {"bit_generator": str(name), "key": torch.from_numpy(np.asarray(key, dtype=np.int64)),
-                          "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
-    return state
-
-
-def capture_rng_state() -> dict:
-    """The python, numpy, torch (and cuda, if any) RNG states of this process (tensors, ints, tuples)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return _plain_rng_state(state)
-
-
-def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Inverse of ``capture_rng_state`` (also of version-1 states); cuda is restored only where CUDA exists."""
-    random.setstate(state["python"])
-    np_state = state["numpy"]
-    if isinstance(np_state, Mapping):
-        np_state = (np_state["bit_generator"], np_state["key"].numpy().astype(np.uint32), np_state["pos"],
-                    np_state["has_gauss"], np_state["cached_gaussian"])
-    np.random.set_state(np_state)
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        cuda_states = state["cuda"][: torch.cuda.device_count()]
-        torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
-
-
 # ------------------------------------------------------------------------------------------ template
 def template_state(model: torch.nn.Module) -> dict[str, Tensor]:
     """The model's current template mesh as plain CPU tensors (verts, faces, uvs, uv_faces)."""
@@ -249,10 +222,6 @@ def restore_model_template(model: torch.nn.Module, state: Mapping[str, Any]) -> 
 def load_for_inference(path: str | Path, device: str | torch.device = "cpu"):
     """-> (ShoeReconNet in eval mode on ``device``, ExperimentConfig), from the file alone: a training
     checkpoint (.pt, loaded safely) or a released model (.safetensors, ``shoerecon export-model``)."""
-    from shoerecon.model import ShoeReconNet
-    from shoerecon.train.config import config_from_dict
-    from shoerecon.train.model_file import is_model_file, load_model_file
-
     if is_model_file(path):
         state = load_model_file(path)
     else:

@@ -6,7 +6,9 @@ subset of the sections; ``base: other.yaml`` (relative to the file) names a file
 recursively. Dicts merge deeply; any other value replaces. Command-line overrides are dotted
 paths, ``train.lr=1e-3``, parsed as YAML. Unknown keys and ill-typed values are errors naming the
 file, the key path and the valid keys. The v2 features are sections of their own (uv, augment, remesh,
-variance, align, flow_smooth, gan, fid), each off by default, so a config without them is v1.
+variance) or loss terms (losses.align, losses.flow_smooth, losses.adversarial, losses.fid), each off by default,
+so a config without them is v1. Keys of earlier versions (``MOVED_KEYS``, flat loss weights) are read from
+their new place with a warning, so old files and checkpoints still load.
 
 >>> cfg = config_from_dict({"train": {"lr": "1e-3", "name": "demo"}})
 >>> cfg.train.lr, cfg.train.name
@@ -18,6 +20,7 @@ import dataclasses
 import difflib
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence, Union
@@ -26,16 +29,13 @@ import yaml
 
 from shoerecon.data import DataConfig
 from shoerecon.data.augment import AugmentConfig
+from shoerecon.data.generate import SyntheticDataConfig
 from shoerecon.data.synthetic import SynthConfig
 from shoerecon.eval.report import EvalConfig
 from shoerecon.fit.refine import RefineConfig
 from shoerecon.geometry.remesh import RemeshConfig
 from shoerecon.geometry.uv import UVConfig
-from shoerecon.losses import LossConfig
-from shoerecon.losses.adversarial import AdversarialConfig
-from shoerecon.losses.align import AlignConfig
-from shoerecon.losses.fid import FIDConfig
-from shoerecon.losses.flow_smooth import FlowSmoothConfig
+from shoerecon.losses import LOSSES, LossConfig
 from shoerecon.model import ModelConfig
 from shoerecon.model.variance import VarianceConfig
 from shoerecon.render import RendererConfig
@@ -46,30 +46,12 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class SyntheticDataConfig:
-    """Generate the synthetic dataset into ``data.root`` when that folder does not exist yet.
-
-    ``shoes``: dataset size. ``views`` None: ``synth.num_views``; ``image_size`` None:
-    ``data.image_size``. The procedural shoe family and the rig are the ``synth`` section
-    (``SynthConfig``). ``workers`` None: every CPU core.
-    """
-
-    enabled: bool = False
-    shoes: int = 200
-    views: int | None = None
-    image_size: int | None = None
-    seed: int = 0
-    workers: int | None = None
-
-
-@dataclass
 class TrainConfig:
     """Optimisation, schedule, logging and run-folder settings.
 
     Steps count optimizer steps (each process sees ``batch_size`` shoes per step). ``max_steps``
     (when set) ends training before ``epochs`` do and fixes the schedule length.
     """
-
     name: str = "default"
     out_dir: str = "runs"
     seed: int = 0
@@ -116,13 +98,12 @@ class TrainConfig:
 class ExperimentConfig:
     """Everything one run needs.
 
-    v1 sections: train, data, synthetic, synth, model, losses (every weight), render, eval (the report
-    written at the end of training). v2 sections, all off by default: uv (layout mode), augment (input
-    view), remesh (every_epochs > 0), variance (mode != none), align / flow_smooth / gan / fid (the
-    options of the losses of the same name; their weights live in ``losses``). refine: predict-time fitting to
+    v1 sections: train, data, synthetic, synth, model, losses (every term's weight and options), render,
+    eval (the report written at the end of training). v2 sections, all off by default: uv (layout mode),
+    augment (input view), remesh (every_epochs > 0), variance (mode != none); the v2 losses are terms of
+    ``losses`` (align, flow_smooth, adversarial, fid) with weight 0. refine: predict-time fitting to
     the photo (``shoerecon.fit``; steps 0 = off).
     """
-
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
@@ -135,36 +116,72 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     remesh: RemeshConfig = field(default_factory=RemeshConfig)
     variance: VarianceConfig = field(default_factory=VarianceConfig)
-    align: AlignConfig = field(default_factory=AlignConfig)
-    flow_smooth: FlowSmoothConfig = field(default_factory=FlowSmoothConfig)
-    gan: AdversarialConfig = field(default_factory=AdversarialConfig)
-    fid: FIDConfig = field(default_factory=FIDConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)  # predict/eval --refine: fit to the photo
 
 
-# Keys that moved: old path -> new path (checkpoints of earlier runs still load, with a warning).
-MOVED_KEYS = {("train", "uv_mode"): ("uv", "mode")}
+# Keys that moved: old path -> new path (files and checkpoints of earlier runs still load, with a warning).
+MOVED_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("train", "uv_mode"): ("uv", "mode"),
+    # loss options that sat next to the weights, and the v2 loss sections, now live in their term's section
+    ("losses", "image_masked"): ("losses", "image", "masked"),
+    ("losses", "lpips_weights"): ("losses", "perceptual", "weights"),
+    ("losses", "lpips_pretrained"): ("losses", "perceptual", "pretrained"),
+    ("losses", "laplacian_on"): ("losses", "laplacian", "smooth"),
+    ("losses", "laplacian_reduction"): ("losses", "laplacian", "reduction"),
+    ("losses", "flatten_reduction"): ("losses", "flatten", "reduction"),
+    ("losses", "edge_length_mode"): ("losses", "edge_length", "mode"),
+    ("align",): ("losses", "align"),
+    ("flow_smooth",): ("losses", "flow_smooth"),
+    ("gan",): ("losses", "adversarial"),
+    ("fid",): ("losses", "fid"),
+}
+
+
+def _plain_copy(tree: Mapping) -> dict:
+    return {k: _plain_copy(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
 
 
 def migrate_moved_keys(tree: Mapping, source: str = "config") -> dict:
-    """A copy of ``tree`` with keys of ``MOVED_KEYS`` at their new place (warning once per key).
+    """A copy of ``tree`` in the current layout (one warning per old key).
+
+    ``losses.<term>: w`` (a bare weight) becomes ``losses.<term>.weight: w``; keys of ``MOVED_KEYS`` move to
+    their new path (merged into what is there; the new place wins where both are set).
 
     >>> import warnings
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     migrate_moved_keys({"train": {"uv_mode": "spherical", "lr": 1.0}})
-    {'train': {'lr': 1.0}, 'uv': {'mode': 'spherical'}}
+    ...     migrate_moved_keys({"train": {"uv_mode": "spherical", "lr": 1.0}, "losses": {"align": 0.1},
+    ...                         "align": {"penalty": "l1"}})
+    {'train': {'lr': 1.0}, 'losses': {'align': {'penalty': 'l1', 'weight': 0.1}}, 'uv': {'mode': 'spherical'}}
     """
-    import warnings
-
-    tree = {k: dict(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
-    for (sec, key), (new_sec, new_key) in MOVED_KEYS.items():
-        if isinstance(tree.get(sec), dict) and key in tree[sec]:
-            value = tree[sec].pop(key)
-            warnings.warn(f"{source}: '{sec}.{key}' moved to '{new_sec}.{new_key}'; reading it from there")
-            new = tree.setdefault(new_sec, {})
-            if isinstance(new, dict):
-                new.setdefault(new_key, value)
+    tree = _plain_copy(tree)
+    losses = tree.get("losses")
+    if isinstance(losses, dict):
+        for name in LOSSES:
+            value = losses.get(name)
+            if value is not None and not isinstance(value, Mapping):
+                warnings.warn(f"{source}: 'losses.{name}: {value}' is the old form of 'losses.{name}.weight: "
+                              f"{value}'; reading it as that")
+                losses[name] = {"weight": value}
+    for old, new in MOVED_KEYS.items():
+        parent = tree
+        for key in old[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if not isinstance(parent, dict) or old[-1] not in parent:
+            continue
+        value = parent.pop(old[-1])
+        warnings.warn(f"{source}: '{'.'.join(old)}' moved to '{'.'.join(new)}'; reading it from there")
+        node = tree
+        for key in new[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            here = node.get(new[-1])
+            if isinstance(value, Mapping) and isinstance(here, Mapping):
+                node[new[-1]] = deep_merge(value, here)
+            elif here is None:
+                node[new[-1]] = value
     return tree
 
 
@@ -247,7 +264,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | None 
     steps = []  # (override text, tree with the overrides up to it)
     merged = tree
     for text in overrides or ():
-        override = parse_override(text)
+        override = migrate_moved_keys(parse_override(text), f"override {text!r}")
         check_tree(override, ExperimentConfig, source=f"override {text!r}")
         merged = deep_merge(merged, override)
         steps.append((text, merged))
@@ -262,8 +279,6 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] | None 
 def blame_override(tree: Mapping, steps: Sequence[tuple[str, Mapping]], source: str) -> None:
     """Raise the ConfigError of the first ``--set`` that breaks a config the file alone builds, naming that
     override instead of the file (a wrong type or value on the command line is not the YAML's fault)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # moved-key notices were shown once already
         try:

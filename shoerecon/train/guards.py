@@ -13,6 +13,8 @@ from collections import deque
 from pathlib import Path
 from statistics import median
 
+from shoerecon.data.generate import synthetic_banner  # noqa: F401 (re-exported; data generation prints it)
+
 
 class TrainingDiverged(RuntimeError):
     """Training stopped because it diverged; the message says why, where the last checkpoints are, what to try."""
@@ -73,12 +75,3 @@ def check_train_values(cfg) -> None:
             raise ValueError(f"train.{key} must be >= 0, got {value!r}")
     if cfg.divergence_factor is not None and not cfg.divergence_factor > 1:
         raise ValueError(f"train.divergence_factor must be > 1 (or null: off), got {cfg.divergence_factor!r}")
-
-
-def synthetic_banner(root: str | Path, shoes: int) -> str:
-    """The notice printed before synthetic data is generated: runs on it must not pass for real-data runs."""
-    lines = [f"SYNTHETIC DATA: data.root {root} does not exist, so {shoes} procedural shoes are generated there",
-             "(synthetic.enabled: true). Results of this run are on synthetic shoes, not photos. For real data,",
-             "point data.root at a turntable dataset; configs on real data keep synthetic.enabled: false."]
-    bar = "=" * max(len(line) for line in lines)
-    return "\n".join([bar, *lines, bar])

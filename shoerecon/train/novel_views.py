@@ -1,24 +1,17 @@
-"""v2 losses on renders from unseen viewpoints: a WGAN-GP critic and a differentiable FID against real views.
+"""Renders from unseen viewpoints for the novel-view loss terms (``losses.adversarial``, ``losses.fid``).
 
 The image losses only see the dataset's views. Renders from random azimuths have no paired target, so they
-are judged as a distribution: ``NovelViewLosses`` renders each predicted mesh from ``losses.novel_views``
-random azimuths (elevation, distance and fov of the shoe's first target camera) and compares those renders
-with the batch's real target views: the critic's score (``losses.adversarial``) and the Frechet distance of
-Inception pool features (``losses.fid``). The critic has its own Adam and is updated before the generator
-term is taken, ``gan.critic_steps`` times per training step; its gradients are averaged over processes by
-hand (DistributedDataParallel and the gradient penalty's double backward do not mix).
+are judged as a distribution: :class:`NovelViews` renders each predicted mesh from ``losses.novel_views``
+random azimuths (elevation, distance and fov of the shoe's first target camera), lazily on first use in a
+step, next to the batch's real target views; the terms themselves live in ``shoerecon/losses``.
 """
 from __future__ import annotations
 
-from typing import Optional
+import functools
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 from torch import Tensor
-
-from shoerecon.losses import LossConfig
-from shoerecon.losses.adversarial import WGANGP, AdversarialConfig
-from shoerecon.losses.fid import FIDConfig, FIDLoss
-from shoerecon.model.discriminator import Critic
 
 
 def random_azimuth_cameras(reference: Tensor, views: int, generator: Optional[torch.Generator] = None) -> Tensor:
@@ -37,78 +30,39 @@ def random_azimuth_cameras(reference: Tensor, views: int, generator: Optional[to
     return cams
 
 
-def real_rgba(batch: dict) -> Tensor:
+def real_rgba(batch: Mapping) -> Tensor:
     """The batch's real target views as RGBA (B * V, 4, H, W): alpha = the target masks."""
     targets, masks = batch["targets"], batch["target_masks"]
     return torch.cat([targets, masks], dim=2).flatten(0, 1)
 
 
-class NovelViewLosses(torch.nn.Module):
-    """The critic (with its optimizer) and the FID feature network, built only for the terms that are on."""
+class NovelViews:
+    """The step's renders from random azimuths (``fake``) and real views (``real``), computed on first use.
 
-    def __init__(self, losses: LossConfig, gan: AdversarialConfig, fid: FIDConfig):
-        super().__init__()
-        self.wgan = WGANGP(Critic(gan.critic), gan) if losses.adversarial > 0 else None
-        self.fid = FIDLoss(fid) if losses.fid > 0 else None
-        self.critic_optimizer = self.wgan.make_optimizer() if self.wgan is not None else None
-        self.critic_calls = 0  # critic_step calls so far: ``gan.critic_every`` counts them (saved in checkpoints)
+    Args:
+        render: cameras (B, V, 4) -> RGBA renders (B, V, 4, H, W) of the step's predicted meshes.
+        batch: the training batch ("target_cameras", "targets", "target_masks").
+        views: random azimuths per shoe. generator: the step's CPU generator (azimuths, then the critic's
+            gradient-penalty draws). accelerator: for the critic's cross-process reductions (or None).
+        train_critic: whether the adversarial term updates its critic first (training steps).
+    """
+    def __init__(self, render: Callable[[Tensor], Tensor], batch: Mapping, views: int,
+                 generator: Optional[torch.Generator] = None, accelerator: Any = None, train_critic: bool = True):
+        self.render, self.batch, self.views = render, batch, views
+        self.generator, self.accelerator, self.train_critic = generator, accelerator, train_critic
 
-    def critic_step(self, real: Tensor, fake: Tensor, accelerator=None,
-                    generator: Optional[torch.Generator] = None) -> dict[str, float]:
-        """``gan.critic_steps`` updates of the critic on real (N, 4, H, W) vs detached fake (M, 4, H, W) images,
-        on every ``gan.critic_every``-th call (the others return {} at no cost).
+    @functools.cached_property
+    def fake(self) -> Tensor:
+        """(B * views, 4, H, W) float32 renders, outside mixed-precision autocast."""
+        reference = self.batch["target_cameras"][:, 0]
+        cams = random_azimuth_cameras(reference.cpu(), self.views, self.generator).to(reference.device)
+        with torch.autocast(reference.device.type, enabled=False):
+            return self.render(cams).flatten(0, 1).float()
 
-        A non-finite critic loss (on any process) skips the update.
-        """
-        if self.wgan is None:
-            return {}
-        call, self.critic_calls = self.critic_calls, self.critic_calls + 1
-        if call % self.wgan.cfg.critic_every:
-            return {}
-        stats: dict[str, float] = {}
-        for _ in range(self.wgan.cfg.critic_steps):
-            self.critic_optimizer.zero_grad(set_to_none=True)
-            out = self.wgan.critic_objective(real, fake, generator)
-            total = out["total"]
-            finite = torch.isfinite(total.detach()).float()
-            if accelerator is not None and accelerator.num_processes > 1:
-                finite = accelerator.gather(finite.reshape(1)).min()
-            if not bool(finite):
-                stats["critic_skipped"] = 1.0
-                continue
-            total.backward()
-            if accelerator is not None and accelerator.num_processes > 1:
-                for p in self.wgan.critic.parameters():
-                    if p.grad is not None:
-                        p.grad = accelerator.reduce(p.grad, "mean")
-            self.critic_optimizer.step()
-            stats = {"critic": float(total.detach()), "w_distance": float(out["w_distance"]),
-                     "gp": float(out["gp"].detach())}
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        return stats
-
-    def generator_terms(self, fake: Tensor, real: Tensor) -> dict[str, Tensor]:
-        """Unweighted generator-side terms ("adversarial", "fid") for fake (M, 4, H, W) renders."""
-        terms: dict[str, Tensor] = {}
-        if self.wgan is not None:
-            terms["adversarial"] = self.wgan.generator_objective(fake)
-        if self.fid is not None:
-            terms["fid"] = self.fid(fake, real)
-        return terms
-
-    def state_dict_for_checkpoint(self) -> dict:
-        """The critic and its optimizer (the Inception network is frozen and reloaded from its weights)."""
-        if self.wgan is None:
-            return {}
-        return {"critic": self.wgan.critic.state_dict(), "critic_optimizer": self.critic_optimizer.state_dict(),
-                "critic_calls": self.critic_calls}
-
-    def load_checkpoint_state(self, state: dict) -> None:
-        if self.wgan is None or not state:
-            return
-        self.wgan.critic.load_state_dict(state["critic"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.critic_calls = int(state.get("critic_calls", 0))
+    @functools.cached_property
+    def real(self) -> Tensor:
+        """(B * V, 4, H, W) float32 real target views (alpha = masks)."""
+        return real_rgba(self.batch).float()
 
 
-__all__ = ["NovelViewLosses", "random_azimuth_cameras", "real_rgba"]
+__all__ = ["NovelViews", "random_azimuth_cameras", "real_rgba"]

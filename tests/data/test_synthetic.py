@@ -191,7 +191,7 @@ def test_generation_is_deterministic(tiny_dataset, tmp_path):
 
 
 def test_ground_truth_glb_matches_the_rendered_mesh(tiny_dataset):
-    glb = pytest.importorskip("shoerecon.export.glb")
+    glb = pytest.importorskip("shoerecon.geometry.io.glb")
     from shoerecon.data.synthetic import sample_shoe_params
 
     m = glb.load_glb(tiny_dataset / "shoe_00000" / "mesh.glb")

@@ -13,7 +13,7 @@ from shoerecon.data.dataset import DataConfig, TurntableDataset
 from shoerecon.data.synthetic import SynthConfig, generate_dataset
 from shoerecon.eval.metrics import MetricsConfig
 from shoerecon.eval.report import EvalConfig, evaluate, grid_view_indices, markdown_report, summarize
-from shoerecon.export.glb import load_glb
+from shoerecon.geometry.io.glb import load_glb
 from shoerecon.geometry.template import load_template
 
 SIZE = 32
@@ -206,7 +206,7 @@ def test_frechet_distance_matches_scipy(n1, n2, d):
     import numpy as np
     import scipy.linalg
 
-    from shoerecon.eval.report import frechet_distance
+    from shoerecon.losses.fid import frechet_distance
 
     g = torch.Generator().manual_seed(n1 + d)
     f1 = torch.randn(n1, d, generator=g, dtype=torch.float64)
@@ -214,7 +214,7 @@ def test_frechet_distance_matches_scipy(n1, n2, d):
     a, b = f1.numpy(), f2.numpy()
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     ref = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
-    assert frechet_distance(f1, f2) == pytest.approx(ref, rel=1e-6, abs=1e-6)
+    assert float(frechet_distance(f1, f2)) == pytest.approx(ref, rel=1e-6, abs=1e-6)
 
 
 def test_on_white_undoes_compositing():

@@ -47,13 +47,13 @@ def test_flattened_budget_equals_deep_merge(budget, config):
 def test_flatten_tricky_values_round_trip():
     tree = {"train": {"mixed_precision": "no", "lr": 1e-5, "val_views": [0, 3], "val_shoes": None,
                       "name": "a=b: c", "betas": [0.5, 0.9]},
-            "gan": {"critic": {"norm": "layer", "base_channels": 8}}, "eval": {"lpips": "off"}}
+            "losses": {"adversarial": {"critic": {"norm": "layer", "base_channels": 8}}}, "eval": {"lpips": "off"}}
     flat = ablate.flatten_overrides(tree)
     assert len(flat) == 9  # one per leaf
     cfg = load_config(CONFIGS / "base.yaml", flat)
     assert cfg == config_from_dict(deep_merge(read_yaml_tree(CONFIGS / "base.yaml"), tree))
     assert (cfg.train.mixed_precision, cfg.train.name, cfg.eval.lpips) == ("no", "a=b: c", "off")
-    assert cfg.gan.critic.norm == "layer" and cfg.train.val_views == [0, 3] and cfg.train.lr == 1e-5
+    assert cfg.losses.adversarial.critic.norm == "layer" and cfg.train.val_views == [0, 3] and cfg.train.lr == 1e-5
 
 
 def test_flatten_rejects_dotted_keys():

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from shoerecon.export.common import split_uv_seams, weld_positions
-from shoerecon.export.glb import load_glb, save_glb
-from shoerecon.export.obj import load_obj, save_obj
+from shoerecon.geometry.io.common import split_uv_seams, weld_positions
+from shoerecon.geometry.io.glb import load_glb, save_glb
+from shoerecon.geometry.io.obj import load_obj, save_obj
 from shoerecon.export.validate import validate_gltf, validator_available
 from shoerecon.geometry.mesh import Mesh
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shoerecon.export.glb import load_glb, save_glb
-from shoerecon.export.obj import load_obj, save_obj
+from shoerecon.geometry.io.glb import load_glb, save_glb
+from shoerecon.geometry.io.obj import load_obj, save_obj
 from shoerecon.export.turntable import TurntableConfig, image_grid, render_mesh, preview_renderer, save_turntable_strip
 from shoerecon.geometry.template import load_template
 from shoerecon.render import Cameras

@@ -9,8 +9,8 @@ from PIL import Image
 
 from shoerecon.data.dataset import DataConfig, TurntableDataset
 from shoerecon.data.synthetic import SynthConfig, generate_dataset
-from shoerecon.export.glb import load_glb
-from shoerecon.export.obj import load_obj
+from shoerecon.geometry.io.glb import load_glb
+from shoerecon.geometry.io.obj import load_obj
 from shoerecon.export.predict import PredictConfig, load_input, predict_files, predict_meshes
 from shoerecon.export.turntable import TurntableConfig
 from shoerecon.geometry.template import load_template

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from shoerecon.data.synthetic import SynthConfig, generate_dataset
-from shoerecon.export.obj import load_obj
+from shoerecon.geometry.io.obj import load_obj
 from shoerecon.export.predict import PredictConfig, load_input, predict_files, predict_meshes
 from shoerecon.export.turntable import TurntableConfig
 from shoerecon.fit import RefineConfig

@@ -7,15 +7,11 @@ import torch
 import trimesh
 from scipy.spatial import cKDTree
 
+from shoerecon.geometry.quality import euler_characteristic, is_closed_genus0, is_closed_manifold, mesh_quality, triangle_angles
 from shoerecon.geometry.remesh import (
     RemeshConfig,
     Remesher,
-    euler_characteristic,
-    is_closed_genus0,
-    is_closed_manifold,
     isotropic_remesh,
-    mesh_quality,
-    triangle_angles,
     closest_point_on_triangles,
     closest_surface_points,
     transfer_matrix,

@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from shoerecon.geometry.mesh import unique_edges
-from shoerecon.geometry.template import DEFAULT_TEMPLATE, load_template, read_obj, template_mesh, write_obj
+from shoerecon.data.template import template_mesh
+from shoerecon.geometry.io.obj import read_obj, write_obj
+from shoerecon.geometry.template import DEFAULT_TEMPLATE, load_template
 
 
 def test_template_file_exists_and_is_closed_genus_zero():

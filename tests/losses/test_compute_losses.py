@@ -1,4 +1,4 @@
-"""compute_losses: terms present iff weighted, total = weighted sum, clear errors, gradients reach the inputs."""
+"""compute_losses over the registry: terms present iff weighted, total = weighted sum, clear errors, gradients."""
 from types import SimpleNamespace
 
 import pytest
@@ -8,12 +8,14 @@ from shoerecon.losses import (
     LOSS_NAMES,
     LossConfig,
     LossContext,
+    build_loss_modules,
     build_lpips,
     compute_losses,
     flatten_loss,
     laplacian_loss,
-    make_lpips,
 )
+from shoerecon.losses.image import ImageConfig
+from shoerecon.losses.regularizers import FlattenConfig, LaplacianConfig
 
 B, V, H = 2, 2, 32
 
@@ -34,28 +36,34 @@ def tetra_batch(dtype=torch.float32):
     return out, renders, batch, faces
 
 
-def tetra_context(faces, dtype=torch.float32, b: int = B) -> LossContext:
+def context(out, renders, batch, faces, dtype=torch.float32, b: int = B, modules=None, cams=True) -> LossContext:
     from shoerecon.render.cameras import Cameras
 
     uvs = torch.tensor([[0.1, 0.1], [0.9, 0.1], [0.5, 0.9], [0.5, 0.5]], dtype=dtype)
-    cams = Cameras.from_tensor(torch.tensor([[20.0, 10.0, 2.2, 30.0]] * b, dtype=dtype))
-    return LossContext(uvs, faces, input_cameras=cams)
+    cameras = Cameras.from_tensor(torch.tensor([[20.0, 10.0, 2.2, 30.0]] * b, dtype=dtype)) if cams else None
+    return LossContext(out, renders, batch, faces, uvs, faces, input_cameras=cameras, modules=modules or {})
 
 
 def all_on(**kw) -> LossConfig:
     weights = dict(silhouette=0.9, image=0.1, perceptual=0.01, flow=0.1, laplacian=0.1, flatten=0.001,
-                   normal_consistency=0.2, edge_length=0.3, align=0.4, flow_smooth=0.5, lpips_pretrained=False)
+                   normal_consistency=0.2, edge_length=0.3, align=0.4, flow_smooth=0.5)
     weights.update(kw)
-    return LossConfig(**weights)
+    cfg = LossConfig(**weights)
+    cfg.perceptual.pretrained = False
+    return cfg
+
+
+def only(**kw) -> LossConfig:  # every weight 0 except kw
+    return LossConfig(**{**{n: 0.0 for n in LOSS_NAMES}, **kw})
 
 
 def test_every_term_and_weighted_total():
     out, renders, batch, faces = tetra_batch()
     cfg = all_on()
-    terms = compute_losses(out, renders, batch, faces, cfg, lpips=make_lpips(cfg), context=tetra_context(faces))
+    terms = compute_losses(cfg, context(out, renders, batch, faces, modules=build_loss_modules(cfg)))
     assert set(terms) == set(LOSS_NAMES) | {"total"}
     assert terms["align"] > 0 and terms["flow_smooth"] > 0
-    expected = sum(getattr(cfg, n) * terms[n] for n in LOSS_NAMES)
+    expected = sum(getattr(cfg, n).weight * terms[n] for n in LOSS_NAMES)
     torch.testing.assert_close(terms["total"], expected)
     terms["total"].backward()
     for t in (renders, out.offsets, out.flow):
@@ -64,32 +72,32 @@ def test_every_term_and_weighted_total():
 
 def test_zero_weight_terms_are_not_computed(monkeypatch):
     out, renders, batch, faces = tetra_batch()
-    import shoerecon.losses as losses
+    from shoerecon.losses import flow, perceptual, regularizers
 
     def boom(*a, **k):
         raise AssertionError("computed a term with weight 0")
 
-    for name in ("flatten_loss", "perceptual_loss", "normal_consistency_loss", "edge_length_loss", "flow_mask_loss"):
-        monkeypatch.setattr(losses, name, boom)
+    for module, name in ((regularizers, "flatten_loss"), (perceptual, "perceptual_loss"),
+                         (regularizers, "normal_consistency_loss"), (regularizers, "edge_length_loss"),
+                         (flow, "flow_mask_loss")):
+        monkeypatch.setattr(module, name, boom)
     cfg = LossConfig(perceptual=0, flatten=0, normal_consistency=0, edge_length=0, flow=0)
-    terms = compute_losses(out, renders, batch, faces, cfg)
+    assert build_loss_modules(cfg) is not None and len(build_loss_modules(cfg)) == 0  # no LPIPS built either
+    terms = compute_losses(cfg, context(out, renders, batch, faces))
     assert set(terms) == {"silhouette", "image", "laplacian", "total"}
 
 
 def test_options_switch_the_computation():
     out, renders, batch, faces = tetra_batch()
-
-    def only(**kw):  # every weight 0 except kw
-        return LossConfig(**{**{n: 0.0 for n in LOSS_NAMES}, **kw})
-
-    on_offsets = compute_losses(out, renders, batch, faces, only(laplacian=1, laplacian_on="offsets"))
-    on_verts = compute_losses(out, renders, batch, faces, only(laplacian=1, laplacian_on="verts"))
+    ctx = context(out, renders, batch, faces)
+    on_offsets = compute_losses(only(laplacian=LaplacianConfig(1, smooth="offsets")), ctx)
+    on_verts = compute_losses(only(laplacian=LaplacianConfig(1, smooth="verts")), ctx)
     torch.testing.assert_close(on_offsets["laplacian"], laplacian_loss(out.offsets, faces))
     torch.testing.assert_close(on_verts["laplacian"], laplacian_loss(out.verts, faces))
-    flat = compute_losses(out, renders, batch, faces, only(flatten=1, flatten_reduction="mean"))
+    flat = compute_losses(only(flatten=FlattenConfig(1, reduction="mean")), ctx)
     torch.testing.assert_close(flat["flatten"], flatten_loss(out.verts, faces, "mean"))
-    masked = compute_losses(out, renders, batch, faces, only(image=1, image_masked=True))
-    full = compute_losses(out, renders, batch, faces, only(image=1))
+    masked = compute_losses(only(image=ImageConfig(1, masked=True)), ctx)
+    full = compute_losses(only(image=1), ctx)
     assert set(masked) == {"image", "total"}
     assert masked["image"].item() != pytest.approx(full["image"].item())
 
@@ -97,36 +105,36 @@ def test_options_switch_the_computation():
 def test_perfect_prediction_has_zero_data_terms():
     out, renders, batch, faces = tetra_batch()
     renders = torch.cat([batch["targets"], batch["target_masks"]], dim=2)
-    cfg = LossConfig(perceptual=0.01, flow=0, laplacian=0, flatten=0, lpips_pretrained=False)
-    terms = compute_losses(out, renders, batch, faces, cfg, lpips=build_lpips(False))
+    cfg = LossConfig(perceptual=0.01, flow=0, laplacian=0, flatten=0)
+    terms = compute_losses(cfg, context(out, renders, batch, faces, modules={"perceptual": build_lpips(False)}))
     for name in ("silhouette", "image", "perceptual"):
         assert terms[name].item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_errors_are_clear():
     out, renders, batch, faces = tetra_batch()
-    with pytest.raises(ValueError, match="LPIPS"):
-        compute_losses(out, renders, batch, faces, LossConfig(perceptual=0.01))
+    with pytest.raises(ValueError, match="losses.perceptual.weight > 0 needs its module"):
+        compute_losses(LossConfig(perceptual=0.01), context(out, renders, batch, faces))
     with pytest.raises(ValueError, match="do not match"):
-        compute_losses(out, renders[..., :16, :16], batch, faces, LossConfig(perceptual=0))
-    with pytest.raises(ValueError, match="laplacian_on"):
-        LossConfig(laplacian_on="normals")
+        compute_losses(LossConfig(perceptual=0), context(out, renders[..., :16, :16], batch, faces))
+    with pytest.raises(ValueError, match="LaplacianConfig.smooth='normals'; valid: offsets, verts"):
+        LaplacianConfig(smooth="normals")
     with pytest.raises(ValueError, match="weight"):
         LossConfig(image=-1)
+    with pytest.raises(ValueError, match="must be a ImageConfig or a weight"):
+        LossConfig(image="strong")
 
 
 def test_compute_losses_gradcheck_float64():
     out, renders, batch, faces = tetra_batch(torch.float64)
     cfg = all_on(perceptual=0)
+    cfg.align.detach_target = False  # a detached target is, by design, not the numerical derivative
     template = out.verts.detach() - out.offsets.detach()
     uv_mask = out.uv_mask[:3, :3]
 
-    context = tetra_context(faces, torch.float64, 1)
-    context.align.detach_target = False  # a detached target is, by design, not the numerical derivative
-
     def total(r, off, flow):
         o = SimpleNamespace(verts=template + off, offsets=off, flow=flow, uv_mask=uv_mask)
-        return compute_losses(o, r, batch, faces, cfg, context=context)["total"]
+        return compute_losses(cfg, context(o, r, batch, faces, torch.float64, 1))["total"]
 
     small = lambda t: t.detach()[:1, :1, :, :4, :4] if t.ndim == 5 else t.detach()  # noqa: E731
     batch = {k: small(v) if v.ndim == 5 else v[:1] for k, v in batch.items()}
@@ -136,17 +144,21 @@ def test_compute_losses_gradcheck_float64():
     assert torch.autograd.gradcheck(total, args)
 
 
-def test_make_lpips_follows_the_config():
-    assert make_lpips(LossConfig(perceptual=0)) is None
-    model = make_lpips(LossConfig(perceptual=0.5, lpips_pretrained=False))
+def test_loss_modules_follow_the_config():
+    assert "perceptual" not in build_loss_modules(LossConfig(perceptual=0))
+    cfg = LossConfig(perceptual=0.5)
+    cfg.perceptual.pretrained = False
+    model = build_loss_modules(cfg)["perceptual"]
     assert model is not None and not model.training
 
 
-def test_v2_flow_terms_need_a_context():
+def test_align_needs_input_cameras():
     out, renders, batch, faces = tetra_batch()
-    with pytest.raises(ValueError, match="LossContext"):
-        compute_losses(out, renders, batch, faces, LossConfig(perceptual=0, align=1.0))
-    ctx = tetra_context(faces)
-    ctx.input_cameras = None
     with pytest.raises(ValueError, match="input_cameras"):
-        compute_losses(out, renders, batch, faces, LossConfig(perceptual=0, align=1.0), context=ctx)
+        compute_losses(LossConfig(perceptual=0, align=1.0), context(out, renders, batch, faces, cams=False))
+
+
+def test_novel_view_terms_need_novel_views():
+    out, renders, batch, faces = tetra_batch()
+    with pytest.raises(ValueError, match="LossContext.novel"):
+        compute_losses(only(fid=1.0), context(out, renders, batch, faces))

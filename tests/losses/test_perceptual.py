@@ -63,7 +63,7 @@ def test_real_loading_reads_the_local_files(tmp_path, no_downloads):
 def test_wrong_file_is_a_clear_error(tmp_path, no_downloads):
     path = tmp_path / "not_alexnet.pth"
     torch.save({"something": torch.zeros(1)}, path)
-    with pytest.raises(RuntimeError, match="not a torchvision AlexNet"):
+    with pytest.raises(ValueError, match="not a torchvision AlexNet"):
         build_lpips(pretrained=str(path))
 
 

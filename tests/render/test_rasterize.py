@@ -11,7 +11,7 @@ import torch
 from shoerecon.geometry.primitives import box, ico_sphere
 from shoerecon.render.cameras import Cameras
 from shoerecon.render import rasterize as rast
-from shoerecon.render.rasterize import Fragments, rasterize_meshes, rasterize_packed
+from shoerecon.render.rasterize import rasterize_meshes, rasterize_packed
 from shoerecon.render.rasterize_naive import rasterize_naive
 
 TOL = 1e-9

@@ -111,7 +111,7 @@ def test_pytorch3d_parity(blend):
     for backend in ("torch", "pytorch3d"):
         r = Renderer(RendererConfig(image_size=32, faces_per_pixel=4, sigma=1e-4, blend=blend, backend=backend))
         outs.append(r(verts, m.faces, cams, tex, uvs, m.faces))
-        frags.append(r.rasterize(verts, m.faces, cams))
+        frags.append(r.rasterize_packed(verts, m.faces, cams).to_dense())
     assert (frags[0].pix_to_face == frags[1].pix_to_face).float().mean() > 0.999
     same = frags[0].pix_to_face == frags[1].pix_to_face
     assert torch.allclose(frags[0].zbuf[same], frags[1].zbuf[same], atol=1e-4)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 from tiny import tiny_checkpoint
 
-from shoerecon.export.glb import load_glb
+from shoerecon.geometry.io.glb import load_glb
 from shoerecon.serve import ServeConfig, reconstruct
 
 MAX_PIXELS = 250_000

@@ -1,10 +1,11 @@
+import warnings
 from pathlib import Path
 
 import pytest
 import yaml
 
 from shoerecon.train.config import (
-    ConfigError, ExperimentConfig, TrainConfig, config_to_dict, load_config, save_config,
+    ConfigError, ExperimentConfig, TrainConfig, config_from_dict, config_to_dict, load_config, save_config,
 )
 
 
@@ -130,11 +131,63 @@ def test_v2_sections_are_off_by_default():
     cfg = ExperimentConfig()
     assert (cfg.uv.mode, cfg.augment.enabled, cfg.remesh.every_epochs, cfg.variance.mode) == (
         "islands", False, 0, "none")
-    assert cfg.losses.align == cfg.losses.flow_smooth == cfg.losses.adversarial == cfg.losses.fid == 0
+    c = cfg.losses
+    assert c.align.weight == c.flow_smooth.weight == c.adversarial.weight == c.fid.weight == 0
 
 
 def test_v2_section_keys_are_checked():
-    with pytest.raises(ConfigError, match="unknown key 'gan.critic.widht'.*valid keys in section 'gan.critic'"):
-        load_config(None, ["gan.critic.widht=3"])
-    cfg = load_config(None, ["gan.critic.base_channels=8", "variance.mode=multiply", "remesh.every_epochs=2"])
-    assert (cfg.gan.critic.base_channels, cfg.variance.mode, cfg.remesh.every_epochs) == (8, "multiply", 2)
+    with pytest.raises(ConfigError, match="unknown key 'losses.adversarial.critic.widht'.*"
+                                          "valid keys in section 'losses.adversarial.critic'"):
+        load_config(None, ["losses.adversarial.critic.widht=3"])
+    cfg = load_config(None, ["losses.adversarial.critic.base_channels=8", "variance.mode=multiply",
+                             "remesh.every_epochs=2"])
+    assert (cfg.losses.adversarial.critic.base_channels, cfg.variance.mode, cfg.remesh.every_epochs) == (
+        8, "multiply", 2)
+
+
+def test_loss_options_sit_with_their_weight(tmp_path):
+    path = tmp_path / "new.yaml"
+    path.write_text("losses:\n  align: {weight: 0.2, penalty: huber}\n  laplacian: {smooth: verts}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the current layout loads without a warning
+        cfg = load_config(path, ["losses.fid.weight=0.5", "losses.fid.resize=75"])
+    assert (cfg.losses.align.weight, cfg.losses.align.penalty) == (0.2, "huber")
+    assert (cfg.losses.laplacian.weight, cfg.losses.laplacian.smooth) == (0.1, "verts")  # default weight kept
+    assert (cfg.losses.fid.weight, cfg.losses.fid.resize) == (0.5, 75)
+    with pytest.raises(ConfigError, match="unknown key 'losses.align.penalti'.*did you mean 'penalty'"):
+        load_config(None, ["losses.align.penalti=l1"])
+
+
+def test_old_loss_keys_migrate_with_a_warning(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("losses:\n  align: 0.1\n  fid: 0.001\n  image_masked: true\n  lpips_pretrained: false\n"
+                    "  laplacian_on: verts\n  flatten: 0.002\n"
+                    "align:\n  penalty: l1\ngan:\n  critic:\n    base_channels: 4\nfid:\n  resize: 75\n")
+    with pytest.warns(UserWarning) as record:
+        cfg = load_config(path, ["losses.adversarial=0.01", "gan.lr=0.001"])
+    messages = " ".join(str(w.message) for w in record)
+    assert "'losses.align: 0.1' is the old form of 'losses.align.weight: 0.1'" in messages
+    assert "'gan' moved to 'losses.adversarial'" in messages
+    c = cfg.losses
+    assert (c.align.weight, c.align.penalty, c.fid.weight, c.fid.resize) == (0.1, "l1", 0.001, 75)
+    assert (c.image.masked, c.perceptual.pretrained, c.laplacian.smooth, c.flatten.weight) == (True, False, "verts", 0.002)
+    assert (c.adversarial.weight, c.adversarial.lr, c.adversarial.critic.base_channels) == (0.01, 0.001, 4)
+
+
+def test_old_checkpoint_config_still_builds():
+    """A config dict as written by checkpoints before the loss registry (flat weights, v2 sections)."""
+    old = {"losses": {"silhouette": 0.9, "image": 0.1, "image_masked": False, "perceptual": 0.0,
+                      "lpips_weights": None, "lpips_pretrained": False, "flow": 0.1, "laplacian": 0.1,
+                      "laplacian_on": "offsets", "laplacian_reduction": "sum", "flatten": 0.001,
+                      "flatten_reduction": "sum", "normal_consistency": 0.0, "edge_length": 0.0,
+                      "edge_length_mode": "template", "align": 0.0, "flow_smooth": 0.1, "adversarial": 0.0,
+                      "fid": 0.0, "novel_views": 2},
+           "align": {"penalty": "l2", "huber_delta": 0.05, "detach_target": True},
+           "flow_smooth": {"order": 2, "penalty": "l1", "eps": 0.001},
+           "gan": {"gp_lambda": 10.0, "critic": {"base_channels": 4}}, "fid": {"pretrained": False}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = config_from_dict(old)
+    assert (cfg.losses.flow_smooth.weight, cfg.losses.flow_smooth.order, cfg.losses.perceptual.pretrained) == (
+        0.1, 2, False)
+    assert cfg.losses.adversarial.critic.base_channels == 4 and cfg.losses.fid.pretrained is False

@@ -79,5 +79,5 @@ def test_bf16_autocast_training_step_is_finite(tmp_path):
     for name in ("total", "silhouette", "align", "flow_smooth", "adversarial", "fid"):
         assert math.isfinite(result.losses[name]), (name, result.losses)
     assert math.isfinite(result.losses["critic/gp"])
-    assert trainer._last_renders.dtype == torch.float32
+    assert trainer.last_renders.dtype == torch.float32
     assert all(torch.isfinite(p).all() for p in trainer.net.parameters())

@@ -1,17 +1,15 @@
-"""gan.critic_every: the critic is updated on every k-th call only, and the count survives a checkpoint."""
+"""losses.adversarial.critic_every: the critic is updated on every k-th call only, and the count survives a
+checkpoint."""
 import torch
 
-from shoerecon.losses import LossConfig
-from shoerecon.losses.adversarial import AdversarialConfig
-from shoerecon.losses.fid import FIDConfig
+from shoerecon.losses.adversarial import AdversarialConfig, CriticModule
 from shoerecon.model.discriminator import DiscriminatorConfig
-from shoerecon.train.novel_views import NovelViewLosses
 
 
 def _novel(every):
     torch.manual_seed(0)
-    gan = AdversarialConfig(critic_every=every, critic=DiscriminatorConfig(base_channels=4, num_layers=2))
-    return NovelViewLosses(LossConfig(adversarial=0.01), gan, FIDConfig(pretrained=False))
+    gan = AdversarialConfig(weight=0.01, critic_every=every, critic=DiscriminatorConfig(base_channels=4, num_layers=2))
+    return CriticModule(gan)
 
 
 def _params(novel):
@@ -31,7 +29,7 @@ def test_critic_updates_every_kth_call_and_resumes():
         updated.append(changed)
     assert updated == [True, False, False, True, False]
     resumed = _novel(3)
-    resumed.load_checkpoint_state(novel.state_dict_for_checkpoint())
+    resumed.load_checkpoint_state(novel.checkpoint_state())
     assert resumed.critic_calls == 5
     assert not resumed.critic_step(real, fake) and resumed.critic_step(real, fake)  # calls 5 (skip), 6 (update)
 

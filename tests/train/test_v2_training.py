@@ -10,14 +10,17 @@ from shoerecon.geometry.mesh import Mesh
 from shoerecon.train.checkpoint import load_checkpoint
 from shoerecon.train.config import load_config
 from shoerecon.train.logging import read_scalars
-from shoerecon.train.trainer import Trainer, input_of
+from shoerecon.train.hooks import remesh
+from shoerecon.train.trainer import Trainer
+from shoerecon.train.validation import input_of
 
 FEATURES = {
-    "spherical_uv": ["uv.mode=spherical", "losses.flow_smooth=0.1"],
+    "spherical_uv": ["uv.mode=spherical", "losses.flow_smooth.weight=0.1"],
     "augment": ["augment.enabled=true"],
-    "variance": ["variance.mode=multiply", "losses.align=0.5"],
-    "gan_fid": ["losses.adversarial=0.01", "losses.fid=0.001", "fid.pretrained=false", "fid.resize=75",
-                "gan.critic.base_channels=4", "gan.critic.num_layers=3", "losses.novel_views=2"],
+    "variance": ["variance.mode=multiply", "losses.align.weight=0.5"],
+    "gan_fid": ["losses.adversarial.weight=0.01", "losses.fid.weight=0.001", "losses.fid.pretrained=false",
+                "losses.fid.resize=75", "losses.adversarial.critic.base_channels=4",
+                "losses.adversarial.critic.num_layers=3", "losses.novel_views=2"],
 }
 
 
@@ -73,7 +76,7 @@ def test_remesh_keeps_the_prediction_and_the_optimizer(data_root, tmp_path):
     template_before = trainer.net.template_verts.clone()
     shapes = {k: v.shape for k, v in trainer.net.named_parameters()}
     params = list(trainer.optimizer.param_groups[0]["params"])
-    trainer.remesh()
+    remesh(trainer)
     with torch.no_grad():
         after = Mesh(trainer.net(image).verts[0], trainer.net.faces.clone())
     assert abs(after.num_faces - 900) < 0.2 * 900 and after.num_faces != before.num_faces
@@ -115,7 +118,8 @@ def test_critic_is_checkpointed_and_restored(data_root, tmp_path):
     assert state["extra"]["novel_views"]["critic"]
     resumed = Trainer(tiny(data_root, tmp_path / "b", steps=4, extra=extra), resume=True)
     resumed.fit()
-    for mine, theirs in ((resumed.net, straight.net), (resumed.novel.wgan.critic, straight.novel.wgan.critic)):
+    for mine, theirs in ((resumed.net, straight.net), (resumed.system.loss_modules["adversarial"].wgan.critic,
+                                                           straight.system.loss_modules["adversarial"].wgan.critic)):
         a, b = theirs.state_dict(), mine.state_dict()
         for k in a:
             torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)

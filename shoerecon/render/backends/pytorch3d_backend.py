@@ -126,10 +126,19 @@ def rasterize(
     perspective_correct: bool,
     clip_barycentrics: bool,
     znear: float,
+    clip_near: bool = False,
 ) -> PackedFragments:
-    """verts_ndc (N, Nv, 3), faces (F, 3) -> PackedFragments: pytorch3d's face choice, our slot geometry."""
+    """verts_ndc (N, Nv, 3), faces (F, 3) -> PackedFragments: pytorch3d's face choice, our slot geometry.
+    Faces crossing znear are skipped; with ``clip_near`` such faces raise (use backend 'torch')."""
     height, width = image_hw(image_size)
     faces = faces.to(verts_ndc.device)
+    if clip_near:
+        z = verts_ndc.detach()[:, faces, 2]
+        if bool(((z <= znear).any(-1) & (z > znear).any(-1)).any()):
+            raise NotImplementedError(
+                "backend='pytorch3d' does not clip faces crossing the near plane (render.clip_near); "
+                "use backend='torch' or clip_near=False (such faces are then skipped)"
+            )
     with torch.no_grad():
         kept, p2f, *_ = _call_pytorch3d(
             verts_ndc.detach(), faces, height, width, faces_per_pixel, blur_radius, cull_backfaces,

@@ -16,9 +16,10 @@ def rasterize(
     perspective_correct: bool,
     clip_barycentrics: bool,
     znear: float,
+    clip_near: bool = False,
 ) -> PackedFragments:
     """verts_ndc (N, Nv, 3), faces (F, 3) -> PackedFragments (see ``rasterize.rasterize_packed``)."""
     return rasterize_packed(
         verts_ndc, faces, image_size, faces_per_pixel, blur_radius,
-        cull_backfaces, perspective_correct, clip_barycentrics, znear,
+        cull_backfaces, perspective_correct, clip_barycentrics, znear, clip_near,
     )

@@ -9,6 +9,10 @@ import argparse
 import time
 from dataclasses import replace
 
+from shoerecon.data.cache import ViewCache, build_cache, default_cache_dir, verify_cache
+from shoerecon.data.dataset import DataConfig
+from shoerecon.train.config import load_config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="turntable dataset folder (DESIGN layout)")
@@ -28,12 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shoerecon.data.cache import build_cache, default_cache_dir, verify_cache
-    from shoerecon.data.dataset import DataConfig
-
     if args.config:
-        from shoerecon.train.config import load_config
-
         data = load_config(args.config, list(args.overrides)).data
     elif args.overrides:
         raise SystemExit("cache: --set needs --config")
@@ -51,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("cache: --size must be >= 8")
     start = time.perf_counter()
     folder = build_cache(cfg, out, args.dtype, args.workers, args.content_hash, args.skip_broken)
-    from shoerecon.data.cache import ViewCache
-
     cache = ViewCache(folder, args.dataset)
     views = sum(r["views"] for r in cache.shoes.values())
     nbytes = sum(p.stat().st_size for p in folder.iterdir())

@@ -9,6 +9,13 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
+from shoerecon.data.dataset import TurntableDataset
+from shoerecon.eval.metrics import MetricsConfig
+from shoerecon.eval.report import EvalConfig, evaluate, markdown_report
+from shoerecon.train.checkpoint import load_for_inference
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="training checkpoint .pt or model file .safetensors (shoerecon export-model); both self-contained and loaded without running code")
@@ -51,13 +58,6 @@ def default_out_dir(checkpoint: str | Path, split: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from shoerecon.data.dataset import TurntableDataset
-    from shoerecon.eval.metrics import MetricsConfig
-    from shoerecon.eval.report import EvalConfig, evaluate, markdown_report
-    from shoerecon.train.checkpoint import load_for_inference
-
     if args.threads:
         torch.set_num_threads(args.threads)
     if not Path(args.checkpoint).is_file():

@@ -23,7 +23,6 @@ class SplitMesh(NamedTuple):
 
     verts (M, 3), normals (M, 3) unit, uvs (M, 2) or None, faces (F, 3), source (M,) index into the original verts.
     """
-
     verts: np.ndarray
     normals: np.ndarray
     uvs: Optional[np.ndarray]
