@@ -12,6 +12,9 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("shoerecon.data.synth_cli", "generate a synthetic turntable dataset of procedural shoes"),
+    "synth-photos": ("shoerecon.data.product_photos", "synthetic shop turntable photos with hidden random rigs (+ the truth apart)"),
+    "import": ("shoerecon.data.importer", "folders of shop turntable photos -> a dataset with masks, report, contact sheet"),
+    "calibrate": ("shoerecon.calib.cli", "the unknown turntable rig of an imported dataset, from its masks"),
     "cache": ("shoerecon.commands.cache", "decode + resize a dataset's views once into memory-mappable arrays"),
     "show-data": ("shoerecon.data.show", "contact sheet of a dataset folder (shoes x views)"),
     "template": ("shoerecon.data.template", "regenerate the template mesh in templates/"),

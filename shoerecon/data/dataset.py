@@ -31,7 +31,7 @@ from shoerecon.data.layout import (
 )
 from shoerecon.data.masks import threshold_mask
 from shoerecon.data.preprocess import pad_to_square, prepare_input, resize
-from shoerecon.render.cameras import fov_after_padding
+from shoerecon.render.cameras import params_after_padding, product_params
 
 MASK_SOURCES = ("auto", "file", "alpha", "threshold")
 
@@ -93,7 +93,8 @@ class DataConfig:
 
 
 def load_view(path: Path, mask_path: Path | None, cfg: DataConfig, camera: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """One view at full resolution, square: image (3, S, S), mask (1, S, S), camera (4,) with the padded fov.
+    """One view at full resolution, square: image (3, S, S), mask (1, S, S), camera (4,) with the padded fov
+    (or (10,) product camera with the padded crop, ``cameras.params_after_padding``).
 
     Errors (``DataError``) name the file: unreadable image, mask of another size, empty mask.
     """
@@ -120,9 +121,7 @@ def load_view(path: Path, mask_path: Path | None, cfg: DataConfig, camera: Tenso
     if float((mask > 0.5).float().mean()) < cfg.min_mask_fraction:
         where = mask_path if source == "file" else path
         raise DataError(f"{where}: empty mask (foreground covers < {cfg.min_mask_fraction:.1%} of the image, source={source})")
-    camera = camera.clone()
-    if h != w:
-        camera[3] = fov_after_padding(float(camera[3]), h, w)
+    camera = params_after_padding(camera, h, w)
     return pad_to_square(rgb, cfg.background), pad_to_square(mask, 0.0), camera
 
 
@@ -158,10 +157,10 @@ def read_input(root: Path, shoe_id: str, rig: Rig, index: int, cfg: DataConfig
 class TurntableDataset(torch.utils.data.Dataset):
     """Items of one split: the input view and ``num_target_views`` random target views of a shoe.
 
-    Item dict: "shoe_id" str, "input" (3,H,W), "input_mask" (1,H,W), "input_camera" (4,) (the
+    Item dict: "shoe_id" str, "input" (3,H,W), "input_mask" (1,H,W), "input_camera" (4,) or (10,) (the
     rig camera of the uncropped view), "input_transform" (2,3) (grid coordinates of that camera's
     image -> the input's, see ``preprocess.crop_grid_affine``), "targets" (V,3,H,W), "target_masks" (V,1,H,W),
-    "target_cameras" (V,4), "target_views" (V,) long. Target views are drawn from a generator
+    "target_cameras" (V,4) (or (V,10): product cameras, when any shoe of the dataset has them), "target_views" (V,) long. Target views are drawn from a generator
     seeded by (seed, epoch, index): reproducible, different per item and per ``set_epoch``.
     """
 
@@ -184,9 +183,16 @@ class TurntableDataset(torch.utils.data.Dataset):
             self.shoe_ids = self.shoe_ids[: cfg.max_shoes]
         if not self.shoe_ids:
             raise DataError(f"{self.root}: split {split!r} has no usable shoes")
+        self._unify_camera_params()
         from shoerecon.data.cache import open_cache
 
-        self.cache, self.cached = open_cache(cfg, self.shoe_ids)  # cached: the shoes read from the cache
+        if self.rig.is_product:  # the cache holds plain (V, 4) cameras: calibrated product cameras are read from the folder
+            if cfg.cache == "require":
+                raise DataError(f"{self.root}: data.cache is 'require' but the data cache cannot hold product-photo "
+                                "cameras (crop/offset from cameras.json); use cache: auto or never")
+            self.cache, self.cached = None, set()
+        else:
+            self.cache, self.cached = open_cache(cfg, self.shoe_ids)  # cached: the shoes read from the cache
 
     # ------------------------------------------------------------------ validation
     def _fail(self, shoe_id: str, err: DataError) -> None:
@@ -210,6 +216,12 @@ class TurntableDataset(torch.utils.data.Dataset):
             return False
         self.rigs[shoe_id] = rig
         return True
+
+    def _unify_camera_params(self) -> None:
+        """One camera tensor width per dataset so items collate: all (V, 4) unless a shoe has product cameras."""
+        if any(r.is_product for r in self.rigs.values()) or self.rig.is_product:
+            self.rig = Rig(product_params(self.rig.cameras), self.rig.input_view)
+            self.rigs = {k: Rig(product_params(r.cameras), r.input_view) for k, r in self.rigs.items()}
 
     def input_index(self, rig: Rig) -> int:
         i = rig.input_view if self.cfg.input_view is None else self.cfg.input_view
@@ -280,6 +292,7 @@ class TurntableDataset(torch.utils.data.Dataset):
             if not (self.root / shoe_id / "views").is_dir():
                 raise DataError(f"{self.root / shoe_id}: no such shoe (no views/ folder)")
             self._check_shoe(shoe_id)
+            self._unify_camera_params()
         rig = self.rigs[shoe_id]
         idx = list(range(rig.num_views)) if views is None else [int(v) for v in views]
         bad = [v for v in idx if not 0 <= v < rig.num_views]

@@ -5,6 +5,13 @@
 <root>/<shoe_id>/views/NNN.png  RGB on white or RGBA (alpha = mask); JPEG works too
 <root>/<shoe_id>/masks/NNN.png  optional
 <root>/<shoe_id>/cameras.json   optional per-shoe override of rig.json (same schema)
+
+rig.json / cameras.json: {"views": [{"azimuth", "elevation", "distance", "fov"[, "shift_x", "shift_y", "zoom"]}, ...],
+"input_view", "num_views", "image_size", "background", "source"[, "object": {"translation": [x, y, z],
+"start_azimuth": deg, "direction": 1 | -1}]}. The optional keys are the product-photo camera terms of
+``render.cameras`` (a view's crop; the shoe's offset from the turntable axis): view i's azimuth is
+``start_azimuth + direction * views[i].azimuth``. Files without them give plain look-at cameras (V, 4);
+with them the cameras are (V, 10).
 <root>/<shoe_id>/mesh.glb       optional ground truth
 <root>/splits.json              optional {"train": [...], "val": [...], "test": [...]}
 ```
@@ -28,8 +35,10 @@ from torch import Tensor
 from shoerecon.render.cameras import Cameras
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-RIG_KEYS = {"views", "input_view", "num_views", "image_size", "background", "source"}
+RIG_KEYS = {"views", "input_view", "num_views", "image_size", "background", "source", "object"}
 VIEW_KEYS = {"azimuth", "elevation", "distance", "fov"}
+CROP_KEYS = {"shift_x", "shift_y", "zoom"}  # optional per view (all three or none)
+OBJECT_KEYS = {"translation", "start_azimuth", "direction"}  # optional, per rig / shoe
 SPLITS = ("train", "val", "test")
 
 
@@ -42,7 +51,8 @@ class DataError(ValueError):
 
 @dataclass
 class Rig:
-    """Cameras of one turntable. cameras: (V, 4) of (azimuth, elevation, distance, fov) degrees/units."""
+    """Cameras of one turntable. cameras: (V, 4) of (azimuth, elevation, distance, fov) degrees/units, or
+    (V, 10) product-photo cameras (``render.cameras.ALL_PARAMS``: + crop shift_x, shift_y, zoom and offset tx, ty, tz)."""
 
     cameras: Tensor
     input_view: int = 0
@@ -51,9 +61,18 @@ class Rig:
     def num_views(self) -> int:
         return self.cameras.shape[0]
 
+    @property
+    def is_product(self) -> bool:
+        return self.cameras.shape[-1] > 4
+
     def to_json(self, **extra) -> dict:
-        views = [dict(zip(("azimuth", "elevation", "distance", "fov"), (round(float(x), 6) for x in c))) for c in self.cameras.tolist()]
-        return {"num_views": self.num_views, "input_view": self.input_view, "views": views, **extra}
+        """The rig as JSON (azimuths as they are: start 0, direction 1; the offset under "object")."""
+        keys = ("azimuth", "elevation", "distance", "fov") + (("shift_x", "shift_y", "zoom") if self.is_product else ())
+        views = [dict(zip(keys, (round(float(x), 6) for x in c))) for c in self.cameras[:, : len(keys)].tolist()]
+        out = {"num_views": self.num_views, "input_view": self.input_view, "views": views}
+        if self.is_product:
+            out["object"] = {"translation": [round(float(x), 6) for x in self.cameras[0, 7:10]]}
+        return {**out, **extra}
 
 
 def rig_from_turntable(num_views: int = 36, elevation: float = 10.0, distance: float = 2.2, fov: float = 30.0) -> Rig:
@@ -69,30 +88,60 @@ def parse_rig(data: dict, path: str | Path) -> Rig:
     if unknown:
         raise DataError(f"{path}: unknown keys {sorted(unknown)}; valid keys: {sorted(RIG_KEYS)}")
     views = data.get("views")
+    obj = _parse_object(data.get("object", {}), path)
     if not isinstance(views, list) or not views:
         raise DataError(f"{path}: 'views' must be a non-empty list of {sorted(VIEW_KEYS)} objects")
     cams = []
     for i, view in enumerate(views):
         if not isinstance(view, dict):
             raise DataError(f"{path}: views[{i}] must be an object with keys {sorted(VIEW_KEYS)}")
-        unknown, missing = set(view) - VIEW_KEYS, VIEW_KEYS - set(view)
+        unknown, missing = set(view) - VIEW_KEYS - CROP_KEYS, VIEW_KEYS - set(view)
         if unknown:
-            raise DataError(f"{path}: views[{i}] has unknown keys {sorted(unknown)}; valid keys: {sorted(VIEW_KEYS)}")
+            raise DataError(f"{path}: views[{i}] has unknown keys {sorted(unknown)}; valid keys: {sorted(VIEW_KEYS | CROP_KEYS)}")
         if missing:
             raise DataError(f"{path}: views[{i}] lacks keys {sorted(missing)}")
+        crop_given = CROP_KEYS & set(view)
+        if crop_given and crop_given != CROP_KEYS:
+            raise DataError(f"{path}: views[{i}] gives {sorted(crop_given)} but a crop needs all of {sorted(CROP_KEYS)}")
         try:
             cam = [float(view[k]) for k in ("azimuth", "elevation", "distance", "fov")]
+            crop = [float(view[k]) for k in ("shift_x", "shift_y", "zoom")] if crop_given else [0.0, 0.0, 1.0]
         except (TypeError, ValueError):
             raise DataError(f"{path}: views[{i}] values must be numbers, got {view}") from None
-        if not (cam[2] > 0 and 0 < cam[3] < 180) or not all(np.isfinite(cam)):
+        if not (cam[2] > 0 and 0 < cam[3] < 180) or not all(np.isfinite(cam + crop)):
             raise DataError(f"{path}: views[{i}] needs distance > 0 and 0 < fov < 180, got {view}")
-        cams.append(cam)
+        if not crop[2] > 0:
+            raise DataError(f"{path}: views[{i}] needs zoom > 0, got {view['zoom']}")
+        cam[0] = obj["start_azimuth"] + obj["direction"] * cam[0]
+        cams.append(cam + crop + obj["translation"] if (obj["given"] or crop_given) else cam)
     if "num_views" in data and data["num_views"] != len(views):
         raise DataError(f"{path}: num_views is {data['num_views']} but 'views' lists {len(views)} cameras")
     input_view = data.get("input_view", 0)
     if not isinstance(input_view, int) or not 0 <= input_view < len(views):
         raise DataError(f"{path}: input_view must be an integer in [0, {len(views)}), got {input_view!r}")
+    if any(len(c) > 4 for c in cams):  # some views have a crop: every view becomes a product camera
+        cams = [c if len(c) > 4 else c + [0.0, 0.0, 1.0] + obj["translation"] for c in cams]
     return Rig(torch.tensor(cams, dtype=torch.float32), input_view)
+
+
+def _parse_object(obj, path) -> dict:
+    """The optional "object" block: the shoe's offset from the axis, the start azimuth, the turn direction."""
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: 'object' must be an object with keys among {sorted(OBJECT_KEYS)}, got {obj!r}")
+    unknown = set(obj) - OBJECT_KEYS
+    if unknown:
+        raise DataError(f"{path}: object has unknown keys {sorted(unknown)}; valid keys: {sorted(OBJECT_KEYS)}")
+    trans = obj.get("translation", [0.0, 0.0, 0.0])
+    if not (isinstance(trans, list) and len(trans) == 3 and all(isinstance(x, (int, float)) and np.isfinite(x) for x in trans)):
+        raise DataError(f"{path}: object.translation must be a list of 3 finite numbers, got {trans!r}")
+    start = obj.get("start_azimuth", 0.0)
+    if not (isinstance(start, (int, float)) and np.isfinite(start)):
+        raise DataError(f"{path}: object.start_azimuth must be a number (degrees), got {start!r}")
+    direction = obj.get("direction", 1)
+    if direction not in (1, -1):
+        raise DataError(f"{path}: object.direction must be 1 or -1, got {direction!r}")
+    return {"translation": [float(x) for x in trans], "start_azimuth": float(start), "direction": int(direction),
+            "given": "translation" in obj}
 
 
 def read_json(path: str | Path):

@@ -1,6 +1,7 @@
 """Foreground masks: from files, from alpha, or by thresholding against the background with clean-up."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import kornia.morphology as morph
@@ -66,3 +67,133 @@ def threshold_mask(
     if largest_component:
         fg = keep_largest_component(fg)
     return fg[0] if squeeze else fg
+
+
+# ----------------------------------------------------------------------------------------- product photos
+
+
+class BackgroundError(ValueError):
+    """A photo is not on a plain white or near-white background."""
+
+
+def border_background(image: Tensor, width: float = 0.03) -> tuple[Tensor, float]:
+    """Background colour (3,) of a (3, H, W) photo from its border (median of the outer ``width`` frame), and the
+    fraction of border pixels farther than 0.1 from it (large: the border is not a plain background)."""
+    _, h, w = image.shape
+    b = max(1, int(round(width * min(h, w))))
+    border = torch.cat([image[:, :b].flatten(1), image[:, -b:].flatten(1), image[:, :, :b].flatten(1),
+                        image[:, :, -b:].flatten(1)], dim=1)
+    bg = border.median(dim=1).values
+    off = float(((border - bg[:, None]).abs().amax(0) > 0.1).float().mean())
+    return bg, off
+
+
+@dataclass
+class ProductMaskConfig:
+    """Masks of product photos on white (``product_mask``).
+
+    Attributes:
+        min_background: the border colour's every channel must be at least this (else "not on white").
+        max_busy_border: at most this fraction of border pixels may differ from the background colour.
+        chroma: colour (hue) distance from the background above which a pixel is the shoe (shadows are grey).
+        dark: brightness ratio to the background below which a pixel is the shoe (shadows are lighter).
+        weak: colour distance above which a pixel may be the shoe when it is enclosed by the shoe's edges.
+        edge_low, edge_high: canny hysteresis thresholds (image gradient) of the outline edges: a white
+            sole on a white floor is found by its sharp outline (soft shadows and faded reflections have none).
+        shadow_chroma, shadow_dark: a grey (chroma below) pixel brighter than ``shadow_dark`` times the
+            background may be shadow or reflection: peeled when connected to the outside without crossing an edge.
+        kernel: closing kernel that joins edges and seeds. min_component: keep components with at least this
+            fraction of the largest one's area (a pair of shoes, a detached heel tab).
+    """
+
+    min_background: float = 0.75
+    max_busy_border: float = 0.3
+    chroma: float = 0.1
+    dark: float = 0.62
+    weak: float = 0.025
+    edge_low: float = 0.06
+    edge_high: float = 0.14
+    kernel: int = 3
+    min_component: float = 0.2
+    shadow_chroma: float = 0.06
+    shadow_dark: float = 0.42
+
+
+def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: object = "image") -> Tensor:
+    """Foreground mask of one product photo on a white or near-white background, robust to soft shadows, floor
+    reflections and white soles.
+
+    Seeds are pixels clearly unlike the background (coloured, or much darker than a shadow gets); sharp
+    outline edges (canny) joined to the seeds enclose what colour cannot tell apart (a white sole); the
+    closed shape is hole-filled; pixels of it near the background colour that no edge separates from the
+    outside are peeled off; small components are dropped.
+
+    Args:
+        image: (3, H, W) in [0, 1]. path: named in the error.
+    Returns:
+        (1, H, W) float mask in {0, 1}.
+    Raises:
+        BackgroundError: the border is not a plain near-white background.
+    """
+    import kornia
+
+    cfg = cfg or ProductMaskConfig()
+    bg, busy = border_background(image)
+    if float(bg.min()) < cfg.min_background or busy > cfg.max_busy_border:
+        raise BackgroundError(
+            f"{path}: not on a white background (border colour {[round(float(c), 2) for c in bg]}, "
+            f"{busy:.0%} of the border differs from it)")
+    x = image[None]
+    bgv = bg.view(1, 3, 1, 1).clamp_min(1e-3)
+    ratio = x / bgv                               # shading: a grey shadow scales all channels alike
+    bright = ratio.mean(1, keepdim=True)
+    chroma = (ratio - bright).abs().amax(1, keepdim=True)
+    dist = (x - bgv).abs().amax(1, keepdim=True)
+    seeds = ((chroma > cfg.chroma) | (bright < cfg.dark)).to(x.dtype)
+    _, edges = kornia.filters.canny(x, cfg.edge_low, cfg.edge_high, kernel_size=(3, 3), sigma=(0.8, 0.8))
+    weak = (dist > cfg.weak).to(x.dtype)
+    k = x.new_ones(cfg.kernel, cfg.kernel)
+    # Edges count only where the pixel differs from the background at all (JPEG ringing on white does not).
+    shape = morph.closing(torch.maximum(seeds, edges * morph.dilation(weak, k)), k)
+    shape = fill_holes(shape)
+    shape = keep_components(shape, cfg.min_component)
+    # The filled shape's weak rim (blur, shadow just outside the outline) follows the colour distance.
+    shape = shape * torch.maximum(weak, seeds)
+    # Peel shadow and reflection: grey, not too dark, edge-free pixels reachable from the outside through such
+    # pixels. A white sole is as grey, but its outline edges (and the shoe around it) stop the flood.
+    grey = (chroma < cfg.shadow_chroma) & (bright > cfg.shadow_dark)
+    smooth = kornia.filters.box_blur(bright, (3, 1))
+    shape = peel_from_outside(shape, grey.to(x.dtype), smooth)
+    shape = fill_holes(morph.opening(shape, k))
+    return keep_components(shape, cfg.min_component)[0]
+
+
+def peel_from_outside(mask: Tensor, peelable: Tensor, brightness: Tensor, tolerance: float = 0.03) -> Tensor:
+    """Remove from binary masks (B, 1, H, W) the floor's shadow and reflection: scanning each column up from the
+    bottom row, through pixels that are outside the mask or ``peelable`` and no brighter than the darkest one
+    passed so far (+ ``tolerance``). A contact shadow darkens towards the shoe; a white sole is brighter than
+    the shadow it stands in, so the scan stops at it. brightness: (B, 1, H, W) relative to the background."""
+    m = mask > 0.5
+    free = ~m | (peelable > 0.5)
+    reached = torch.zeros_like(m)
+    run = torch.ones_like(free[..., -1, :])
+    darkest = torch.full_like(brightness[..., -1, :], float("inf"))
+    for r in range(m.shape[-2] - 1, -1, -1):
+        b = brightness[..., r, :]
+        run = run & (free[..., r, :] & ((~m[..., r, :]) | (b <= darkest + tolerance)))
+        darkest = torch.where(run, torch.minimum(darkest, b), darkest)
+        reached[..., r, :] = run
+    return (m & ~reached).to(mask.dtype)
+
+
+def keep_components(mask: Tensor, min_fraction: float) -> Tensor:
+    """Keep the 8-connected components of binary masks (B, 1, H, W) with at least ``min_fraction`` of the largest's area."""
+    out = []
+    for m in mask:
+        labels, n = ndimage.label(m[0].cpu().numpy() > 0.5, structure=np.ones((3, 3)))
+        if n > 1:
+            sizes = ndimage.sum_labels(np.ones_like(labels), labels, index=np.arange(1, n + 1))
+            keep = np.flatnonzero(sizes >= min_fraction * sizes.max()) + 1
+            labels = np.isin(labels, keep)
+        out.append(torch.from_numpy(labels > 0))
+    return torch.stack(out)[:, None].to(mask)

@@ -15,7 +15,9 @@ from torch import Tensor
 
 
 def random_azimuth_cameras(reference: Tensor, views: int, generator: Optional[torch.Generator] = None) -> Tensor:
-    """Cameras (B, views, 4) at uniform random azimuths, other parameters from ``reference`` (B, 4).
+    """Cameras (B, views, 4) at uniform random azimuths, other parameters from ``reference`` (B, 4) or (B, 10).
+
+    Novel views are plain look-at cameras: a product camera's crop and shoe offset belong to its photo.
 
     >>> cams = random_azimuth_cameras(torch.tensor([[0.0, 10.0, 2.2, 30.0]]), 3, torch.Generator().manual_seed(0))
     >>> cams.shape, bool((cams[..., 1:] == torch.tensor([10.0, 2.2, 30.0])).all())
@@ -23,7 +25,7 @@ def random_azimuth_cameras(reference: Tensor, views: int, generator: Optional[to
     """
     b = reference.shape[0]
     azimuth = torch.rand(b, views, generator=generator) * 360.0
-    cams = reference[:, None].expand(b, views, 4).clone()
+    cams = reference[:, None, :4].expand(b, views, 4).clone()
     cams[..., 0] = azimuth.to(cams)
     return cams
 

@@ -155,3 +155,42 @@ def test_input_transform_maps_the_full_view_onto_the_input(tiny_dataset, center)
     resampled = torch.nn.functional.grid_sample(shoe["masks"][:1], warped, align_corners=False)
     assert _iou(resampled[0], shoe["input_mask"]) > 0.85
     assert torch.equal(A, torch.eye(2, 3)) != center
+
+
+def test_rig_json_product_keys_parse_and_old_files_stay_plain(tmp_path):
+    from shoerecon.data.layout import DataError, parse_rig
+
+    plain = {"views": [{"azimuth": 10.0, "elevation": 5.0, "distance": 2.2, "fov": 30.0}] * 2}
+    assert parse_rig(plain, "rig.json").cameras.shape == (2, 4)
+    data = {"object": {"translation": [0.1, 0.0, -0.05], "start_azimuth": 7.0, "direction": -1},
+            "views": [{"azimuth": 10.0, "elevation": 5.0, "distance": 2.2, "fov": 30.0, "shift_x": 0.1, "shift_y": -0.2, "zoom": 1.5},
+                      {"azimuth": 20.0, "elevation": 5.0, "distance": 2.2, "fov": 30.0}]}
+    cams = parse_rig(data, "cameras.json").cameras
+    expect = [[-3.0, 5.0, 2.2, 30.0, 0.1, -0.2, 1.5, 0.1, 0.0, -0.05], [-13.0, 5.0, 2.2, 30.0, 0.0, 0.0, 1.0, 0.1, 0.0, -0.05]]
+    assert torch.allclose(cams, torch.tensor(expect))
+    for bad, match in [({"object": {"offset": [0, 0, 0]}}, "unknown keys.*offset"), ({"object": {"direction": 2}}, "direction"),
+                       ({"object": {"translation": [0, 1]}}, "translation"),
+                       ({"views": [{**plain["views"][0], "zoom": 1.0}]}, "needs all of"),
+                       ({"views": [{**plain["views"][0], "shift_x": 0, "shift_y": 0, "zoom": 0.0}]}, "zoom > 0"),
+                       ({"views": [{**plain["views"][0], "crop": 1}]}, "unknown keys.*crop")]:
+        with pytest.raises(DataError, match=match):
+            parse_rig({**plain, **bad}, "cameras.json")
+
+
+def test_product_cameras_flow_into_items_and_collate(tiny_dataset, tmp_path):
+    import shutil
+
+    from shoerecon.data.layout import Rig, write_json
+
+    root = tmp_path / "ds"
+    shutil.copytree(tiny_dataset, root)
+    rig = read_rig(root / "rig.json")
+    cams = torch.cat([rig.cameras, torch.tensor([0.1, -0.1, 1.2, 0.05, 0.0, 0.02]).expand(rig.num_views, 6)], 1)
+    write_json(root / "shoe_00001" / "cameras.json", Rig(cams, rig.input_view).to_json())
+    ds = TurntableDataset(DataConfig(root=str(root), image_size=16, num_target_views=2), split="all")
+    items = [ds[0], ds[1]]
+    assert items[0]["target_cameras"].shape == (2, 10) and items[1]["input_camera"].shape == (10,)
+    assert torch.equal(items[0]["target_cameras"][:, 4:], torch.tensor([[0.0, 0, 1, 0, 0, 0]] * 2))
+    assert torch.allclose(items[1]["target_cameras"], cams[items[1]["target_views"]])
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
+    assert batch["target_cameras"].shape == (2, 2, 10)

@@ -1,0 +1,182 @@
+"""`shoerecon calibrate DATASET`: the unknown rig of an imported turntable dataset, from its masks.
+
+Writes ``<shoe>/cameras.json`` (product cameras: crop per view, the shoe's offset, start azimuth, direction)
+for every shoe that converged, ``rig.json`` (the median elevation / fov / distance as a plain turntable),
+``calibration.md`` (per shoe and per view reprojection IoU) and ``calibration_overlay.png`` (masks in grey,
+the calibrated hull's reprojection outline in red). Shoes that do not converge are named, get no cameras
+and are left out of ``splits.json``, so training never sees wrong cameras.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from shoerecon.calib.turntable import CalibConfig, calibrate_shoe, downscale_masks, iou, silhouettes, splat
+from shoerecon.data.layout import (DataError, Rig, list_shoes, mask_files, read_mask, read_rig, read_splits, view_files,
+                                   write_json, read_image)
+from shoerecon.render.cameras import Cameras
+
+
+def load_masks(root: Path, shoe: str, num_views: int) -> torch.Tensor:
+    """(V, 1, H, W) masks of a shoe: masks/ files (as `shoerecon import` writes them), else the views' alpha."""
+    files = mask_files(root / shoe, num_views)
+    views = view_files(root / shoe, num_views)
+    out = []
+    for i, v in enumerate(views):
+        if files is not None:
+            rgb, _ = read_image(v)
+            out.append(read_mask(files[i], tuple(rgb.shape[-2:])))
+        else:
+            _, alpha = read_image(v)
+            if alpha is None:
+                raise DataError(f"{v}: no mask file and no alpha channel; run `shoerecon import` first")
+            out.append(alpha)
+    return torch.stack(out)
+
+
+def reprojection(result: dict, masks: torch.Tensor, cfg: CalibConfig) -> torch.Tensor:
+    """(V, 1, h, w) reprojection of the calibrated hull with the final cameras at the fitting resolution."""
+    small = downscale_masks(masks, result["mask_height"])
+    cams = Cameras.from_tensor(result["cameras"])
+    h, w = small.shape[-2:]
+    if result.get("surface"):
+        return silhouettes(result["hull"], cams, h, w), small
+    px = result["voxel"] * float((cams.focal() * cams.crop[:, 2] / cams.distance).mean()) * min(h, w) / 2
+    return splat(result["hull"], cams, h, w, max(0, int(round(px / 2)))), small
+
+
+def overlay_sheet(rows: list[tuple[torch.Tensor, torch.Tensor]], path: Path, per_row: int = 12) -> None:
+    """Masks (grey) with the reprojection's outline (red), up to ``per_row`` views per shoe."""
+    from shoerecon.data.importer import _save, outline
+
+    lines = []
+    for proj, masks in rows:
+        idx = torch.linspace(0, masks.shape[0] - 1, min(per_row, masks.shape[0])).round().long()
+        tiles = []
+        for i in idx:
+            t = (1 - 0.35 * masks[i]).expand(3, -1, -1).clone()
+            t[:, outline(proj[i])[0]] = torch.tensor([1.0, 0.0, 0.0])[:, None]
+            tiles.append(F.pad(t, (1, 1, 1, 1), value=1.0))
+        lines.append(torch.cat(tiles, 2))
+    if lines:
+        width = max(x.shape[-1] for x in lines)
+        _save(path, torch.cat([F.pad(x, (0, width - x.shape[-1]), value=1.0) for x in lines], 1))
+
+
+def calibrate_dataset(root: str | Path, cfg: CalibConfig | None = None, progress: bool = True) -> dict[str, dict]:
+    """Calibrate every shoe of ``root`` and write the files listed in the module docstring. Returns shoe -> result."""
+    from tqdm import tqdm
+
+    cfg = cfg or CalibConfig()
+    root = Path(root)
+    rig = read_rig(root / "rig.json")
+    shoes = list_shoes(root)
+    if not shoes:
+        raise DataError(f"{root}: no shoe folders")
+    per_shoe = (len(cfg.elevations) * len(cfg.fovs) * (2 if cfg.direction == 0 else 1) + 8 * cfg.fine_steps)
+    bar = tqdm(total=len(shoes) * per_shoe, desc="calibrate", unit="fit", disable=not progress)
+    results, overlays, start = {}, [], time.perf_counter()
+    for shoe in shoes:
+        t0 = time.perf_counter()
+        try:
+            masks = load_masks(root, shoe, rig.num_views)
+        except DataError as e:
+            results[shoe] = {"converged": False, "problem": str(e)}
+            continue
+        bar.set_postfix_str(shoe)
+        res = calibrate_shoe(masks, cfg, progress=bar.update)
+        res["seconds"] = time.perf_counter() - t0
+        results[shoe] = res
+        if res["cameras"] is not None:
+            proj, small = reprojection(res, masks, cfg)
+            res["view_iou"] = iou(proj, small)
+            res["mean_iou"] = float(res["view_iou"].mean())
+            res["converged"] = res["mean_iou"] >= cfg.min_iou
+            overlays.append((proj, small))
+        path = root / shoe / "cameras.json"
+        if res["converged"]:
+            cams = res["cameras"]
+            write_json(path, _cameras_json(res, cams, rig.input_view))
+        elif path.exists():
+            path.unlink()  # stale cameras of an earlier run would be wrong now
+    bar.close()
+    ok = {k: r for k, r in results.items() if r.get("converged")}
+    if ok:
+        med = {k: statistics.median(r[k] for r in ok.values()) for k in ("elevation", "fov", "distance")}
+        base = Cameras.turntable(rig.num_views, med["elevation"], med["distance"], med["fov"]).to_tensor()
+        write_json(root / "rig.json", Rig(base, rig.input_view).to_json(
+            background=[1.0, 1.0, 1.0], source={"calibrated": True, "by": "shoerecon calibrate",
+                                                "note": "per-shoe cameras.json hold each shoe's crop and pose"}))
+    splits = read_splits(root, shoes)
+    write_json(root / "splits.json", {k: [s for s in v if s in ok] for k, v in splits.items()})
+    _write_report(root / "calibration.md", results, cfg, time.perf_counter() - start)
+    overlay_sheet(overlays, root / "calibration_overlay.png")
+    return results
+
+
+def _cameras_json(res: dict, cams: torch.Tensor, input_view: int) -> dict:
+    v = cams.shape[0]
+    views = [{"azimuth": round(i * 360.0 / v, 6), "elevation": round(res["elevation"], 4), "distance": round(res["distance"], 6),
+              "fov": round(res["fov"], 4), "shift_x": round(float(c[4]), 6), "shift_y": round(float(c[5]), 6),
+              "zoom": round(float(c[6]), 6)} for i, c in enumerate(cams)]
+    return {"num_views": v, "input_view": input_view, "views": views,
+            "object": {"translation": [round(float(t), 6) for t in res["translation"]],
+                       "start_azimuth": round(res["start_azimuth"], 4), "direction": int(res["direction"])},
+            "source": {"calibrated": True, "mean_iou": round(res["mean_iou"], 4)}}
+
+
+def _write_report(path: Path, results: dict, cfg: CalibConfig, seconds: float) -> None:
+    ok = sum(bool(r.get("converged")) for r in results.values())
+    lines = ["# Calibration", "",
+             f"{ok} of {len(results)} shoes converged (mean reprojection IoU >= {cfg.min_iou}) in {seconds:.0f} s. "
+             "Shoes that did not converge have no cameras.json and are left out of splits.json.", "",
+             "| shoe | status | elevation | fov | distance | start azimuth | direction | mean IoU | worst view (IoU) | s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for shoe, r in results.items():
+        if "problem" in r:
+            lines.append(f"| {shoe} | error: {r['problem']} | | | | | | | | |")
+            continue
+        vi = r["view_iou"]
+        worst = int(vi.argmin())
+        status = "ok" if r["converged"] else "NOT CONVERGED"
+        lines.append(f"| {shoe} | {status} | {r['elevation']:.1f} | {r['fov']:.1f} | {r['distance']:.2f} | "
+                     f"{r['start_azimuth']:.1f} | {r['direction']:+d} | {r['mean_iou']:.3f} | {worst:03d} ({float(vi[worst]):.3f}) | "
+                     f"{r.get('seconds', 0):.0f} |")
+    lines += ["", "## Per-view reprojection IoU", ""]
+    for shoe, r in results.items():
+        if "view_iou" in r:
+            lines.append(f"- {shoe}: " + " ".join(f"{float(x):.2f}" for x in r["view_iou"]))
+    lines += ["", "Overlay: `calibration_overlay.png` (grey: mask, red: the calibrated hull's outline)."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = CalibConfig()
+    parser.add_argument("dataset", help="dataset folder (as `shoerecon import` writes it: views + masks)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--direction", type=int, default=d.direction, choices=(1, -1, 0),
+                        help="turntable direction: 1, -1, or 0 to try both (default 1)")
+    parser.add_argument("--min-iou", type=float, default=d.min_iou, help=f"convergence threshold (default {d.min_iou})")
+    parser.add_argument("--voxels", type=int, default=d.voxels, help=f"voxel grid resolution (default {d.voxels})")
+    parser.add_argument("--mask-height", type=int, default=d.mask_height, help=f"fitting resolution (default {d.mask_height})")
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, args.threads))
+    cfg = CalibConfig(direction=args.direction, min_iou=args.min_iou, voxels=args.voxels, mask_height=args.mask_height)
+    try:
+        results = calibrate_dataset(args.dataset, cfg)
+    except DataError as e:
+        raise SystemExit(f"calibrate: {e}") from None
+    for shoe, r in results.items():
+        if not r.get("converged"):
+            why = r.get("problem") or f"mean reprojection IoU {r.get('mean_iou', 0):.3f} < {cfg.min_iou}"
+            print(f"not converged: {shoe}: {why} (no cameras written)")
+    ok = sum(bool(r.get("converged")) for r in results.values())
+    print(f"calibrated {ok} of {len(results)} shoes (report: {Path(args.dataset) / 'calibration.md'})")
+    return 0 if ok else 1

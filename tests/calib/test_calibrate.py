@@ -1,0 +1,71 @@
+"""`shoerecon calibrate`: recovers a hidden turntable rig from silhouettes, and refuses to write wrong cameras."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from shoerecon.calib.cli import calibrate_dataset
+from shoerecon.calib.turntable import CalibConfig, fit_crops, mask_boxes_ndc
+from shoerecon.data.layout import read_rig, rig_from_turntable, write_json
+from shoerecon.data.product_photos import ProductPhotoConfig, generate_product_photos
+
+VIEWS = 12
+CFG = CalibConfig(mask_height=48, elevations=(0.0, 10.0, 20.0), fovs=(20.0, 40.0), fine_steps=2, voxels=32,
+                  final_voxels=40, final_mask_height=64, min_iou=0.8)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """One product-photo shoe (hidden rig) as a dataset whose views carry the exact alpha, plus a broken shoe."""
+    tmp = tmp_path_factory.mktemp("calib")
+    pcfg = ProductPhotoConfig(height=48, width=64, num_views=VIEWS, supersample=1, shadow=0.0, reflection=0.0,
+                              elevation_range=(12.0, 12.0), start_range=10.0)
+    _, truth = generate_product_photos(tmp / "src", 1, seed=1, cfg=pcfg, progress=False)
+    root = tmp / "ds"
+    shutil.copytree(truth / "sku_00000" / "alpha", root / "sku_00000" / "views")
+    # a "shoe" whose silhouettes belong to no solid seen from a turntable: random blobs per view
+    blobs = root / "noise" / "views"
+    gen = torch.Generator().manual_seed(0)
+    from shoerecon.data.layout import save_rgba
+
+    for v in range(VIEWS):
+        a = torch.zeros(1, 48, 64)
+        r0, c0 = torch.randint(0, 30, (2,), generator=gen).tolist()
+        a[:, r0 : r0 + 6 + 3 * (v % 4), c0 : c0 + 30 - 5 * (v % 3)] = 1
+        save_rgba(blobs / f"{v:03d}.png", torch.ones(3, 48, 64), a)
+    write_json(root / "rig.json", rig_from_turntable(VIEWS).to_json())
+    return root, json.loads((truth / "rig.json").read_text())["shoes"]["sku_00000"]
+
+
+def test_fit_crops_inverts_a_known_similarity():
+    boxes = torch.tensor([[-0.5, 0.4, -0.2, 0.1], [0.0, 0.3, 0.0, 0.2]])
+    zoom, shift = torch.tensor([1.3, 0.7]), torch.tensor([[0.1, -0.2], [-0.3, 0.05]])
+    moved = torch.stack([boxes[:, 0] * zoom + shift[:, 0], boxes[:, 1] * zoom + shift[:, 0],
+                         boxes[:, 2] * zoom + shift[:, 1], boxes[:, 3] * zoom + shift[:, 1]], 1)
+    assert torch.allclose(fit_crops(boxes, moved), torch.cat([shift, zoom[:, None]], 1), atol=1e-6)
+
+
+def test_mask_boxes_ndc_are_pixel_extents():
+    m = torch.zeros(1, 1, 4, 8)
+    m[..., 1:3, 2:6] = 1  # S = 4: x spans columns 2..5 -> [-1, 1], y rows 1..2 -> [-0.5, 0.5]
+    assert torch.allclose(mask_boxes_ndc(m), torch.tensor([[-1.0, 1.0, -0.5, 0.5]]))
+
+
+def test_calibrate_recovers_the_rig_and_skips_the_inconsistent_shoe(dataset):
+    root, truth = dataset
+    results = calibrate_dataset(root, CFG, progress=False)
+    good = results["sku_00000"]
+    assert good["converged"], good["mean_iou"]
+    assert abs(good["elevation"] - truth["elevation"]) <= 4.0
+    assert abs(good["start_azimuth"] - truth["start_azimuth"]) <= 5.0
+    rig = read_rig(root / "sku_00000" / "cameras.json")
+    assert rig.cameras.shape == (VIEWS, 10)
+    # the written cameras are the fitted ones: view i at start + i * 30 degrees
+    assert torch.allclose(rig.cameras[:, 0], good["start_azimuth"] + torch.arange(VIEWS) * 30.0, atol=1e-3)
+    assert not results["noise"]["converged"] and not (root / "noise" / "cameras.json").exists()
+    splits = json.loads((root / "splits.json").read_text())
+    assert "noise" not in sum(splits.values(), []) and "sku_00000" in sum(splits.values(), [])
+    report = (root / "calibration.md").read_text()
+    assert "NOT CONVERGED" in report and "| sku_00000 | ok |" in report
+    assert (root / "calibration_overlay.png").exists()
