@@ -168,8 +168,9 @@ def check_overrides(overrides: Sequence[str]) -> None:
 
 # ------------------------------------------------------------------------------------------ configs
 def default_configs() -> list[Path]:
-    """base.yaml, v2_full.yaml and every ablations/*.yaml (sorted)."""
-    return [CONFIG_DIR / "base.yaml", CONFIG_DIR / "v2_full.yaml", *sorted((CONFIG_DIR / "ablations").glob("*.yaml"))]
+    """base.yaml, v2_full.yaml, v2_fast.yaml (v2_full's speed trade) and every ablations/*.yaml (sorted)."""
+    return [CONFIG_DIR / "base.yaml", CONFIG_DIR / "v2_full.yaml", CONFIG_DIR / "v2_fast.yaml",
+            *sorted((CONFIG_DIR / "ablations").glob("*.yaml"))]
 
 
 def resolve_config(name: str | Path) -> Path:

@@ -51,15 +51,20 @@ def _loss_config_post_init(self) -> None:
             raise ValueError(f"LossConfig.{name} must be a {term.config.__name__} or a weight, got {value!r}")
     if self.novel_views < 1:
         raise ValueError(f"LossConfig.novel_views must be >= 1, got {self.novel_views}")
+    if self.novel_every < 1:
+        raise ValueError(f"LossConfig.novel_every must be >= 1, got {self.novel_every}")
 
 
 def _make_loss_config() -> type:
     fields = [(name, term.config, dataclasses.field(default_factory=term.config)) for name, term in LOSSES.items()]
     fields.append(("novel_views", int, dataclasses.field(default=2)))
+    fields.append(("novel_every", int, dataclasses.field(default=1)))
     cls = dataclasses.make_dataclass("LossConfig", fields, namespace={"__post_init__": _loss_config_post_init})
     cls.__module__ = __name__
     cls.__doc__ = ("One section per registered loss term (its weight and options; weight 0: not computed), and "
-                   "novel_views: random-azimuth renders per shoe for the novel-view terms (adversarial, fid). "
+                   "novel_views: random-azimuth renders per shoe for the novel-view terms (adversarial, fid); "
+                   "novel_every: compute those terms (renders, critic, FID) on every k-th step only, with k times "
+                   "their weights (a speed trade, 1 = every step). "
                    "Defaults: the v1 report's weights.")
     return cls
 

@@ -7,6 +7,8 @@ lazily through ``NovelViews``). Every random draw of a step comes from ``step_ge
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from typing import Any, Mapping, Optional
 
@@ -17,7 +19,7 @@ from shoerecon.data.augment import InputAugment, augment_input_batch
 from shoerecon.data.batch import TrainBatch
 from shoerecon.geometry.mesh import Mesh
 from shoerecon.data.template import default_template
-from shoerecon.losses import LossContext, build_loss_modules, compute_losses
+from shoerecon.losses import NOVEL_VIEW_LOSSES, LossContext, build_loss_modules, compute_losses
 from shoerecon.losses.flow_smooth import texel_chart_labels
 from shoerecon.model import ShoeReconNet
 from shoerecon.render import Renderer
@@ -132,22 +134,35 @@ class ReconSystem:
         """The batch with its input view augmented (when ``augment.enabled``)."""
         return augment_input_batch(batch, self.augment, generator) if self.augment is not None else batch
 
+    def step_losses(self, step: Optional[int] = None):
+        """The loss config of training step ``step``: with ``losses.novel_every`` = k the novel-view terms are
+        off on steps that are not multiples of k and weigh k times more on those that are (None: every term)."""
+        c, k = self.cfg.losses, self.cfg.losses.novel_every
+        if k == 1 or step is None:
+            return c
+        on = step % k == 0
+        return dataclasses.replace(c, **{name: dataclasses.replace(getattr(c, name), weight=getattr(c, name).weight
+                                                                   * k if on else 0.0)
+                                         for name in NOVEL_VIEW_LOSSES if getattr(c, name).weight})
+
     def compute(self, model, batch: TrainBatch, generator: Optional[torch.Generator] = None, accelerator: Any = None,
-                autocast: Any = None) -> tuple[dict[str, Tensor], Any, Tensor, dict[str, float]]:
+                autocast: Any = None, step: Optional[int] = None) -> tuple[dict[str, Tensor], Any, Tensor, dict[str, float]]:
         """Forward: ``model`` (the net, possibly DDP-wrapped) on the input views, renders from the target
-        cameras, every enabled loss term. -> (losses incl. "total", network output, renders, extra scalars)."""
+        cameras, every enabled loss term (of ``step_losses(step)``). -> (losses incl. "total", network output,
+        renders, extra scalars)."""
+        losses_cfg = self.step_losses(step)
         with autocast if autocast is not None else torch.autocast(self.device.type, enabled=False):
             out = model(batch["input"])
             renders = render_prediction(self.renderer, out.verts, self.net, out.texture, batch["target_cameras"])
-            ctx = self.loss_context(batch, out, renders, generator, accelerator)
-            losses = compute_losses(self.cfg.losses, ctx)
+            ctx = self.loss_context(batch, out, renders, generator, accelerator, losses_cfg)
+            losses = compute_losses(losses_cfg, ctx)
         return losses, out, renders, ctx.stats
 
     def loss_context(self, batch: TrainBatch, out, renders: Tensor, generator: Optional[torch.Generator] = None,
-                     accelerator: Any = None) -> LossContext:
+                     accelerator: Any = None, losses_cfg: Any = None) -> LossContext:
         """What the terms read: the step's output, renders and batch, the UV layout, input cameras, modules,
         and the lazily rendered novel views (``generator``: the step's generator with salt 1)."""
-        c = self.cfg.losses
+        c = losses_cfg if losses_cfg is not None else self.cfg.losses
         cams = Cameras.from_tensor(batch["input_camera"]) if "input_camera" in batch else None
         novel = None
         if c.adversarial.weight or c.fid.weight:

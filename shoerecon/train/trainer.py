@@ -146,7 +146,7 @@ class Trainer:
         """Forward: network on the input views, render its meshes from the target cameras, losses
         (the novel-view terms' extra scalars, e.g. the critic's, go to ``self.step_stats``)."""
         losses, out, renders, self.step_stats = self.system.compute(
-            model or self.model, batch, self.step_generator(salt=1), self.acc, self.acc.autocast())
+            model or self.model, batch, self.step_generator(salt=1), self.acc, self.acc.autocast(), step=self.step)
         return losses, out, renders
 
     def train_step(self, batch: TrainBatch) -> StepResult:

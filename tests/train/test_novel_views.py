@@ -39,3 +39,23 @@ def test_critic_every_one_is_every_step():
     real, fake = torch.rand(2, 4, 8, 8, generator=g), torch.rand(2, 4, 8, 8, generator=g)
     novel = _novel(1)
     assert all(novel.critic_step(real, fake) for _ in range(3))
+
+
+def test_novel_every_switches_the_novel_view_terms_by_step():
+    """losses.novel_every = k: adversarial/fid off between multiples of k, k times their weight on them;
+    other terms untouched; k = 1 is the config itself."""
+    from shoerecon.train.config import load_config
+    from shoerecon.train.system import ReconSystem
+
+    cfg = load_config(None, ["losses.adversarial.weight=0.01", "losses.fid.weight=0.002", "losses.align.weight=0.1",
+                             "losses.novel_every=4", "losses.fid.pretrained=false"])
+    system = ReconSystem(cfg)
+    on, off = system.step_losses(8), system.step_losses(9)
+    assert (on.adversarial.weight, on.fid.weight) == (0.04, 0.008)
+    assert (off.adversarial.weight, off.fid.weight) == (0.0, 0.0)
+    for c in (on, off):
+        assert c.align.weight == 0.1 and c.silhouette.weight == cfg.losses.silhouette.weight
+    assert system.step_losses(None) is cfg.losses
+    assert (on.fid.pretrained, on.adversarial.critic_every) == (False, cfg.losses.adversarial.critic_every)
+    plain = ReconSystem(load_config(None, ["losses.adversarial.weight=0.01"]))
+    assert plain.step_losses(3) is plain.cfg.losses
