@@ -6,7 +6,7 @@
 Each config builds the project's own ``Trainer`` (any config works: v1, v2_full, an ablation) on a small
 synthetic dataset generated into a temporary folder (``--data`` to use a folder), and runs ``train_step`` on
 real batches. The steps of the configs are interleaved (A, B, A, B, ...) so that load from other processes hits
-all of them alike; the table shows means over ``--repeat`` steps after one warm-up step (means: with ``gan.critic_every`` or
+all of them alike; the table shows means over ``--repeat`` steps after one warm-up step (means: with ``losses.adversarial.critic_every`` or
 ``losses.novel_every`` = k, take ``--repeat`` a multiple of k).
 
 Rows are exclusive milliseconds per step (a row's time excludes the rows timed inside it): the network forward,
@@ -257,7 +257,7 @@ def main() -> None:
         for cfg, trainer in built:
             ms, note = (0.0, "") if args.no_remesh else remesh_ms_per_step(trainer, cfg, timer)
             remesh.append((ms, note))
-    # means, not medians: with gan.critic_every / losses.novel_every = k some steps carry the k-step work
+    # means, not medians: with losses.adversarial.critic_every / losses.novel_every = k some steps carry the k-step work
     # (take --repeat a multiple of k)
     med = [{k: statistics.mean(r.get(k, 0.0) for r in rs) for k in {k for r in rs for k in r}} for rs in rows]
     for m, (ms, _) in zip(med, remesh):
