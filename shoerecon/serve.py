@@ -3,7 +3,9 @@
 Upload a side-view photo of a shoe -> the textured 3D shoe in an interactive viewer (Gradio's Model3D
 showing the GLB), the turntable strip, and downloads of the GLB and a zip of OBJ+MTL+PNG. The photo is
 framed exactly like ``shoerecon predict`` does; a switch says which way the toe points (the network
-expects toe right: a left-pointing photo is mirrored first).
+expects toe right: a left-pointing photo is mirrored first; "auto" fits both ways briefly and keeps the
+better silhouette, as ``shoerecon predict --orientation auto``), and a slider sets the test-time refinement
+steps (``shoerecon predict --refine N``; 0 = the plain forward pass). The exported shoe is a right shoe.
 
 Limits, so that one machine serves a few users safely: uploads over ``--max-upload-mb`` are refused by
 the server, photos over ``--max-pixels`` are refused before decoding (and PIL's own guard is set to the
@@ -25,7 +27,9 @@ from pathlib import Path
 
 import torch
 
-TOE = ("right", "left")
+TOE = ("right", "left", "auto")
+#: ``toe`` -> ``fit.fit_photo``'s orientation (the network expects toe right)
+_ORIENTATION = {"right": "as-is", "left": "mirror", "auto": "auto"}
 
 
 @dataclass
@@ -41,6 +45,7 @@ class ServeConfig:
     threads: int | None = None
     strip_size: int = 128
     keep_minutes: float = 60.0
+    max_refine: int = 200
 
 
 @dataclass
@@ -55,11 +60,13 @@ class Reconstruction:
 
 
 def reconstruct(model: torch.nn.Module, data_cfg, photo: str | Path, out_dir: str | Path, toe: str = "right",
-                strip_size: int = 128) -> Reconstruction:
+                strip_size: int = 128, refine_steps: int = 0, refine_cfg=None) -> Reconstruction:
     """One photo -> ``out_dir/shoe.{glb,obj,mtl}``, ``shoe_texture.png``, ``shoe_obj.zip``, turntable and input PNGs.
 
     ``toe``: which way the shoe's toe points in the photo; "left" mirrors the framed input (3, S, S) so the
-    network sees toe right, as in training. Raises ``DataError`` (naming the file) for unusable photos.
+    network sees toe right, as in training; "auto" lets ``fit.fit_photo`` choose. ``refine_steps`` > 0 fits
+    the prediction to the photo (``fit.fit_photo`` with ``refine_cfg``, default ``RefineConfig()``).
+    Raises ``DataError`` (naming the file) for unusable photos.
     """
     from shoerecon.export.predict import export_mesh, load_input, predict_meshes
     from shoerecon.export.turntable import TurntableConfig, save_turntable_strip, to_pil
@@ -69,9 +76,14 @@ def reconstruct(model: torch.nn.Module, data_cfg, photo: str | Path, out_dir: st
     t0 = time.perf_counter()
     out = Path(out_dir)
     image, _ = load_input(photo, data_cfg)
-    if toe == "left":
+    if refine_steps > 0 or toe == "auto":
+        mesh, mirrored = _fit(model, data_cfg, photo, image, _ORIENTATION[toe], refine_steps, refine_cfg)
+    else:
+        mesh, mirrored = None, toe == "left"
+    if mirrored:
         image = image.flip(-1)
-    mesh = predict_meshes(model, image[None])[0]
+    if mesh is None:
+        mesh = predict_meshes(model, image[None])[0]
     obj, glb = export_mesh(mesh, out, "shoe", ("obj", "glb"))
     obj_zip = out / "shoe_obj.zip"
     with zipfile.ZipFile(obj_zip, "w", zipfile.ZIP_DEFLATED) as z:
@@ -81,6 +93,20 @@ def reconstruct(model: torch.nn.Module, data_cfg, photo: str | Path, out_dir: st
     strip = save_turntable_strip(mesh, out / "shoe_turntable.png", TurntableConfig(image_size=strip_size))
     to_pil(image).save(out / "shoe_input.png")
     return Reconstruction(glb, obj_zip, strip, out / "shoe_input.png", time.perf_counter() - t0)
+
+
+def _fit(model: torch.nn.Module, data_cfg, photo: str | Path, image: torch.Tensor, orientation: str, steps: int,
+         refine_cfg=None):
+    """``fit.fit_photo`` on one photo -> (the refined right-shoe mesh, whether the photo was mirrored)."""
+    from dataclasses import replace
+
+    from shoerecon.export.predict import load_input
+    from shoerecon.fit import RefineConfig, fit_photo
+
+    rcfg = refine_cfg or RefineConfig()
+    big, mask = load_input(photo, replace(data_cfg, image_size=rcfg.image_size))
+    fit = fit_photo(model, image, big, mask, rcfg, orientation, steps=steps, progress=False)
+    return fit.mesh, fit.mirrored
 
 
 def prune(root: Path, keep_minutes: float) -> None:
@@ -103,14 +129,14 @@ def build_app(model: torch.nn.Module, model_cfg, cfg: ServeConfig = ServeConfig(
     root = Path(work_dir or tempfile.mkdtemp(prefix="shoerecon-serve-"))
     root.mkdir(parents=True, exist_ok=True)
 
-    def run(photo: str | None, toe: str):
+    def run(photo: str | None, toe: str, refine_steps: float = 0):
         if not photo:
             raise gr.Error("Upload a photo of a shoe first.")
         prune(root, cfg.keep_minutes)
         folder = root / uuid.uuid4().hex
         try:
-            r = reconstruct(model, data_cfg, photo, folder, "left" if toe.startswith("left") else "right",
-                            cfg.strip_size)
+            r = reconstruct(model, data_cfg, photo, folder, toe.split()[0], cfg.strip_size,
+                            min(max(int(refine_steps or 0), 0), cfg.max_refine), model_cfg.refine)
         except (DataError, ValueError) as err:
             raise gr.Error(str(err).replace(str(photo), "the uploaded photo"))
         note = f"{r.seconds:.2f} s on the server"
@@ -123,9 +149,11 @@ def build_app(model: torch.nn.Module, model_cfg, cfg: ServeConfig = ServeConfig(
             with gr.Column(scale=1):
                 photo = gr.Image(type="filepath", label="photo", sources=["upload", "clipboard"], height=280,
                                  elem_id="photo")
-                toe = gr.Radio(["right (toe ->)", "left (<- toe)"], value="right (toe ->)", label="toe points",
-                               elem_id="toe")
-                # TODO(refine): a test-time refinement slider once `shoerecon predict --refine` is on main.
+                toe = gr.Radio(["right (toe ->)", "left (<- toe)", "auto (fit both)"], value="right (toe ->)",
+                               label="toe points", elem_id="toe")
+                refine = gr.Slider(0, cfg.max_refine, value=0, step=10, elem_id="refine",
+                                   label="refinement steps (fit the shoe to the photo; 0 = one forward pass, "
+                                         "100 takes seconds)")
                 button = gr.Button("Reconstruct", variant="primary", elem_id="go")
                 seen = gr.Image(label="what the network sees", height=160, interactive=False, elem_id="seen")
             with gr.Column(scale=2):
@@ -135,7 +163,7 @@ def build_app(model: torch.nn.Module, model_cfg, cfg: ServeConfig = ServeConfig(
                 files = gr.File(label="downloads: GLB, OBJ+MTL+PNG (zip)", file_count="multiple",
                                 interactive=False, elem_id="files")
                 note = gr.Markdown(elem_id="note")
-        button.click(run, [photo, toe], [viewer, strip, files, seen, note], concurrency_limit=cfg.concurrency,
+        button.click(run, [photo, toe, refine], [viewer, strip, files, seen, note], concurrency_limit=cfg.concurrency,
                      api_name="reconstruct")
     app.queue(max_size=cfg.queue_size, default_concurrency_limit=cfg.concurrency)
     return app
@@ -171,6 +199,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue-size", type=int, default=d.queue_size, help="waiting requests beyond which new ones are refused")
     parser.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default torch's choice)")
     parser.add_argument("--strip-size", type=int, default=d.strip_size, help="pixel size of each turntable view")
+    parser.add_argument("--max-refine", type=int, default=d.max_refine,
+                        help="largest refinement-step count the page's slider offers")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"shoerecon serve: model file {args.model} not found")
     cfg = ServeConfig(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
                       concurrency=args.concurrency, queue_size=args.queue_size, threads=args.threads,
-                      strip_size=args.strip_size)
+                      strip_size=args.strip_size, max_refine=args.max_refine)
     try:
         launch(args.model, cfg)
     except (ValueError, FileNotFoundError) as err:

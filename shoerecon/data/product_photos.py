@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from shoerecon.geometry.io.glb import save_glb
 from shoerecon.geometry.mesh import Mesh
 from shoerecon.render.cameras import Cameras
 
@@ -204,8 +205,6 @@ def generate_product_shoe(out: str | Path, truth: str | Path, index: int, seed: 
         save_jpeg(Path(out) / name / cfg.name_format.format(v + 1), photos[v], cfg.jpeg_quality)
         save_rgba(Path(truth) / name / "alpha" / f"{v:03d}.png", photos[v], alpha[v])
     write_json(Path(truth) / name / "cameras.json", Rig(cams, 0).to_json(image_size=[cfg.height, cfg.width]))
-    from shoerecon.export.glb import save_glb
-
     save_glb(mesh, Path(truth) / name / "mesh.glb")
     return rig
 
