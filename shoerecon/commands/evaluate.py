@@ -14,7 +14,7 @@ import torch
 from shoerecon.data.dataset import TurntableDataset
 from shoerecon.eval.metrics import MetricsConfig
 from shoerecon.eval.report import EvalConfig, evaluate, markdown_report
-from shoerecon.train.checkpoint import load_for_inference
+from shoerecon.commands import load_model_or_exit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,14 +60,9 @@ def default_out_dir(checkpoint: str | Path, split: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not Path(args.checkpoint).is_file():
-        raise SystemExit(f"shoerecon eval: checkpoint {args.checkpoint} not found")
-    if not Path(args.data).is_dir():
+    if Path(args.checkpoint).is_file() and not Path(args.data).is_dir():
         raise SystemExit(f"shoerecon eval: data folder {args.data} not found")
-    try:
-        model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
-    except (ValueError, FileNotFoundError) as err:  # unsafe, foreign or broken file: one line, no traceback
-        raise SystemExit(f"shoerecon eval: {err}") from None
+    model, cfg = load_model_or_exit("eval", args.checkpoint, args.device)
     dataset = TurntableDataset(replace(cfg.data, root=str(args.data)), split=args.split)
     metrics = MetricsConfig() if args.num_points is None else MetricsConfig(num_points=args.num_points)
     eval_cfg = EvalConfig(

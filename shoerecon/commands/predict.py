@@ -13,7 +13,7 @@ import torch
 
 from shoerecon.export.predict import FORMATS, PredictConfig, predict_files
 from shoerecon.export.turntable import TurntableConfig
-from shoerecon.train.checkpoint import load_for_inference
+from shoerecon.commands import load_model_or_exit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,12 +46,7 @@ def run(args: argparse.Namespace) -> int:
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise SystemExit(f"shoerecon predict: --format {args.format!r}: valid formats are {', '.join(FORMATS)}")
-    if not Path(args.checkpoint).is_file():
-        raise SystemExit(f"shoerecon predict: checkpoint {args.checkpoint} not found")
-    try:
-        model, cfg = load_for_inference(args.checkpoint, torch.device(args.device))
-    except (ValueError, FileNotFoundError) as err:  # unsafe, foreign or broken file: one line, no traceback
-        raise SystemExit(f"shoerecon predict: {err}") from None
+    model, cfg = load_model_or_exit("predict", args.checkpoint, args.device)
     steps = cfg.refine.steps if args.refine is None else args.refine
     if steps < 0:
         raise SystemExit(f"shoerecon predict: --refine must be >= 0, got {steps}")
