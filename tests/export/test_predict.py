@@ -13,7 +13,6 @@ from shoerecon.geometry.io.glb import load_glb
 from shoerecon.geometry.io.obj import load_obj
 from shoerecon.export.predict import PredictConfig, load_input, predict_files, predict_meshes
 from shoerecon.export.turntable import TurntableConfig
-from shoerecon.geometry.template import load_template
 
 SIZE = 32
 
@@ -24,15 +23,6 @@ def dataset_root(tmp_path_factory):
     generate_dataset(root, 2, num_views=4, image_size=48, seed=1, workers=0,
                      cfg=SynthConfig(edge_length=0.06, texture_size=64, look="flat"), progress=False)
     return root
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    from shoerecon.model import ModelConfig, ShoeReconNet
-
-    cfg = ModelConfig(unet_depth=2, unet_width=4, latent_dim=16, latent_pool=2, shape_hidden=16, shape_layers=2,
-                      texture_size=16, flow_hidden=4)
-    return ShoeReconNet(cfg, load_template(uv_mode="file")).eval()
 
 
 def view_file(root):

@@ -11,7 +11,6 @@ from shoerecon.export.predict import PredictConfig, load_input, predict_files, p
 from shoerecon.export.turntable import TurntableConfig
 from shoerecon.fit import RefineConfig
 from shoerecon.data.dataset import DataConfig
-from shoerecon.geometry.template import load_template
 
 SIZE = 32
 
@@ -22,15 +21,6 @@ def photo_path(tmp_path_factory):
     generate_dataset(root, 1, num_views=2, image_size=48, seed=3, workers=0,
                      cfg=SynthConfig(edge_length=0.06, texture_size=64), progress=False)
     return sorted(root.glob("shoe_*/views/000.png"))[0]
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    from shoerecon.model import ModelConfig, ShoeReconNet
-
-    cfg = ModelConfig(unet_depth=2, unet_width=4, latent_dim=16, latent_pool=2, shape_hidden=16, shape_layers=2,
-                      texture_size=16, flow_hidden=4)
-    return ShoeReconNet(cfg, load_template(uv_mode="file")).eval()
 
 
 def outputs(folder):
