@@ -13,6 +13,7 @@ reach the camera through the renderer; ``PhotoCamera.double()`` gives a float64 
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -68,10 +69,13 @@ class PhotoCamera(nn.Module):
 
     @torch.no_grad()
     def init_from_silhouettes(self, rendered: Tensor, mask: Tensor) -> None:
-        """Set the similarity so that the rendered silhouette's centroid and area match the photo mask's.
+        """Set the similarity so that the rendered silhouette's bounding box matches the photo mask's in width,
+        horizontal centre and bottom (the sole).
 
-        The similarity maps NDC to NDC, so it is read off mask moments: scale = sqrt(area ratio),
-        shift = mask centroid - scale * render centroid (the current similarity is composed in).
+        ``prepare_input`` framed the photo by its mask's box, whose long side is the shoe's length; a mask
+        thresholded from a JPEG on white can lose a white upper or collar (its area and top are unreliable)
+        but rarely the toe, heel and sole. scale = mask width / render width, shift puts the scaled render's
+        (centre x, bottom y) on the mask's; the current similarity is composed in.
 
         Args:
             rendered: (1, H, W) silhouette rendered with this camera. mask: (1, H, W) the photo's.
@@ -81,16 +85,21 @@ class PhotoCamera(nn.Module):
         xs = (2 * torch.arange(w, dtype=mask.dtype, device=mask.device) + 1 - w) / s
         ys = (h - 2 * torch.arange(h, dtype=mask.dtype, device=mask.device) - 1) / s
 
-        def moments(m: Tensor) -> tuple[Tensor, Tensor]:
-            m = m[0].clamp(0, 1)
-            area = m.sum().clamp_min(1e-6)
-            return area, torch.stack([(m.sum(0) * xs).sum() / area, (m.sum(1) * ys).sum() / area])
+        def box(m: Tensor) -> Optional[tuple[float, float, float]]:
+            """(left, right, bottom) NDC edges of the pixels > 0.5, or None when empty."""
+            m = m[0] > 0.5
+            cols, rows = m.any(0).nonzero()[:, 0], m.any(1).nonzero()[:, 0]
+            if len(cols) == 0:
+                return None
+            half = 1.0 / s  # half a pixel in NDC
+            return float(xs[cols[0]]) - half, float(xs[cols[-1]]) + half, float(ys[rows[-1]]) - half
 
-        area_r, c_r = moments(rendered.to(mask))
-        area_m, c_m = moments(mask)
-        if float(area_r) < 1.0 or float(area_m) < 1.0:
+        r, m = box(rendered.to(mask)), box(mask)
+        if r is None or m is None:
             return  # nothing to match
-        k = math.sqrt(float(area_m / area_r))
+        k = (m[1] - m[0]) / max(r[1] - r[0], 1e-6)
+        c_r = torch.tensor([(r[0] + r[1]) / 2, r[2]]).to(self.shift)
+        c_m = torch.tensor([(m[0] + m[1]) / 2, m[2]]).to(self.shift)
         # new projection q' = k (q - c_r) + c_m composed with the current one (q = s R q0 + t)
         self.log_scale.add_(math.log(k))
-        self.shift.copy_(k * self.shift + c_m.to(self.shift) - k * c_r.to(self.shift))
+        self.shift.copy_(k * self.shift + c_m - k * c_r)

@@ -51,7 +51,13 @@ class RefineConfig:
     edge_length (vs the predicted mesh's), symmetry (residual mirror prior). elevation / distance / fov:
     the look-at camera before fitting (the training rig's input view). texture_size / depth_tol /
     facing / dilate: the baked texture (``fit.texture.BakeConfig``). orientation_steps: steps of each
-    brief fit of ``--orientation auto``. backend: rasteriser backend.
+    brief fit of ``--orientation auto``. backend: rasteriser backend. pin_placement: project the image-plane
+    translation, isotropic scale and in-plane rotation out of the residual (``pin_similarity``): the camera's
+    similarity carries the photo's framing and the mesh stays where the network placed it in the world (one
+    view cannot tell a moved shoe from a moved camera; novel views can). trust_depth: the silhouette target
+    is the mask plus the starting silhouette eroded by this many pixels (``silhouette_target``): a mask
+    thresholded from a JPEG on white loses white shoe parts, and only a band this wide may be carved
+    (0: the mask alone).
     """
 
     steps: int = 0
@@ -81,9 +87,11 @@ class RefineConfig:
     dilate: int = 4
     orientation_steps: int = 15
     backend: str = "torch"
+    pin_placement: bool = True
+    trust_depth: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("steps", "camera_only_steps", "orientation_steps", "dilate"):
+        for name in ("steps", "camera_only_steps", "orientation_steps", "dilate", "trust_depth"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RefineConfig.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("image_size", "faces_per_pixel", "texture_size"):
@@ -203,12 +211,18 @@ def refine(
     shape_opt = UniformAdam(u, cfg.lr)
     cam_opt = torch.optim.Adam(cam.parameters(), lr=cfg.camera_lr)
     lpips_net = _lpips_module(cfg)
+    pin = verts0 if cfg.pin_placement else None
     history: list[dict] = []
     start = time.perf_counter()
+    target = mask
     for step in tqdm(range(steps), desc="refine", unit="step", disable=not progress, leave=False):
-        delta = residual(smooth, u)
+        if step in (0, cfg.camera_only_steps) and cfg.trust_depth > 0:  # the start, and once the camera settled
+            with torch.no_grad():
+                start_alpha = render_projected(cam.project(verts0), faces, hard)[3:]
+            target = silhouette_target(start_alpha, mask, cfg.trust_depth)
+        delta = residual(smooth, u, pin)
         terms = fit_losses(verts0, delta, faces, cam, soft, texture, uvs, uv_faces, photo, mask, partners, cfg,
-                           lpips_net)
+                           lpips_net, target)
         total = sum(getattr(cfg, k) * v for k, v in terms.items())
         cam_opt.zero_grad(set_to_none=True)
         u.grad = None
@@ -219,7 +233,7 @@ def refine(
         history.append({**{k: float(v.detach()) for k, v in terms.items()}, "total": float(total.detach())})
     seconds = time.perf_counter() - start
     with torch.no_grad():
-        verts = verts0 + residual(smooth, u.detach())
+        verts = verts0 + residual(smooth, u.detach(), pin)
         baked = None
         out_texture = mesh.texture
         if bake:
@@ -236,20 +250,58 @@ def refine(
     return RefineResult(refined, cam, render, history, baked, seconds, steps)
 
 
-def residual(smooth: Tensor, u: Tensor) -> Tensor:
-    """delta (N, 3) = smooth (N, N) @ u (N, 3), or (N, 2) padded with a zero z (no depth residual)."""
+def residual(smooth: Tensor, u: Tensor, pin: Optional[Tensor] = None) -> Tensor:
+    """delta (N, 3) = smooth (N, N) @ u (N, 3), or (N, 2) padded with a zero z (no depth residual); with
+    ``pin`` (the start vertices (N, 3)) its image-plane similarity part is removed (``pin_similarity``)."""
     delta = smooth @ u
+    if pin is not None:
+        delta = torch.cat([pin_similarity(delta[:, :2], pin[:, :2]), delta[:, 2:]], dim=1)
     return delta if delta.shape[1] == 3 else F.pad(delta, (0, 1))
+
+
+def pin_similarity(d: Tensor, p: Tensor) -> Tensor:
+    """Remove from a 2D displacement field d (N, 2) at points p (N, 2) its least-squares similarity part.
+
+    The infinitesimal similarities about the centroid c are spanned by translation (1, 0), (0, 1), scale
+    q = p - c and rotation q^perp = (-q_y, q_x); these four fields are mutually orthogonal (q sums to 0,
+    q . q^perp = 0 per point, |q| = |q^perp|), so the projection is one subtraction per field:
+
+        d' = d - mean(d) - (sum d.q / sum |q|^2) q - (sum d.q^perp / sum |q|^2) q^perp
+
+    >>> p = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> d = 0.1 * p + torch.tensor([0.3, -0.2])          # a pure scale + shift
+    >>> bool(pin_similarity(d, p).abs().max() < 1e-6)
+    True
+    """
+    q = p - p.mean(0)
+    qp = torch.stack([-q[:, 1], q[:, 0]], dim=1)
+    norm = (q * q).sum().clamp_min(1e-12)
+    d = d - d.mean(0)
+    return d - (d * q).sum() / norm * q - (d * qp).sum() / norm * qp
+
+
+def silhouette_target(alpha: Tensor, mask: Tensor, depth: int) -> Tensor:
+    """The silhouette the fit aims at (1, H, W): the photo's mask, plus the starting silhouette (``alpha`` > 0.5)
+    eroded by a (2 depth + 1) square.
+
+    A JPEG on white thresholds white shoe parts (an upper, a midsole) to background. Where the mask and the
+    network disagree by more than ``depth`` pixels inside the network's outline, the network's silhouette is
+    kept; a band of ``depth`` pixels along the outline stays free to shrink to the mask, and the shape may grow
+    into the mask anywhere.
+    """
+    inside = 1 - F.max_pool2d((alpha < 0.5).to(alpha)[None], 2 * depth + 1, stride=1, padding=depth)[0]
+    return torch.maximum(mask, inside)
 
 
 def fit_losses(verts0: Tensor, delta: Tensor, faces: Tensor, cam: PhotoCamera, soft: RendererConfig,
                texture: Tensor, uvs: Tensor, uv_faces: Tensor, photo: Tensor, mask: Tensor, partners: Tensor,
-               cfg: RefineConfig, lpips_net=None) -> dict[str, Tensor]:
-    """Every unweighted term of the fit (weights: cfg.<name>; 0-weight terms are skipped)."""
+               cfg: RefineConfig, lpips_net=None, target: Optional[Tensor] = None) -> dict[str, Tensor]:
+    """Every unweighted term of the fit (weights: cfg.<name>; 0-weight terms are skipped). target: (1, H, W)
+    the silhouette to fit (``silhouette_target``; None: the mask)."""
     verts = verts0 + delta
     rgba = render_projected(cam.project(verts), faces, soft, texture, uvs, uv_faces)
     rgb, alpha = rgba[:3], rgba[3:]
-    terms: dict[str, Tensor] = {"silhouette": 1 - soft_iou(alpha, mask)}
+    terms: dict[str, Tensor] = {"silhouette": 1 - soft_iou(alpha, mask if target is None else target)}
     if cfg.colour > 0:
         terms["colour"] = masked_l1(rgb, photo, mask)
     if lpips_net is not None:

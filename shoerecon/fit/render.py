@@ -26,7 +26,7 @@ def render_projected(
     """
     frags = get_rasterizer(cfg.backend)(
         verts_ndc[None], faces, image_hw(cfg.image_size), cfg.faces_per_pixel, cfg.resolved_blur_radius(),
-        cfg.cull_backfaces, cfg.perspective_correct, cfg.resolved_clip(), cfg.znear,
+        cfg.cull_backfaces, cfg.perspective_correct, cfg.resolved_clip(), cfg.znear, cfg.clip_near,
     )
     if texture is None:
         colors = frags.bary.new_ones(frags.bary.shape[0], 3)

@@ -189,3 +189,47 @@ def test_auto_orientation_recognises_a_mirrored_photo():
     assert toe_left.mirrored and toe_left.scores["mirror"] > toe_left.scores["as-is"] + 0.05
     toe_right = fit_photo(model, small, photo, mask, cfg, "auto", steps=0)
     assert not toe_right.mirrored
+
+
+def test_pin_similarity_removes_exactly_the_image_plane_similarity():
+    from shoerecon.fit.refine import pin_similarity
+
+    p = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+    # translation + scale + rotation: nothing is left
+    sim = torch.tensor([0.3, -0.1]) + 0.2 * p + 0.05 * torch.stack([-p[:, 1], p[:, 0]], 1)
+    assert pin_similarity(sim, p).abs().max() < 1e-6
+    # a vertical stretch (0, y) of the square is half scale; the rest, (-x/2, y/2), is worked out by hand
+    stretch = torch.stack([torch.zeros(4), p[:, 1]], 1)
+    torch.testing.assert_close(pin_similarity(stretch, p), torch.stack([-0.5 * p[:, 0], 0.5 * p[:, 1]], 1))
+    # a projection: applying it twice changes nothing
+    d = torch.randn(4, 2)
+    torch.testing.assert_close(pin_similarity(pin_similarity(d, p), p), pin_similarity(d, p))
+
+
+def test_silhouette_target_keeps_the_start_deep_inside_and_the_mask_everywhere():
+    from shoerecon.fit.refine import silhouette_target
+
+    alpha = torch.zeros(1, 15, 15)
+    alpha[:, 3:12, 3:12] = 1.0  # the start covers a 9 x 9 square
+    mask = torch.zeros(1, 15, 15)  # the photo's mask says: all background (a white shoe on white)
+    mask[:, 0, 0] = 1.0  # and shoe in one corner pixel
+    expected = torch.zeros(1, 15, 15)
+    expected[:, 5:10, 5:10] = 1.0  # more than 2 pixels inside the square: the start is kept
+    expected[:, 0, 0] = 1.0
+    torch.testing.assert_close(silhouette_target(alpha, mask, depth=2), expected)
+
+
+def test_refinement_keeps_the_mesh_in_place_and_the_white_top_the_mask_lost():
+    mesh, photo, mask = template_photo(size=48, stretch=1.1)
+    rows = mask[0].amax(1).nonzero()[:, 0]
+    lost = mask.clone()
+    lost[:, : (int(rows[0]) + int(rows[-1])) // 2] = 0.0  # the top half thresholded away (a white upper)
+    height = lambda m: float(m.verts[:, 1].max() - m.verts[:, 1].min())  # noqa: E731
+    base = dict(steps=30, image_size=48, camera_only_steps=5, texture_size=32)
+    trusting = refine(mesh, photo, lost, RefineConfig(**base, trust_depth=0), progress=False, bake=False).mesh
+    robust = refine(mesh, photo, lost, RefineConfig(**base, trust_depth=1), progress=False, bake=False).mesh  # 1 px of 48
+    # pinned placement: the residual has no mean, the camera took the framing
+    torch.testing.assert_close(robust.verts[:, :2].mean(0), mesh.verts[:, :2].mean(0), atol=1e-5, rtol=0)
+    # believing the mask everywhere carves the top; aiming at the mask plus the start's interior keeps it
+    assert height(robust) > height(trusting) + 0.01
+    assert height(robust) > 0.97 * height(mesh)
