@@ -202,6 +202,11 @@ def keep_components(mask: Tensor, min_fraction: float) -> Tensor:
 PHOTO_MASK_METHODS = ("product", "threshold")
 
 
+def is_grayscale(image: Tensor, tolerance: float = 2 / 255) -> bool:
+    """Whether a (3, H, W) image has (almost) equal channels everywhere (a grayscale photo read as RGB)."""
+    return float((image - image.mean(0, keepdim=True)).abs().max()) <= tolerance
+
+
 def photo_mask(
     image: Tensor,
     method: str = "product",
@@ -215,7 +220,8 @@ def photo_mask(
 
     ``product`` (default): ``product_mask``, made for shop photos on white (soft contact shadows, floor
     reflections and white soles, where a plain threshold loses the sole or keeps the shadow).
-    ``threshold``: ``threshold_mask`` against ``background`` (any plain background colour, no shadows).
+    ``threshold``: ``threshold_mask`` against ``background`` (any plain background colour, no shadows); also what
+    ``product`` does with a grayscale photo, where every pixel is as grey as a shadow.
 
     Args:
         image: (3, H, W) in [0, 1]. path: named in errors.
@@ -224,8 +230,10 @@ def photo_mask(
     Raises:
         BackgroundError: ``product`` on a photo whose border is not a plain near-white background.
     """
-    if method == "product":
+    if method == "product" and not is_grayscale(image):
         return product_mask(image, path=path)
+    if method == "product":  # no colour at all: product_mask's shadow test (grey = maybe shadow) would peel the shoe
+        return threshold_mask(image, background, threshold, kernel_size)
     if method == "threshold":
         return threshold_mask(image, background, threshold, kernel_size)
     raise ValueError(f"unknown photo mask method {method!r}; valid: {', '.join(PHOTO_MASK_METHODS)}")
