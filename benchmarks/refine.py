@@ -8,8 +8,8 @@ Each shoe's input view is saved as JPEG and read back through ``predict``'s load
 checkpoint's size, the fit's photo at ``--size``). "before" is the network's mesh and texture with the
 photo camera framed by silhouette moments (no optimisation); "after" is ``refine`` for ``--steps`` steps.
 Input view: hard render in the photo camera vs the JPEG photo (silhouette IoU, PSNR on the whole image). The
-JPEG has no alpha, so the photo's mask is thresholded against white (what ``predict`` does): the fit's target
-and the first IoU. White shoe parts and floor shadows make that mask differ from the shoe, so the table also
+JPEG has no alpha, so the photo's mask is cut out of the white background (``data.mask_method``, what
+``predict`` does): the fit's target and the first IoU. White shoe parts and floor shadows make that mask differ from the shoe, so the table also
 gives IoU against the true silhouette (the PNG's alpha, framed exactly like the photo) and the mask's own IoU.
 Novel views: every other rig view at ``--size``, hard renders with the rig cameras (IoU, PSNR); 3D: F-score
 at 2% vs mesh.glb. Times: CPU seconds of this process (``time.process_time``, what one dedicated core would
@@ -55,7 +55,7 @@ def main() -> None:
 
     from shoerecon.data import TurntableDataset
     from shoerecon.data.layout import read_image, view_files
-    from shoerecon.data.masks import threshold_mask
+    from shoerecon.data.dataset import cut_out
     from shoerecon.data.preprocess import pad_to_square, prepare_input
     from shoerecon.eval.metrics import mesh_metrics_3d, psnr, silhouette_iou
     from shoerecon.geometry.io.glb import load_glb
@@ -67,10 +67,10 @@ def main() -> None:
     from shoerecon.train.checkpoint import load_for_inference
 
     def true_silhouette(png: Path, jpg: Path) -> torch.Tensor:
-        """(1, S, S) the PNG's alpha cropped and scaled by the JPEG's thresholded mask (``load_input``'s framing)."""
+        """(1, S, S) the PNG's alpha cropped and scaled by the JPEG's cut-out mask (``load_input``'s framing)."""
         rgb, _ = read_image(jpg)
         _, alpha = read_image(png)
-        m = threshold_mask(rgb, data_cfg.background, data_cfg.mask_threshold, data_cfg.mask_kernel)
+        m = cut_out(rgb, data_cfg, jpg)
         framed, _ = prepare_input(pad_to_square(alpha.expand(3, -1, -1), 0.0), pad_to_square(m, 0.0), args.size,
                                   data_cfg.input_fill, (0.0, 0.0, 0.0), composite=False)
         return (framed[:1] > 0.5).float()
