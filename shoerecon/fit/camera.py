@@ -73,7 +73,7 @@ class PhotoCamera(nn.Module):
         horizontal centre and bottom (the sole).
 
         ``prepare_input`` framed the photo by its mask's box, whose long side is the shoe's length; a mask
-        thresholded from a JPEG on white can lose a white upper or collar (its area and top are unreliable)
+        cut out of a JPEG on white can lose a white upper or collar (its area and top are unreliable)
         but rarely the toe, heel and sole. scale = mask width / render width, shift puts the scaled render's
         (centre x, bottom y) on the mask's; the current similarity is composed in.
 

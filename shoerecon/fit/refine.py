@@ -56,7 +56,7 @@ class RefineConfig:
     similarity carries the photo's framing and the mesh stays where the network placed it in the world (one
     view cannot tell a moved shoe from a moved camera; novel views can). trust_depth: the silhouette target
     is the mask plus the starting silhouette eroded by this many pixels (``silhouette_target``): a mask
-    thresholded from a JPEG on white loses white shoe parts, and only a band this wide may be carved
+    cut out of a JPEG on white can lose white shoe parts, and only a band this wide may be carved
     (0: the mask alone).
     """
 
@@ -284,7 +284,7 @@ def silhouette_target(alpha: Tensor, mask: Tensor, depth: int) -> Tensor:
     """The silhouette the fit aims at (1, H, W): the photo's mask, plus the starting silhouette (``alpha`` > 0.5)
     eroded by a (2 depth + 1) square.
 
-    A JPEG on white thresholds white shoe parts (an upper, a midsole) to background. Where the mask and the
+    A JPEG on white can lose white shoe parts (an upper, a midsole) to the background in its cut-out mask. Where the mask and the
     network disagree by more than ``depth`` pixels inside the network's outline, the network's silhouette is
     kept; a band of ``depth`` pixels along the outline stays free to shrink to the mask, and the shape may grow
     into the mask anywhere.
