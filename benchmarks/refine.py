@@ -40,6 +40,7 @@ def main() -> None:
     p.add_argument("--data", required=True, help="held-out turntable dataset (e.g. shoerecon synth --size 128)")
     p.add_argument("--split", default="all")
     p.add_argument("--shoes", type=int, default=20)
+    p.add_argument("--first", type=int, default=0, help="skip this many shoes of the split (split a run over processes)")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--size", type=int, default=128, help="fit / evaluation image size")
     p.add_argument("--jpeg-quality", type=int, default=90)
@@ -80,7 +81,7 @@ def main() -> None:
                                                                     (s.split("=", 1) for s in args.set)})
     data_cfg = dataclasses.replace(cfg.data, root=args.data, image_size=args.size)
     dataset = TurntableDataset(data_cfg, split=args.split)
-    ids = list(dataset.shoe_ids)[: max(args.shoes, args.orientation_shoes)]
+    ids = list(dataset.shoe_ids)[args.first: args.first + max(args.shoes, args.orientation_shoes)]
     renderer = preview_renderer(args.size, data_cfg.background)
     partners = mirror_partners(model.template_verts)
     tmp = Path(tempfile.mkdtemp(prefix="refine_bench_"))
@@ -103,6 +104,8 @@ def main() -> None:
             f_photo, f_mask = load_input(flipped, data_cfg)
             fit = fit_photo(model, f_in, f_photo, f_mask, rcfg, "auto", steps=0, progress=False)
             orient.append(fit.mirrored)
+            print(f"{sid} mirrored: --orientation auto chose {'mirror' if fit.mirrored else 'as-is'} "
+                  f"(IoU as-is {fit.scores['as-is']:.3f}, mirror {fit.scores['mirror']:.3f})", flush=True)
         if n >= args.shoes:
             continue
         with torch.no_grad():
@@ -137,6 +140,10 @@ def main() -> None:
               f"{row['nv_iou_after']:.3f}, PSNR {row['nv_psnr_before']:.2f} -> {row['nv_psnr_after']:.2f}; F@2% "
               f"{row['f2_before']:.3f} -> {row['f2_after']:.3f}; refine {cpu:.2f} s CPU / {wall:.2f} s wall "
               f"(load {row['load']})", flush=True)
+    if orient:
+        print(f"\n--orientation auto on mirrored (toe-left) photos: chose mirror on {sum(orient)}/{len(orient)}")
+    if not rows:
+        return
     mean = lambda k: statistics.fmean(r[k] for r in rows)  # noqa: E731
     print(f"\n## Refinement, {len(rows)} shoes, {args.steps} steps at {args.size} px (JPEG inputs)\n")
     print("| metric | before | after | change |\n| --- | --- | --- | --- |")
@@ -163,8 +170,6 @@ def main() -> None:
           f"| per step, CPU ms | {1000 * cpu / max(args.steps, 1):.1f} |\n| refine loop, wall s | {loop:.2f} |\n"
           f"| forward pass, CPU ms | {1000 * statistics.fmean(forward_cpu):.1f} |\n"
           f"| load average (end) | {load_avg()} |")
-    if orient:
-        print(f"\n--orientation auto on mirrored (toe-left) photos: chose mirror on {sum(orient)}/{len(orient)}")
 
 
 if __name__ == "__main__":
