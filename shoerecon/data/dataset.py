@@ -86,7 +86,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.cache not in ("auto", "never", "require"):
-            raise ValueError(f"DataConfig.cache must be one of ('auto', 'off', 'require'), got {self.cache!r}")
+            raise ValueError(f"DataConfig.cache must be one of ('auto', 'never', 'require'), got {self.cache!r}")
         if self.mask_source not in MASK_SOURCES:
             raise ValueError(f"DataConfig.mask_source must be one of {MASK_SOURCES}, got {self.mask_source!r}")
         if self.mask_method not in PHOTO_MASK_METHODS:
