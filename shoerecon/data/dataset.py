@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from shoerecon.data.batch import TrainBatch
+from shoerecon.data.batch import TrainBatch, TurntableShoe
 from shoerecon.data.layout import DataError, Rig, list_shoes, mask_files, read_rig, read_splits, shoe_rig, view_files
 from shoerecon.data.cache import open_cache
 from shoerecon.data.reading import MASK_SOURCES, DataConfig, load_view, read_input, read_views  # noqa: F401 (API)
@@ -144,11 +144,12 @@ class TurntableDataset(torch.utils.data.Dataset):
                           targets=imgs, target_masks=masks, target_cameras=cams, target_views=targets,
                           shoe_id=shoe_id)
 
-    def load_shoe(self, shoe_id: str, views: Sequence[int] | None = None) -> dict:
+    def load_shoe(self, shoe_id: str, views: Sequence[int] | None = None) -> TurntableShoe:
         """Every (or the given) view of a shoe, for evaluation.
 
-        Returns: "shoe_id", "images" (V,3,S,S), "masks" (V,1,S,S), "cameras" (V,4), "views" (V,) long,
-        "input"/"input_mask"/"input_camera" (the prepared input view), "mesh_path" (str or None).
+        Returns: a ``TurntableShoe`` (TrainBatch's names): ``targets`` (V,3,S,S), ``target_masks`` (V,1,S,S),
+        ``target_cameras`` (V,4 or 10), ``target_views`` (V,) long, the prepared ``input`` / ``input_mask`` /
+        ``input_camera`` / ``input_transform``, ``shoe_id`` and ``mesh_path`` (str or None).
         """
         if shoe_id not in self.rigs:
             if shoe_id in self.bad:
@@ -165,9 +166,7 @@ class TurntableDataset(torch.utils.data.Dataset):
         imgs, masks, cams = self._views(shoe_id, idx)
         inp, inp_mask, inp_cam, inp_transform = self._input(shoe_id, self.input_index(rig))
         mesh = self.root / shoe_id / "mesh.glb"
-        return {
-            "shoe_id": shoe_id, "images": imgs, "masks": masks, "cameras": cams,
-            "views": torch.as_tensor(idx, dtype=torch.long), "input": inp, "input_mask": inp_mask,
-            "input_camera": inp_cam, "input_transform": inp_transform,
-            "mesh_path": str(mesh) if mesh.exists() else None,
-        }
+        return TurntableShoe(input=inp, input_mask=inp_mask, input_camera=inp_cam, input_transform=inp_transform,
+                             targets=imgs, target_masks=masks, target_cameras=cams,
+                             target_views=torch.as_tensor(idx, dtype=torch.long), shoe_id=shoe_id,
+                             mesh_path=str(mesh) if mesh.exists() else None)
