@@ -17,7 +17,7 @@ from torch import Tensor
 from shoerecon.data.batch import TrainBatch, TurntableShoe
 from shoerecon.data.layout import DataError, Rig, list_shoes, mask_files, read_rig, read_splits, shoe_rig, view_files
 from shoerecon.data.cache import open_cache
-from shoerecon.data.reading import MASK_SOURCES, DataConfig, load_view, read_input, read_views  # noqa: F401 (API)
+from shoerecon.data.reading import MASK_SOURCES, DataConfig, cut_out, load_view, read_input, read_views  # noqa: F401 (API)
 from shoerecon.render.cameras import product_params
 
 class TurntableDataset(torch.utils.data.Dataset):

@@ -197,3 +197,44 @@ def keep_components(mask: Tensor, min_fraction: float) -> Tensor:
             labels = np.isin(labels, keep)
         out.append(torch.from_numpy(labels > 0))
     return torch.stack(out)[:, None].to(mask)
+
+
+PHOTO_MASK_METHODS = ("product", "threshold")
+
+
+def is_grayscale(image: Tensor, tolerance: float = 2 / 255) -> bool:
+    """Whether a (3, H, W) image has (almost) equal channels everywhere (a grayscale photo read as RGB)."""
+    return float((image - image.mean(0, keepdim=True)).abs().max()) <= tolerance
+
+
+def photo_mask(
+    image: Tensor,
+    method: str = "product",
+    background: Sequence[float] = (1.0, 1.0, 1.0),
+    threshold: float = 0.08,
+    kernel_size: int = 3,
+    path: object = "image",
+) -> Tensor:
+    """The mask of a photo that came without one (no alpha, no mask file): the one entry point of the dataset and
+    ``predict``, so training views and user photos are cut out alike.
+
+    ``product`` (default): ``product_mask``, made for shop photos on white (soft contact shadows, floor
+    reflections and white soles, where a plain threshold loses the sole or keeps the shadow).
+    ``threshold``: ``threshold_mask`` against ``background`` (any plain background colour, no shadows); also what
+    ``product`` does with a grayscale photo, where every pixel is as grey as a shadow.
+
+    Args:
+        image: (3, H, W) in [0, 1]. path: named in errors.
+    Returns:
+        (1, H, W) float mask in {0, 1}.
+    Raises:
+        BackgroundError: ``product`` on a photo whose border is not a plain near-white background.
+    """
+    if method == "product" and not is_grayscale(image):
+        return product_mask(image, path=path)
+    if method == "product":  # no colour at all: product_mask's shadow test (grey = maybe shadow) would peel the shoe
+        return threshold_mask(image, background, threshold, kernel_size)
+    if method == "threshold":
+        return threshold_mask(image, background, threshold, kernel_size)
+    raise ValueError(f"unknown photo mask method {method!r}; valid: {', '.join(PHOTO_MASK_METHODS)}")
+
