@@ -50,3 +50,32 @@ def test_cut_out_names_the_file_when_the_background_is_not_white():
 def test_unknown_mask_method_lists_the_valid_ones():
     with pytest.raises(ValueError, match="product.*threshold"):
         DataConfig(mask_method="grabcut")
+
+
+def _midsole_photo(dark_outsole: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) photo and exact mask of a toy shoe whose white midsole has no outline at its ends (it fades into
+    the floor's soft reflection), over an optional black outsole, standing in a soft contact shadow."""
+    h, w = 60, 96
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    upper = (((xx - 48) / 36) ** 2 + ((yy - 36) / 22) ** 2 <= 1) & (yy < 36)
+    midsole = (np.abs(xx - 48) <= 38) & (yy >= 36) & (yy < 43)
+    outsole = (np.abs(xx - 48) <= 38) & (yy >= 43) & (yy < 46) if dark_outsole else np.zeros_like(upper)
+    bottom = 46 if dark_outsole else 43
+    img = np.ones((h, w, 3))
+    shadow = 0.35 * np.exp(-np.clip(yy - bottom, 0, None) / 3) * (np.abs(xx - 48) <= 42) * (yy >= bottom)
+    img *= 1 - shadow[..., None]
+    img[upper] = (0.15, 0.3, 0.7)
+    img[midsole] = (0.94, 0.94, 0.93)
+    img[midsole & (yy == 42)] = 0.8  # the rounded lower edge of the midsole is shaded
+    img[outsole] = (0.08, 0.08, 0.09)
+    return img, upper | midsole | outsole
+
+
+@pytest.mark.parametrize("dark_outsole", [False, True])
+def test_white_midsole_is_kept_down_to_the_contact_line(dark_outsole):
+    img, truth = _midsole_photo(dark_outsole)
+    mask = cut_out(torch.from_numpy(img).permute(2, 0, 1).float(), DataConfig(), "toy.png")[0] > 0.5
+    truth = torch.from_numpy(truth)
+    iou = float((mask & truth).sum() / (mask | truth).sum())
+    assert iou > 0.95, iou
+    assert not mask[49:].any()  # the contact shadow below stays out
