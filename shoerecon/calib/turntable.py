@@ -323,13 +323,15 @@ def calibrate_shoe(masks: Tensor, cfg: CalibConfig | None = None, progress=None)
             final = replace(final, hull=surface, view_iou=iou(silhouettes(surface, cams, *big.shape[-2:]), big),
                             mask_height=big.shape[-2])
             fine_cfg = replace(fine_cfg, voxels=int(round(1.4 / size)))
+    grid_elevation, grid_score, used_refine = final.elevation, final.score, False
     if cfg.refine is not None and final.hull.shape[0] >= 8:
         refined, size = refine_fit(masks, final, cfg, progress)
         if refined is not None and refined.score >= final.score:
-            final = refined
+            final, used_refine = refined, True
             fine_cfg = replace(fine_cfg, voxels=int(round(1.4 / size)), octree_levels=max(1, cfg.octree_levels))
     return _canonical(final, masks.shape[-2:], fine_cfg) | {
-        "candidates": [(f.elevation, f.fov, f.direction, round(f.score, 4)) for f in tried]}
+        "candidates": [(f.elevation, f.fov, f.direction, round(f.score, 4)) for f in tried],
+        "refined": used_refine, "grid_elevation": grid_elevation, "grid_iou": grid_score}
 
 
 def refine_fit(masks: Tensor, start: Fit, cfg: CalibConfig, progress=None) -> tuple[Fit | None, float]:
