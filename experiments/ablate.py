@@ -54,7 +54,10 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("steps", ("train/steps", "step")),
-    Column("train min", ("train/minutes",)),
+    Column("train min", ("train/minutes",)),        # the training loop's wall clock (run.py's own)
+    Column("wall min", ("ablate/wall_minutes",)),   # the whole run: start-up, training, final report
+    Column("CPU min", ("ablate/cpu_minutes",)),     # its CPU time: what the row costs on a loaded machine
+    Column("load", ("ablate/load",)),               # mean 1-min load average while it ran (others' work too)
     Column("val IoU", ("val/iou",), "higher"),
     Column("novel IoU", ("eval/novel/silhouette_iou",), "higher"),
     Column("input PSNR", ("eval/input/psnr",), "higher"),
@@ -214,6 +217,8 @@ class RunStatus:
     started: Optional[str] = None
     finished: Optional[str] = None
     wall_minutes: Optional[float] = None
+    cpu_minutes: Optional[float] = None   # user + system CPU of the run and the children it waited for
+    load: Optional[float] = None          # mean 1-min load average sampled while it ran
     log: Optional[str] = None
     error: Optional[str] = None      # last lines of the log when the run failed
     command: list[str] = field(default_factory=list)
@@ -241,6 +246,34 @@ def progress(msg: str) -> None:
         print(f"[{datetime.now():%H:%M:%S}] {msg}", flush=True)
 
 
+def wait_measured(proc: subprocess.Popen, timeout_s: Optional[float], poll_s: float = 1.0,
+                  load_every_s: float = 30.0) -> tuple[int, Optional[float], Optional[float]]:
+    """Wait for ``proc`` (killing it after ``timeout_s``) -> (return code, CPU seconds, mean load average).
+
+    The CPU time is the child's user + system time and that of the children it waited for (``os.wait4``), so a
+    row's cost can be compared across rows that ran under different load; the load average (1 min) is sampled
+    every ``load_every_s`` while it runs. Where ``os.wait4`` is missing: plain ``wait``, CPU time None.
+    """
+    if not hasattr(os, "wait4"):
+        return proc.wait(timeout=timeout_s), None, None
+    t0, next_load, loads = time.monotonic(), 0.0, []
+    while True:
+        now = time.monotonic() - t0
+        if now >= next_load:
+            loads.append(os.getloadavg()[0])
+            next_load += load_every_s
+        if timeout_s is not None and now > timeout_s:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            raise subprocess.TimeoutExpired(proc.args, timeout_s)
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait for it again
+            return proc.returncode, usage.ru_utime + usage.ru_stime, sum(loads) / len(loads)
+        time.sleep(poll_s)
+
+
 def launch(path: Path, label: str, overrides: Sequence[str], out: Path, timeout_min: Optional[float] = None,
            env: Optional[Mapping[str, str]] = None) -> RunStatus:
     """Run one config as ``python experiments/run.py`` (stdout+stderr -> its log); record its status file."""
@@ -259,9 +292,9 @@ def launch(path: Path, label: str, overrides: Sequence[str], out: Path, timeout_
         with open(log, "w") as f:
             f.write("$ " + " ".join(cmd) + "\n")
             f.flush()
-            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=dict(env) if env else None,
-                                  timeout=None if timeout_min is None else 60 * timeout_min)
-        st.returncode = proc.returncode
+            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=dict(env) if env else None)
+            st.returncode, cpu_s, st.load = wait_measured(proc, None if timeout_min is None else 60 * timeout_min)
+        st.cpu_minutes = None if cpu_s is None else cpu_s / 60
     except subprocess.TimeoutExpired:
         st.returncode = -9
         with open(log, "a") as f:
@@ -379,7 +412,9 @@ def collect_rows(out: Path, labels: Sequence[str], statuses: Optional[Mapping[st
                 metrics = json.loads(metrics_file.read_text())
             except json.JSONDecodeError as err:
                 st = RunStatus(**{**asdict(st), "status": "failed", "error": f"{metrics_file}: bad JSON: {err}"})
-        values = {c.title: column_value(metrics, c) for c in COLUMNS}
+        measured = {"ablate/wall_minutes": st.wall_minutes, "ablate/cpu_minutes": st.cpu_minutes,
+                    "ablate/load": st.load}
+        values = {c.title: column_value({**metrics, **measured}, c) for c in COLUMNS}
         rows.append({"config": label, "status": st.status, "run_dir": str(out / label), "values": values,
                      "metrics": metrics, "run": asdict(st)})
     return rows
@@ -417,7 +452,9 @@ def markdown_table(rows: Sequence[dict], settings: Mapping[str, Any], base: str 
     if settings.get("sets"):
         lines += ["Extra overrides: " + ", ".join(f"`{s}`" for s in settings["sets"]), ""]
     lines += ["↑ / ↓: higher / lower is better. n/a: the run did not produce that metric "
-              "(feature off, no ground truth, or the run failed).", ""]
+              "(feature off, no ground truth, or the run failed). train min: the training loop's wall clock; "
+              "wall min: the whole run (start-up and final report too); CPU min: its CPU time (comparable "
+              "across rows when the machine's load changed); load: the mean 1-min load average while it ran.", ""]
     head = ["config", "status", *(c.title + _arrow(c) for c in COLUMNS)]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:

@@ -46,7 +46,7 @@ CACHE_VERSION = 1
 CACHE_MODES = ("auto", "never", "require")
 CACHE_DTYPES = ("float32", "uint8")
 # DataConfig fields the cached pixels and cameras depend on (a change makes the whole cache stale).
-PIXEL_SETTINGS = ("image_size", "center_input", "input_fill", "mask_source", "mask_threshold", "mask_kernel",
+PIXEL_SETTINGS = ("image_size", "center_input", "input_fill", "mask_source", "mask_method", "mask_threshold", "mask_kernel",
                   "background", "input_view")
 ARRAYS = ("images", "masks", "cameras", "inputs", "input_masks", "input_cameras", "input_transforms")
 

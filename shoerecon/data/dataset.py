@@ -29,7 +29,7 @@ from shoerecon.data.layout import (
     shoe_rig,
     view_files,
 )
-from shoerecon.data.masks import threshold_mask
+from shoerecon.data.masks import PHOTO_MASK_METHODS, BackgroundError, photo_mask
 from shoerecon.data.preprocess import pad_to_square, prepare_input, resize
 from shoerecon.render.cameras import params_after_padding, product_params
 
@@ -47,6 +47,8 @@ class DataConfig:
         center_input: frame the input view with ``prepare_input`` (crop to mask, centre, scale to
             ``input_fill``, pad), exactly as predict does; else it is resized like the targets.
         mask_source: auto (mask file, else alpha unless opaque everywhere, else threshold) | file | alpha | threshold.
+        mask_method: how a photo without alpha or mask file is cut out (``masks.photo_mask``): product (shop
+            photos on white: survives contact shadows, floor reflections and white soles) | threshold.
         mask_threshold / mask_kernel: background distance and morphology kernel of threshold masks.
         min_mask_fraction: a view whose mask covers less of the image is an "empty mask" error.
         on_error: raise | skip (a broken shoe is skipped with one warning).
@@ -68,6 +70,7 @@ class DataConfig:
     center_input: bool = True
     input_fill: float = 0.9
     mask_source: str = "auto"
+    mask_method: str = "product"
     mask_threshold: float = 0.08
     mask_kernel: int = 3
     min_mask_fraction: float = 1e-3
@@ -83,9 +86,11 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.cache not in ("auto", "never", "require"):
-            raise ValueError(f"DataConfig.cache must be one of ('auto', 'off', 'require'), got {self.cache!r}")
+            raise ValueError(f"DataConfig.cache must be one of ('auto', 'never', 'require'), got {self.cache!r}")
         if self.mask_source not in MASK_SOURCES:
             raise ValueError(f"DataConfig.mask_source must be one of {MASK_SOURCES}, got {self.mask_source!r}")
+        if self.mask_method not in PHOTO_MASK_METHODS:
+            raise ValueError(f"DataConfig.mask_method must be one of {PHOTO_MASK_METHODS}, got {self.mask_method!r}")
         if self.on_error not in ("raise", "skip"):
             raise ValueError(f"DataConfig.on_error must be 'raise' or 'skip', got {self.on_error!r}")
         if not 0 < self.input_fill <= 1:
@@ -117,12 +122,22 @@ def load_view(path: Path, mask_path: Path | None, cfg: DataConfig, camera: Tenso
             raise DataError(f"{path}: mask_source='alpha' but the image has no alpha channel")
         mask = alpha
     else:
-        mask = threshold_mask(rgb, cfg.background, cfg.mask_threshold, cfg.mask_kernel)
+        mask = cut_out(rgb, cfg, path)
     if float((mask > 0.5).float().mean()) < cfg.min_mask_fraction:
         where = mask_path if source == "file" else path
         raise DataError(f"{where}: empty mask (foreground covers < {cfg.min_mask_fraction:.1%} of the image, source={source})")
     camera = params_after_padding(camera, h, w)
     return pad_to_square(rgb, cfg.background), pad_to_square(mask, 0.0), camera
+
+
+def cut_out(rgb: Tensor, cfg: DataConfig, path: object) -> Tensor:
+    """``masks.photo_mask`` of a (3, H, W) photo with ``cfg``'s method -> (1, H, W); a photo that is not on a plain
+    white background is a ``DataError`` naming the file (give it an alpha channel or a mask file instead)."""
+    try:
+        return photo_mask(rgb, cfg.mask_method, cfg.background, cfg.mask_threshold, cfg.mask_kernel, path)
+    except BackgroundError as e:
+        raise DataError(f"{e}; give the photo an alpha channel or a mask file, or set data.mask_method: threshold "
+                        f"with data.background") from e
 
 
 def read_views(root: Path, shoe_id: str, rig: Rig, indices: Sequence[int], cfg: DataConfig

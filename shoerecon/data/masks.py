@@ -104,6 +104,9 @@ class ProductMaskConfig:
             background may be shadow or reflection: peeled when connected to the outside without crossing an edge.
         kernel: closing kernel that joins edges and seeds. min_component: keep components with at least this
             fraction of the largest one's area (a pair of shoes, a detached heel tab).
+        contact_step: a near-white band under the shoe (a white sole, a cream toe) joins the mask down to the
+            contact line when it is at least this much brighter than that line (``extend_to_contact_line``).
+        contact_reach: how far below the shoe's lowest pixel the band may reach, as a fraction of the shoe's height.
     """
 
     min_background: float = 0.75
@@ -117,6 +120,8 @@ class ProductMaskConfig:
     min_component: float = 0.2
     shadow_chroma: float = 0.06
     shadow_dark: float = 0.42
+    contact_step: float = 0.08
+    contact_reach: float = 0.4
 
 
 def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: object = "image") -> Tensor:
@@ -159,6 +164,9 @@ def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: obje
     shape = keep_components(shape, cfg.min_component)
     # The filled shape's weak rim (blur, shadow just outside the outline) follows the colour distance.
     shape = shape * torch.maximum(weak, seeds)
+    # A white sole with a soft outline is neither a seed nor enclosed by edges: take it back column by column,
+    # from the shoe's lowest pixel down to the contact line (the darkest row of what differs from the floor).
+    shape = extend_to_contact_line(shape, weak, bright, cfg.contact_step, cfg.contact_reach)
     # Peel shadow and reflection: grey, not too dark, edge-free pixels reachable from the outside through such
     # pixels. A white sole is as grey, but its outline edges (and the shoe around it) stop the flood.
     grey = (chroma < cfg.shadow_chroma) & (bright > cfg.shadow_dark)
@@ -166,6 +174,56 @@ def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: obje
     shape = peel_from_outside(shape, grey.to(x.dtype), smooth)
     shape = fill_holes(morph.opening(shape, k))
     return keep_components(shape, cfg.min_component)[0]
+
+
+def extend_to_contact_line(mask: Tensor, candidate: Tensor, brightness: Tensor, step: float, reach: float) -> Tensor:
+    """Grow binary masks (B, 1, H, W) over a white sole: fill each column's gaps between parts of the mask with the
+    ``candidate`` pixels there, then grow downwards over a bright band that sits on a darker contact line.
+
+    In each column where the mask has pixels, follow the ``candidate`` pixels (anything unlike the background)
+    down from the mask's lowest pixel, at most ``reach`` x the mask's height; the darkest row of that run is the
+    contact line between the shoe and the floor (the contact shadow is darkest there, the floor's shadow and
+    reflection fade below it). When the run starts at least ``step`` brighter than that line (a white sole or a
+    cream toe above the contact shadow), the pixels down to the line join the mask; a run that starts dark (the
+    floor's shadow right under a coloured sole) adds nothing. A 3 x 3 closing then evens out single columns.
+
+    >>> m = torch.zeros(1, 1, 8, 3); m[..., :3, :] = 1                  # the upper
+    >>> b = torch.ones(1, 1, 8, 3); b[..., 3:5, :] = 0.93; b[..., 5, :] = 0.6; b[..., 6, :] = 0.8  # sole, contact, shadow
+    >>> extend_to_contact_line(m, (b < 0.99).float(), b, 0.08, 1.0)[0, 0, :, 1].tolist()
+    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    """
+    # Between two parts of the shoe in one column below its top third (a white midsole between the upper and a dark
+    # outsole), every pixel unlike the background belongs to the shoe. (The top third has real background gaps
+    # that blur makes unlike the background: between a pull tab and the collar.)
+    on = mask > 0.5
+    above = torch.cummax(on.to(torch.uint8), dim=-2).values.bool()
+    below = torch.cummax(on.flip(-2).to(torch.uint8), dim=-2).values.flip(-2).bool()
+    rows = torch.arange(mask.shape[-2], device=mask.device).view(1, 1, -1, 1)
+    top = torch.where(on.any(-1, keepdim=True), rows, mask.shape[-2]).amin(-2, keepdim=True)
+    bottom = torch.where(on.any(-1, keepdim=True), rows, -1).amax(-2, keepdim=True)
+    lower = 3 * rows >= 2 * top + bottom
+    out = (on | (above & below & lower & (candidate > 0.5))).to(mask.dtype)
+    mask = out.clone()
+    for i in range(mask.shape[0]):
+        m, cand, bri = mask[i, 0] > 0.5, candidate[i, 0] > 0.5, brightness[i, 0]
+        rows = torch.nonzero(m.any(1)).flatten()
+        if len(rows) == 0:
+            continue
+        limit = int(reach * (int(rows[-1]) - int(rows[0]) + 1)) + 1
+        height = m.shape[0]
+        for x in torch.nonzero(m.any(0)).flatten().tolist():
+            bottom = int(torch.nonzero(m[:, x]).flatten()[-1])
+            end = bottom + 1
+            while end < min(height, bottom + 1 + limit) and cand[end, x]:
+                end += 1
+            if end == bottom + 1:
+                continue
+            run = bri[bottom + 1:end, x]
+            line = int(run.argmin())
+            if float(run[:line + 1].max()) >= float(run[line]) + step:
+                out[i, 0, bottom + 1:bottom + 2 + line, x] = 1
+    k = out.new_ones(3, 3)
+    return torch.maximum(mask, morph.closing(out, k))
 
 
 def peel_from_outside(mask: Tensor, peelable: Tensor, brightness: Tensor, tolerance: float = 0.03) -> Tensor:
@@ -197,3 +255,44 @@ def keep_components(mask: Tensor, min_fraction: float) -> Tensor:
             labels = np.isin(labels, keep)
         out.append(torch.from_numpy(labels > 0))
     return torch.stack(out)[:, None].to(mask)
+
+
+PHOTO_MASK_METHODS = ("product", "threshold")
+
+
+def is_grayscale(image: Tensor, tolerance: float = 2 / 255) -> bool:
+    """Whether a (3, H, W) image has (almost) equal channels everywhere (a grayscale photo read as RGB)."""
+    return float((image - image.mean(0, keepdim=True)).abs().max()) <= tolerance
+
+
+def photo_mask(
+    image: Tensor,
+    method: str = "product",
+    background: Sequence[float] = (1.0, 1.0, 1.0),
+    threshold: float = 0.08,
+    kernel_size: int = 3,
+    path: object = "image",
+) -> Tensor:
+    """The mask of a photo that came without one (no alpha, no mask file): the one entry point of the dataset and
+    ``predict``, so training views and user photos are cut out alike.
+
+    ``product`` (default): ``product_mask``, made for shop photos on white (soft contact shadows, floor
+    reflections and white soles, where a plain threshold loses the sole or keeps the shadow).
+    ``threshold``: ``threshold_mask`` against ``background`` (any plain background colour, no shadows); also what
+    ``product`` does with a grayscale photo, where every pixel is as grey as a shadow.
+
+    Args:
+        image: (3, H, W) in [0, 1]. path: named in errors.
+    Returns:
+        (1, H, W) float mask in {0, 1}.
+    Raises:
+        BackgroundError: ``product`` on a photo whose border is not a plain near-white background.
+    """
+    if method == "product" and not is_grayscale(image):
+        return product_mask(image, path=path)
+    if method == "product":  # no colour at all: product_mask's shadow test (grey = maybe shadow) would peel the shoe
+        return threshold_mask(image, background, threshold, kernel_size)
+    if method == "threshold":
+        return threshold_mask(image, background, threshold, kernel_size)
+    raise ValueError(f"unknown photo mask method {method!r}; valid: {', '.join(PHOTO_MASK_METHODS)}")
+

@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from shoerecon.data.dataset import cut_out
 from shoerecon.data.layout import DataError, read_image
-from shoerecon.data.masks import threshold_mask
 from shoerecon.data.preprocess import pad_to_square, prepare_input
 from shoerecon.export.turntable import TurntableConfig, save_turntable_strip, to_pil
 from shoerecon.geometry.io import save_glb, save_obj
@@ -61,9 +61,9 @@ def load_input(path: str | Path, data_cfg) -> tuple[Tensor, Tensor]:
     """Read one photo and frame it like the training input view.
 
     Same steps as the dataset (``data.dataset.load_view`` then ``prepare_input``): composite alpha on
-    the background, mask from alpha (else background thresholding), pad to square, crop to the
+    the background, mask from alpha (else ``data.mask_method``: the product-photo cut-out by default), pad to square, crop to the
     mask, centre, scale to ``input_fill``, resize to ``image_size``. An alpha channel that is
-    opaque everywhere carries no mask, so the photo is thresholded instead.
+    opaque everywhere carries no mask, so the photo is cut out instead.
 
     Returns:
         image (3, S, S), mask (1, S, S). Raises ``DataError`` naming the file on unreadable or empty images.
@@ -76,7 +76,7 @@ def load_input(path: str | Path, data_cfg) -> tuple[Tensor, Tensor]:
         rgb = rgb * alpha + bg * (1 - alpha)
         mask = alpha
     else:
-        mask = threshold_mask(rgb, data_cfg.background, data_cfg.mask_threshold, data_cfg.mask_kernel)
+        mask = cut_out(rgb, data_cfg, path)
     if float((mask > 0.5).float().mean()) < data_cfg.min_mask_fraction:
         raise DataError(f"{path}: no shoe found (foreground covers < {data_cfg.min_mask_fraction:.1%} of the image)")
     return prepare_input(pad_to_square(rgb, data_cfg.background), pad_to_square(mask, 0.0), data_cfg.image_size,

@@ -93,6 +93,8 @@ def test_every_shipped_config_loads_with_the_budgets():
         "base", "v2_full", "ablations/spherical_uv", "ablations/flow_smooth", "ablations/augment",
         "ablations/remesh", "ablations/variance_multiply", "ablations/variance_gradient_only",
         "ablations/align", "ablations/gan", "ablations/fid"}
+    labels = [ablate.config_label(p) for p in ablate.default_configs()]
+    assert labels[:3] == ["base", "v2_full", "v2_fast"]  # v2_fast's speed trade next to what it trades against
 
 
 def test_bad_budget_is_a_clear_error(tmp_path, capsys):
@@ -185,7 +187,44 @@ def test_skip_existing_reuses_metrics_without_running(tmp_path):
     assert data["rows"][0]["metrics"] == BASE
 
 
+def test_table_shows_each_rows_minutes_cpu_and_load(tmp_path):
+    """wall min / CPU min / load come from ablate's status file, train min from the run's metrics.json."""
+    out = tmp_path / "out"
+    _fake_runs(out)
+    _, status = ablate.log_paths(out, "base")
+    status.write_text(json.dumps({"config": "base", "config_path": "x", "status": "ok", "returncode": 0,
+                                  "wall_minutes": 5.25, "cpu_minutes": 4.5, "load": 2.75}))
+    assert ablate.main(["--table-only", "--out", str(out), "--budget", str(SMOKE),
+                        "--configs", "base", "ablations/augment"]) == 0
+    main = _md_rows((out / "ablation.md").read_text())["main"]
+    assert (main["base"]["train min"], main["base"]["wall min"], main["base"]["CPU min"], main["base"]["load"]) \
+        == ("4", "5.25", "4.5", "2.75")
+    assert main["ablations/augment"]["train min"] == "4.5" and main["ablations/augment"]["CPU min"] == "n/a"
+
+
 # ------------------------------------------------------------------------------------------ running
+_BURN = "import time\nwhile time.process_time() < 0.3:\n    pass\n"
+
+
+def test_wait_measured_counts_the_cpu_of_waited_grandchildren():
+    """A child that only waits for a grandchild burning 0.3 s of CPU is charged that CPU; a sleeper is not."""
+    if not hasattr(os, "wait4"):
+        pytest.skip("no os.wait4 here")
+    parent = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {_BURN!r}])\nsys.exit(3)\n"
+    code, cpu, load = ablate.wait_measured(subprocess.Popen([sys.executable, "-c", parent]), None, poll_s=0.05)
+    assert code == 3 and cpu >= 0.3 and load >= 0
+    code, idle, _ = ablate.wait_measured(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"]),
+                                         None, poll_s=0.05)
+    assert code == 0 and idle < cpu
+
+
+def test_wait_measured_kills_after_the_timeout():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with pytest.raises(subprocess.TimeoutExpired):
+        ablate.wait_measured(proc, 0.5, poll_s=0.05)
+    assert proc.returncode == -9 and proc.poll() == -9
+
+
 def test_crashing_run_becomes_a_failed_row(tmp_path, monkeypatch):
     """A run that dies (here a stand-in for run.py) leaves a failed status with its stderr tail, not an exception."""
     fake = tmp_path / "run.py"
@@ -202,7 +241,9 @@ def test_crashing_run_becomes_a_failed_row(tmp_path, monkeypatch):
     saved = json.loads(ablate.log_paths(out, "base")[1].read_text())
     assert saved["status"] == "failed" and not (out / "base" / "metrics.json").exists()
     row = ablate.collect_rows(out, ["base"])[0]
-    assert row["status"] == "failed" and all(v is None for v in row["values"].values())
+    measured = ("wall min", "CPU min", "load")  # ablate's own measurements of the run: kept for a failed row
+    assert row["status"] == "failed" and all(v is None for k, v in row["values"].items() if k not in measured)
+    assert all(row["values"][k] is not None for k in measured if k != "CPU min" or hasattr(os, "wait4"))
 
 
 # ------------------------------------------------------------------------------------------ end to end
