@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     if (ds / "import_report.md").exists():  # imported before: reuse (delete the folder to re-import)
         from shoerecon.data.importer import ShoeReport
 
-        reports = [ShoeReport(p.name, status="ok" if (p / "masks").is_dir() else "skipped", problem="see import_report.md")
+        reports = [ShoeReport(p.name, status="ok" if (ds / p.name / "masks").is_dir() else "skipped", problem="see import_report.md")
                    for p in sorted(src.iterdir()) if p.is_dir()]
     else:
         with warnings.catch_warnings():
@@ -97,8 +97,10 @@ def main(argv=None) -> int:
             ious.append(float((a & b).sum() / (a | b).sum()))
         all_iou += ious
         print(f"| {r.name} | ok | {np.mean(ious):.4f} | {np.min(ious):.4f} |")
-    print(f"\nmasks: mean IoU {np.mean(all_iou):.4f}, min {np.min(all_iou):.4f} over {len(all_iou)} views "
-          f"(target >= 0.97: {'met' if np.mean(all_iou) >= 0.97 else 'NOT met'})")
+    if all_iou:
+        print(f"\nmasks: mean IoU {np.mean(all_iou):.4f}, min {np.min(all_iou):.4f} over {len(all_iou)} views "
+              f"(target >= 0.97: {'met' if np.mean(all_iou) >= 0.97 else 'NOT met'}); "
+              f"{sum(r.status != 'ok' for r in reports)} of {len(reports)} shoes skipped by the import")
 
     t = time.perf_counter()
     if args.masks == "alpha":  # the exact coverage as the views' alpha: calibration without mask errors
