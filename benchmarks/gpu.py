@@ -72,7 +72,7 @@ def renderer_rows(args, device: torch.device) -> None:
     sys.path.insert(0, str(HERE))
     from render import make_scene  # benchmarks/render.py: the same scene as the renderer benchmark
 
-    from shoerecon.render import Renderer, RendererConfig
+    from shoerecon.render import RasterSettings, Renderer, RendererConfig
     from shoerecon.render.backends import pytorch3d_backend
 
     have_p3d = pytorch3d_backend.available()
@@ -93,9 +93,9 @@ def renderer_rows(args, device: torch.device) -> None:
                 ndc = cams.transform_points_ndc(verts0[:, None]).reshape(-1, verts0.shape[1], 3)
 
                 def raw(v):
-                    return pytorch3d_backend.raw_fragments(
-                        v, faces, size, k, cfg.resolved_blur_radius(), False, True, cfg.resolved_clip(), cfg.znear,
-                        guard=False)
+                    settings = RasterSettings(size, k, cfg.resolved_blur_radius(), False, True, cfg.resolved_clip(),
+                                              cfg.znear)
+                    return pytorch3d_backend.raw_fragments(v, faces, settings, guard=False)
 
                 row("pytorch3d rasterize_meshes", size, n_faces, k, device, args, lambda: raw(ndc),
                     lambda: _raw_bwd(raw, ndc))

@@ -63,18 +63,18 @@ def main() -> None:
     grid_rows = []
     for sid in tqdm(ids, desc="shoes"):
         shoe = dataset.load_shoe(sid, args.views)
-        novel = shoe["views"] != dataset.input_index(dataset.rigs[sid])
+        novel = shoe["target_views"] != dataset.input_index(dataset.rigs[sid])
         gt = load_glb(shoe["mesh_path"]) if shoe["mesh_path"] else None
         meshes["gt"].append(gt)
         with torch.no_grad():
             out = net(shoe["input"][None].to(args.device))
             for name in ("network", "template"):
                 verts = net.template_verts[None].to(out.verts.dtype) if name == "template" else out.verts
-                r = torch.cat([render_prediction(renderer, verts, net, out.texture, shoe["cameras"][None, s:s + 12].to(args.device))[0]
-                               for s in range(0, len(shoe["views"]), 12)]).float().cpu()
-                iou = silhouette_iou(r[:, 3:4], shoe["masks"])
+                r = torch.cat([render_prediction(renderer, verts, net, out.texture, shoe["target_cameras"][None, s:s + 12].to(args.device))[0]
+                               for s in range(0, len(shoe["target_views"]), 12)]).float().cpu()
+                iou = silhouette_iou(r[:, 3:4], shoe["target_masks"])
                 row = {"iou_novel": iou[novel].mean().item(), "iou_all": iou.mean().item(),
-                       "psnr": psnr(r[:, :3], shoe["images"]).mean().item()}
+                       "psnr": psnr(r[:, :3], shoe["targets"]).mean().item()}
                 mesh = Mesh(verts[0].float().cpu(), net.faces.cpu())
                 meshes[name].append(mesh)
                 if gt is not None:
@@ -84,11 +84,11 @@ def main() -> None:
                 if args.grid and name == "network":
                     net_r = r
                 elif args.grid:
-                    pick = torch.linspace(0, len(shoe["views"]) - 1, 6).round().long()
+                    pick = torch.linspace(0, len(shoe["target_views"]) - 1, 6).round().long()
                     inp = shoe["input"][None].cpu()
-                    size = shoe["images"].shape[-1]
+                    size = shoe["targets"].shape[-1]
                     inp = torch.nn.functional.interpolate(inp, size=(size, size), mode="bilinear", align_corners=False)
-                    grid_rows.append(torch.cat([inp, shoe["images"][pick], net_r[pick, :3], r[pick, :3]]))
+                    grid_rows.append(torch.cat([inp, shoe["targets"][pick], net_r[pick, :3], r[pick, :3]]))
     print(f"\n| {'model':<9} | {'IoU novel':>9} {'IoU all':>8} {'IoU min':>8} | {'PSNR dB':>7} | {'F@2%':>6} | {'Chamfer-L2':>10} |")
     print(f"|{'-' * 11}|{'-' * 29}|{'-' * 9}|{'-' * 8}|{'-' * 12}|")
     for name, rs in rows.items():

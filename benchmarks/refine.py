@@ -100,8 +100,8 @@ def main() -> None:
         after = refine(mesh0, photo, mask, rcfg, flow, steps=args.steps, partners=partners, progress=False)
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
         shoe = dataset.load_shoe(sid)
-        novel = shoe["views"] != iv
-        cams = Cameras.from_tensor(shoe["cameras"][novel].float())
+        novel = shoe["target_views"] != iv
+        cams = Cameras.from_tensor(shoe["target_cameras"][novel].float())
         gt = load_glb(shoe["mesh_path"]) if shoe["mesh_path"] else None
         row = {"shoe": sid, "cpu_s": cpu, "wall_s": wall, "loop_s": after.seconds, "load": load_avg()}
         for tag, res, mesh in (("before", before, mesh0), ("after", after, after.mesh)):
@@ -109,8 +109,8 @@ def main() -> None:
             row[f"in_iou_{tag}"] = hard_iou(r[3:], mask)
             row[f"in_psnr_{tag}"] = float(psnr(r[None, :3], photo[None])[0])
             nv = render_mesh(mesh, cams, renderer)
-            row[f"nv_iou_{tag}"] = float(silhouette_iou(nv[:, 3:], shoe["masks"][novel]).mean())
-            row[f"nv_psnr_{tag}"] = float(psnr(nv[:, :3], shoe["images"][novel]).mean())
+            row[f"nv_iou_{tag}"] = float(silhouette_iou(nv[:, 3:], shoe["target_masks"][novel]).mean())
+            row[f"nv_psnr_{tag}"] = float(psnr(nv[:, :3], shoe["targets"][novel]).mean())
             row[f"f2_{tag}"] = mesh_metrics_3d(mesh, gt)["fscore@0.02"] if gt is not None else float("nan")
         rows.append(row)
         print(f"{sid}: input IoU {row['in_iou_before']:.3f} -> {row['in_iou_after']:.3f}, PSNR "

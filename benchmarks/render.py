@@ -37,7 +37,7 @@ import torch
 from shoerecon.geometry.primitives import ico_sphere, sphere_uv
 from shoerecon.render import Cameras, Renderer, RendererConfig
 from shoerecon.render.backends import pytorch3d_backend
-from shoerecon.render.rasterize import blur_radius_from_sigma, rasterize_packed
+from shoerecon.render.rasterize import RasterSettings, blur_radius_from_sigma, rasterize_packed
 
 LEVEL_OF_FACES = {20 * 4**lvl: lvl for lvl in range(8)}
 
@@ -211,11 +211,11 @@ def compare_pytorch3d(args) -> None:
             ndc = ndc64.float()
 
             def ours(v):
-                f = rasterize_packed(v, faces, size, **kw)
+                f = rasterize_packed(v, faces, RasterSettings(size, **kw))
                 return f, _fragment_loss(f, args.sigma)
 
             def raw(v):
-                f = pytorch3d_backend.raw_fragments(v, faces, size, guard=True, **kw)
+                f = pytorch3d_backend.raw_fragments(v, faces, RasterSettings(size, **kw), guard=True)
                 return f, _fragment_loss(f, args.sigma)
 
             _, g64, _, _ = _timed_grad(ours, ndc64)

@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "template": ("shoerecon.data.template", "regenerate the template mesh in templates/"),
     "predict": ("shoerecon.commands.predict", "image(s) + checkpoint -> textured OBJ/GLB + turntable strip"),
     "eval": ("shoerecon.commands.evaluate", "evaluate a checkpoint on a dataset split (2D, 3D, invariance, mesh quality)"),
-    "export-model": ("shoerecon.train.model_file", "run folder or checkpoint -> model.safetensors (inference release)"),
+    "export-model": ("shoerecon.commands.export_model", "run folder or checkpoint -> model.safetensors (inference release)"),
     "serve": ("shoerecon.serve", "web demo (Gradio): upload a photo, get the textured 3D shoe, GLB and OBJ downloads"),
 }
 

@@ -4,11 +4,13 @@
 leading B), the DataLoader's default collate stacks them into one (torch collates mutable mappings by copying
 the first item and updating its fields). It is also a mutable mapping over its fields (``batch["input"]`` is
 ``batch.input``), so code and tests written against the plain-dict batch keep working; unknown keys are errors.
+``TurntableShoe`` is the same structure for every view of one shoe (evaluation), with the shoe's mesh file.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Union
@@ -43,24 +45,26 @@ class TrainBatch(MutableMapping):
     shoe_id: Union[str, list[str], None] = None
 
     # ---------------------------------------------------------------- mapping view of the fields
+    def _check_key(self, key: str) -> None:
+        if key not in _field_names(type(self)):
+            raise KeyError(f"{type(self).__name__} has no field {key!r}; fields: {', '.join(_field_names(type(self)))}")
+
     def __getitem__(self, key: str) -> Any:
-        if key not in _FIELDS:
-            raise KeyError(f"TrainBatch has no field {key!r}; fields: {', '.join(_FIELDS)}")
+        self._check_key(key)
         return getattr(self, key)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key not in _FIELDS:
-            raise KeyError(f"TrainBatch has no field {key!r}; fields: {', '.join(_FIELDS)}")
+        self._check_key(key)
         setattr(self, key, value)
 
     def __delitem__(self, key: str) -> None:
-        raise TypeError("TrainBatch fields cannot be deleted")
+        raise TypeError(f"{type(self).__name__} fields cannot be deleted")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_FIELDS)
+        return iter(_field_names(type(self)))
 
     def __len__(self) -> int:
-        return len(_FIELDS)
+        return len(_field_names(type(self)))
 
     def to(self, device: Optional[Union[str, torch.device]] = None, non_blocking: bool = False) -> "TrainBatch":
         """A copy with every tensor on ``device``."""
@@ -71,7 +75,23 @@ class TrainBatch(MutableMapping):
         return copy.copy(self)
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(TrainBatch))
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
-__all__ = ["TrainBatch"]
+@dataclass
+class TurntableShoe(TrainBatch):
+    """Every (or the asked) view of one shoe, for evaluation (``TurntableDataset.load_shoe``): a TrainBatch item
+    (no leading B) whose V target views are the asked views in their order, plus the shoe's ground-truth mesh.
+
+    Attributes:
+        TrainBatch's (``targets`` (V, 3, H, W), ``target_masks`` (V, 1, H, W), ``target_cameras`` (V, 4 or 10),
+        ``target_views`` (V,) long, the prepared ``input`` view ...), and
+        mesh_path: the shoe's mesh.glb (str) or None.
+    """
+
+    mesh_path: Optional[str] = None
+
+
+__all__ = ["TrainBatch", "TurntableShoe"]

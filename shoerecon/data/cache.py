@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from shoerecon.data.layout import DataError, Rig, list_shoes, read_rig, shoe_rig
+from shoerecon.data.reading import read_input, read_views
 
 CACHE_VERSION = 1
 CACHE_MODES = ("auto", "never", "require")
@@ -107,8 +108,6 @@ def _global_files(root: Path) -> list[Path]:
 def _load_shoe(args: tuple) -> tuple[str, dict | str]:
     """Worker: every view and the prepared input of one shoe at the cache size, or the DataError message."""
     root, shoe_id, cfg, rig, content = args
-    from shoerecon.data.dataset import read_input, read_views
-
     try:
         files = shoe_files(root, shoe_id)
         rig_s = shoe_rig(root, shoe_id, rig)

@@ -189,14 +189,14 @@ def grid_view_indices(num_views: int, count: int) -> list[int]:
 
 def shoe_record(mesh: Mesh, shoe: dict, input_view: int, renderer, lpips_model, cfg: EvalConfig) -> tuple[dict, Tensor]:
     """All per-shoe metrics except invariance and FID, and the renders (V, 4, H, W) at the shoe's views."""
-    cams = Cameras.from_tensor(shoe["cameras"].float())
+    cams = Cameras.from_tensor(shoe["target_cameras"].float())
     with_seams = cfg.seams and mesh.uvs is not None and mesh.texture is not None
     if with_seams:  # one rasterisation serves the 2D metrics and the seam error
         render, pix_to_face = render_with_faces(mesh, cams, renderer)
     else:
         render = render_mesh(mesh, cams, renderer)
-    per_view = view_metrics(render, shoe["images"], shoe["masks"], lpips_model, cfg.metrics)
-    is_input = (shoe["views"] == input_view).to(render.device)
+    per_view = view_metrics(render, shoe["targets"], shoe["target_masks"], lpips_model, cfg.metrics)
+    is_input = (shoe["target_views"] == input_view).to(render.device)
     rec: dict[str, Any] = {"shoe_id": shoe["shoe_id"]}
     for group, sel in (("input", is_input), ("novel", ~is_input)):
         for name, values in per_view.items():
@@ -279,10 +279,10 @@ def evaluate(
             input_view = dataset.input_index(dataset.rigs[shoe["shoe_id"]])
             rec, render = shoe_record(mesh, shoe, input_view, renderer, lpips_model, eval_cfg)
             if fid is not None:
-                novel = shoe["views"] != input_view
+                novel = shoe["target_views"] != input_view
                 bg = dataset.cfg.background
                 fid.add(on_white(render[novel.to(render.device), :3], render[novel.to(render.device), 3:], bg),
-                        on_white(shoe["images"][novel], shoe["masks"][novel], bg))
+                        on_white(shoe["targets"][novel], shoe["target_masks"][novel], bg))
             if inv:
                 rec.update({f"invariance/{k}": float(v[i]) for k, v in inv.items()})
                 rec["invariance/mean"] = float(np.mean([float(v[i]) for v in inv.values()]))
@@ -333,7 +333,7 @@ def grid_pair(shoe: dict, render: Tensor, grid_views: int, min_size: int = 96, b
     Everything is composited on a grey ``background`` by its alpha/mask so that white parts of a
     texture stay visible; small images are enlarged (nearest) to at least ``min_size`` px.
     """
-    cols = grid_view_indices(len(shoe["views"]), grid_views)
+    cols = grid_view_indices(len(shoe["target_views"]), grid_views)
     factor = max(1, math.ceil(min_size / shoe["input"].shape[-1]))
 
     def show(rgb: Tensor, alpha: Tensor) -> Tensor:
@@ -343,7 +343,7 @@ def grid_pair(shoe: dict, render: Tensor, grid_views: int, min_size: int = 96, b
 
     inp = show(shoe["input"], shoe["input_mask"])
     pred = [inp] + [show(render[c, :3], render[c, 3:]) for c in cols]
-    gt = [torch.ones_like(inp)] + [show(shoe["images"][c], shoe["masks"][c]) for c in cols]
+    gt = [torch.ones_like(inp)] + [show(shoe["targets"][c], shoe["target_masks"][c]) for c in cols]
     return [pred, gt]
 
 

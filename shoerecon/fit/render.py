@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from shoerecon.render.backends import get_rasterizer
-from shoerecon.render.rasterize import image_hw
+from shoerecon.render.rasterize import RasterSettings
 from shoerecon.render.renderer import RendererConfig
 from shoerecon.render.shade import packed_hard_rgb_blend, packed_sample_texture, packed_softmax_rgb_blend
 
@@ -24,10 +24,7 @@ def render_projected(
     Returns:
         (4, H, W) RGBA (alpha: soft silhouette for blend="soft", coverage for "hard").
     """
-    frags = get_rasterizer(cfg.backend)(
-        verts_ndc[None], faces, image_hw(cfg.image_size), cfg.faces_per_pixel, cfg.resolved_blur_radius(),
-        cfg.cull_backfaces, cfg.perspective_correct, cfg.resolved_clip(), cfg.znear,
-    )
+    frags = get_rasterizer(cfg.backend)(verts_ndc[None], faces, cfg.raster_settings(clip_near=False))
     if texture is None:
         colors = frags.bary.new_ones(frags.bary.shape[0], 3)
     else:
@@ -43,8 +40,8 @@ def depth_map(verts_ndc: Tensor, faces: Tensor, height: int, width: int, backend
               znear: float = 0.01, empty: float = 1e6) -> Tensor:
     """Nearest-surface view depth per pixel (hard rasterisation, no gradient). -> (H, W), ``empty`` where no face."""
     with torch.no_grad():
-        frags = get_rasterizer(backend)(verts_ndc[None].detach(), faces, (height, width), 1, 0.0, False, True,
-                                        False, znear)
+        settings = RasterSettings((height, width), faces_per_pixel=1, znear=znear)
+        frags = get_rasterizer(backend)(verts_ndc[None].detach(), faces, settings)
         zbuf = verts_ndc.new_full((height * width,), empty)
         zbuf[frags.pix] = frags.zbuf.detach()
     return zbuf.view(height, width)

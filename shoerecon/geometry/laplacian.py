@@ -7,7 +7,7 @@ and work on any device; geometric ones take vertices with any leading batch shap
 from __future__ import annotations
 
 import weakref
-from typing import Callable, NamedTuple, TypeVar
+from typing import Callable, NamedTuple, Optional, TypeVar
 
 import torch
 from torch import Tensor
@@ -72,7 +72,7 @@ def vertex_degrees(edges: Tensor, num_verts: int) -> Tensor:
     return deg.index_add(0, edges.reshape(-1), torch.ones_like(edges.reshape(-1)))
 
 
-def uniform_laplacian(verts: Tensor, faces: Tensor) -> Tensor:
+def uniform_laplacian(verts: Tensor, faces: Tensor, operands: Optional[tuple] = None) -> Tensor:
     """Uniform (umbrella) Laplacian: the mean of the neighbours minus the vertex.
 
     ``L(x)_i = (1 / |N(i)|) * sum_{j in N(i)} x_j - x_i``; zero at isolated vertices. It vanishes at
@@ -82,6 +82,8 @@ def uniform_laplacian(verts: Tensor, faces: Tensor) -> Tensor:
     Args:
         verts: (..., N, 3) positions (or any per-vertex vectors, e.g. offsets).
         faces: (F, 3) long.
+        operands: ``_laplacian_operands(faces)`` when the caller caches them (``geometry.Template``); None:
+            from the per-faces-tensor cache.
     Returns:
         (..., N, 3).
 
@@ -89,7 +91,7 @@ def uniform_laplacian(verts: Tensor, faces: Tensor) -> Tensor:
     >>> uniform_laplacian(v, torch.tensor([[0, 1, 2]]))[0].tolist()
     [0.5, 0.5, 0.0]
     """
-    src, dst, inv_deg, has_nb = _laplacian_operands(faces)
+    src, dst, inv_deg, has_nb = operands if operands is not None else _laplacian_operands(faces)
     if has_nb.shape[0] < verts.shape[-2]:  # vertices after the last one any face uses are isolated
         pad = verts.shape[-2] - has_nb.shape[0]
         inv_deg, has_nb = torch.nn.functional.pad(inv_deg, (0, pad)), torch.nn.functional.pad(has_nb, (0, pad))

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from shoerecon.losses.registry import LossContext, TermConfig, at_least_fp32, register_loss
 from shoerecon.render.cameras import Cameras
-from shoerecon.render.rasterize import rasterize_meshes
+from shoerecon.render.rasterize import RasterSettings, rasterize_meshes
 
 
 @dataclass
@@ -113,7 +113,7 @@ def visible_faces(verts: Tensor, faces: Tensor, cameras: Cameras, height: int, w
         verts = verts.float()  # depth order and coverage need float32 (see render/renderer.py)
     with torch.no_grad(), torch.autocast(device_type=verts.device.type, enabled=False):
         ndc = cameras.to(device=verts.device, dtype=verts.dtype).transform_points_ndc(verts)
-        frags = rasterize_meshes(ndc, faces, (height, width), faces_per_pixel=1, znear=cameras.znear)
+        frags = rasterize_meshes(ndc, faces, RasterSettings((height, width), faces_per_pixel=1, znear=cameras.znear))
     return visible_from_pix_to_face(frags.pix_to_face, faces.shape[0])
 
 

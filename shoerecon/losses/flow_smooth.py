@@ -18,9 +18,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from shoerecon.geometry.uv import connected_components
+from shoerecon.geometry.texels import texel_chart_labels  # noqa: F401 (re-exported)
 from shoerecon.losses.registry import LossContext, TermConfig, at_least_fp32, register_loss
-from shoerecon.model.flow import rasterize_uv
 
 
 @dataclass
@@ -109,21 +108,6 @@ def _penalty(diff: Tensor, cfg: FlowSmoothConfig) -> Tensor:
     if cfg.penalty == "charbonnier":
         return (sq + cfg.eps**2).sqrt() - cfg.eps
     raise ValueError(f"unknown flow smoothness penalty {cfg.penalty!r}; valid: l1, l2, charbonnier")
-
-
-def texel_chart_labels(uvs: Tensor, uv_faces: Tensor, size: int | tuple[int, int]) -> tuple[Tensor, Tensor]:
-    """Chart id and coverage of every texel of a UV layout.
-
-    Args:
-        uvs: (T, 2). uv_faces: (F, 3). size: Ht = Wt or (Ht, Wt).
-    Returns:
-        labels (Ht, Wt) long (-1 where unused), mask (Ht, Wt) float {0, 1}.
-    """
-    face_index, _ = rasterize_uv(uvs, uv_faces, size)
-    charts = connected_components(uv_faces)
-    charts = charts.to(face_index.device)[face_index.clamp_min(0)]
-    labels = torch.where(face_index >= 0, charts, torch.full_like(face_index, -1))
-    return labels, (labels >= 0).to(uvs.dtype)
 
 
 @register_loss("flow_smooth", FlowSmoothConfig)

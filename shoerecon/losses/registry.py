@@ -25,6 +25,8 @@ from typing import Any, Callable, Mapping, Optional
 
 from torch import Tensor, nn
 
+from shoerecon.geometry.topology import Template
+
 
 @dataclass
 class TermConfig:
@@ -86,10 +88,11 @@ class LossContext:
         batch: the training batch (``shoerecon.data.batch.TrainBatch`` or a dict with its keys: "targets"
             (B, V, 3, H, W), "target_masks" (B, V, 1, H, W), "input" (B, 3, H', W'), "input_mask" (B, 1, H', W'),
             ...); terms read it by key.
-        faces: (F, 3) long. uvs: (T, 2), uv_faces: (F, 3): the current UV layout (align).
+        template: the network's current ``geometry.Template`` (faces, UV layout and their cached derived data:
+            edges, Laplacian operands, UV chart labels, ...); ``faces``, ``uvs``, ``uv_faces`` and
+            ``chart_labels`` below read it.
         input_cameras: cameras of the input views, batch shape (B,) (align).
         input_transform: (B, 2, 3) map from the input camera's image grid to the network input's (align).
-        chart_labels: (Ht, Wt) long UV chart per texel, -1 unused (flow_smooth; None: one chart).
         modules: the built modules of the terms that have one (``build_loss_modules``), by term name.
         novel: renders from random azimuths and the batch's real views (``fake`` (M, 4, H, W), ``real``
             (N, 4, H, W), ``generator``, ``accelerator``, ``train_critic``) for the novel-view terms.
@@ -98,18 +101,35 @@ class LossContext:
     out: Any
     renders: Tensor
     batch: Mapping[str, Any]
-    faces: Tensor
-    uvs: Optional[Tensor] = None
-    uv_faces: Optional[Tensor] = None
+    template: Template
     input_cameras: Optional[Any] = None
     input_transform: Optional[Tensor] = None
-    chart_labels: Optional[Tensor] = None
     modules: Mapping[str, nn.Module] = field(default_factory=dict)
     novel: Optional[Any] = None
     stats: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.renders = at_least_fp32(self.renders)  # mixed precision: losses (sums over images) in float32
+
+    @property
+    def faces(self) -> Tensor:
+        """(F, 3) long faces of the template."""
+        return self.template.faces
+
+    @property
+    def uvs(self) -> Optional[Tensor]:
+        """(T, 2) UV vertices of the template's layout; None without one."""
+        return self.template.uvs
+
+    @property
+    def uv_faces(self) -> Optional[Tensor]:
+        """(F, 3) long UV faces of the template's layout; None without one."""
+        return self.template.uv_faces
+
+    @property
+    def chart_labels(self) -> Optional[Tensor]:
+        """(Ht, Wt) long UV chart per texel, -1 unused (flow_smooth), computed once per template."""
+        return self.template.chart_labels
 
     @functools.cached_property
     def targets(self) -> tuple[Tensor, Tensor]:

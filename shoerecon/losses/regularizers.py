@@ -7,7 +7,7 @@ SoftRas, so the weight scales with the mesh resolution) or "mean".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 from torch import Tensor
 
@@ -19,7 +19,23 @@ from shoerecon.geometry.laplacian import (
     mesh_edges,
     uniform_laplacian,
 )
+from shoerecon.geometry.topology import Template
 from shoerecon.losses.registry import LossContext, TermConfig, at_least_fp32, check_choice, register_loss
+
+
+Topology = Union[Tensor, Template]  # faces (F, 3) long, or a Template (its cached connectivity)
+
+
+def _faces(topology: Topology) -> Tensor:
+    return topology.faces if isinstance(topology, Template) else topology
+
+
+def _edges(topology: Topology) -> Tensor:
+    return topology.edges if isinstance(topology, Template) else mesh_edges(topology)
+
+
+def _quads(topology: Topology):
+    return topology.edge_quads if isinstance(topology, Template) else edge_quads(topology)
 
 
 def _reduce(per_item: Tensor, reduction: str) -> Tensor:
@@ -31,21 +47,22 @@ def _reduce(per_item: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
-def laplacian_loss(verts: Tensor, faces: Tensor, reduction: str = "sum") -> Tensor:
+def laplacian_loss(verts: Tensor, faces: Topology, reduction: str = "sum") -> Tensor:
     """Uniform Laplacian smoothness: ``reduce_i |L(x)_i|^2`` with ``L(x)_i = mean_{j in N(i)} x_j - x_i``.
 
     Pass absolute vertices to smooth the surface itself (SoftRas), or offsets from the template to
     smooth only the deformation (keeps the template's own detail).
 
     Args:
-        verts: (B, N, 3) vertices or offsets. faces: (F, 3) long.
+        verts: (B, N, 3) vertices or offsets. faces: (F, 3) long, or a Template (cached connectivity).
     Returns:
         () scalar.
     """
-    return _reduce(uniform_laplacian(verts, faces).pow(2).sum(-1), reduction)
+    operands = faces.laplacian_operands if isinstance(faces, Template) else None
+    return _reduce(uniform_laplacian(verts, _faces(faces), operands).pow(2).sum(-1), reduction)
 
 
-def flatten_loss(verts: Tensor, faces: Tensor, reduction: str = "sum", eps: float = 1e-6) -> Tensor:
+def flatten_loss(verts: Tensor, faces: Topology, reduction: str = "sum", eps: float = 1e-6) -> Tensor:
     """SoftRas flatten loss: ``reduce_e (1 + cos theta_e)^2`` over interior edges e.
 
     ``theta_e`` is the interior dihedral angle between the two faces on edge e (pi when flat, so the
@@ -53,15 +70,15 @@ def flatten_loss(verts: Tensor, faces: Tensor, reduction: str = "sum", eps: floa
     (:func:`shoerecon.geometry.laplacian.dihedral_cosines`).
 
     Args:
-        verts: (B, N, 3). faces: (F, 3) long.
+        verts: (B, N, 3). faces: (F, 3) long, or a Template (cached connectivity).
     Returns:
         () scalar.
     """
-    cos = dihedral_cosines(verts, edge_quads(faces).verts, eps)
+    cos = dihedral_cosines(verts, _quads(faces).verts, eps)
     return _reduce((1 + cos).pow(2), reduction)
 
 
-def normal_consistency_loss(verts: Tensor, faces: Tensor, reduction: str = "mean") -> Tensor:
+def normal_consistency_loss(verts: Tensor, faces: Topology, reduction: str = "mean") -> Tensor:
     """Normal consistency: ``reduce_e (1 - n_f . n_g)`` over interior edges e between faces f and g.
 
     Args:
@@ -69,11 +86,11 @@ def normal_consistency_loss(verts: Tensor, faces: Tensor, reduction: str = "mean
     Returns:
         () scalar, 0 on a plane.
     """
-    cos = adjacent_normal_cosines(verts, faces, edge_quads(faces).faces)
+    cos = adjacent_normal_cosines(verts, _faces(faces), _quads(faces).faces)
     return _reduce(1 - cos, reduction)
 
 
-def edge_length_loss(verts: Tensor, faces: Tensor, template: Optional[Tensor] = None,
+def edge_length_loss(verts: Tensor, faces: Topology, template: Optional[Tensor] = None,
                      reduction: str = "mean") -> Tensor:
     """Edge-length regularizer.
 
@@ -86,7 +103,7 @@ def edge_length_loss(verts: Tensor, faces: Tensor, template: Optional[Tensor] = 
     Returns:
         () scalar.
     """
-    edges = mesh_edges(faces)
+    edges = _edges(faces)
     lengths = edge_lengths(verts, edges)
     if template is None:
         return lengths.var(dim=-1, unbiased=False).mean()
@@ -112,7 +129,7 @@ class LaplacianConfig(TermConfig):
 @register_loss("laplacian", LaplacianConfig)
 def laplacian_term(ctx: LossContext, cfg: LaplacianConfig) -> Tensor:
     x = ctx.out.offsets if cfg.smooth == "offsets" else ctx.out.verts
-    return laplacian_loss(at_least_fp32(x), ctx.faces, cfg.reduction)
+    return laplacian_loss(at_least_fp32(x), ctx.template, cfg.reduction)
 
 
 @dataclass
@@ -129,7 +146,7 @@ class FlattenConfig(TermConfig):
 
 @register_loss("flatten", FlattenConfig)
 def flatten_term(ctx: LossContext, cfg: FlattenConfig) -> Tensor:
-    return flatten_loss(at_least_fp32(ctx.out.verts), ctx.faces, cfg.reduction)
+    return flatten_loss(at_least_fp32(ctx.out.verts), ctx.template, cfg.reduction)
 
 
 @dataclass
@@ -139,7 +156,7 @@ class NormalConsistencyConfig(TermConfig):
 
 @register_loss("normal_consistency", NormalConsistencyConfig)
 def normal_consistency_term(ctx: LossContext, cfg: NormalConsistencyConfig) -> Tensor:
-    return normal_consistency_loss(at_least_fp32(ctx.out.verts), ctx.faces)
+    return normal_consistency_loss(at_least_fp32(ctx.out.verts), ctx.template)
 
 
 @dataclass
@@ -156,4 +173,4 @@ class EdgeLengthConfig(TermConfig):
 @register_loss("edge_length", EdgeLengthConfig)
 def edge_length_term(ctx: LossContext, cfg: EdgeLengthConfig) -> Tensor:
     verts, offsets = at_least_fp32(ctx.out.verts), at_least_fp32(ctx.out.offsets)
-    return edge_length_loss(verts, ctx.faces, verts - offsets if cfg.mode == "template" else None)
+    return edge_length_loss(verts, ctx.template, verts - offsets if cfg.mode == "template" else None)

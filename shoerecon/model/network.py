@@ -13,13 +13,15 @@ import torch
 from torch import Tensor, nn
 
 from shoerecon.geometry.mesh import Mesh
+from shoerecon.geometry.topology import Template
 from shoerecon.model.encoders import ENCODERS, build_encoder
-from shoerecon.model.flow import TextureFlowHead, sample_texture, uv_coverage_mask
+from shoerecon.model.flow import TextureFlowHead, sample_texture
 from shoerecon.model.shape import LatentHead, ShapeDecoder
 from shoerecon.model.unet import NORMS
 from shoerecon.model.variance import VarianceConfig, VarianceSampler
 
-TEMPLATE_BUFFERS = ("template_verts", "faces", "uvs", "uv_faces")  # sizes follow the template (uv_mask: texture_size)
+TEMPLATE_BUFFERS = ("template_verts", "faces", "uvs", "uv_faces")  # state-dict keys of the template's mesh
+TEMPLATE_TENSORS = TEMPLATE_BUFFERS + ("uv_mask",)                  # ... and of its UV coverage mask
 
 
 @dataclass
@@ -77,24 +79,19 @@ class ReconOutput:
     uv_mask: Optional[Tensor] = None
 
 
-def _check_template(mesh: Mesh) -> None:
-    if mesh.uvs is None or mesh.uv_faces is None:
-        raise ValueError("ShoeReconNet needs a template with a UV layout (mesh.uvs / mesh.uv_faces are None)")
-    if mesh.faces.numel() and (mesh.faces.min() < 0 or mesh.faces.max() >= mesh.num_verts):
-        raise ValueError(f"template faces index outside [0, {mesh.num_verts})")
-
-
 class ShoeReconNet(nn.Module):
     """Encoder over the input view (``model.encoder``); shape decoder on the bottleneck latent; texture-flow head
     on the encoder's full-resolution features; with ``variance.mode`` != "none" (v2) a variance head on the same
     features (the adaptive-variance sampling). The encoder's parameters are ``encoder.*`` (checkpoints of the
     UNet-only network, ``unet.*``, load unchanged).
 
-    Buffers (move with ``.to()``, saved in the state dict): template_verts (N, 3), faces (F, 3),
-    uvs (T, 2), uv_faces (F, 3), uv_mask (Ht, Wt). Loading a state dict whose template has other
-    sizes (saved after a remesh) adopts that template.
+    The template is one ``geometry.Template`` (``self.template``: positions, faces, UV layout and their lazily
+    cached derived data, e.g. the UV coverage mask). It moves with ``.to()`` and is saved in the state dict under
+    the keys of earlier versions, where it was five buffers: template_verts (N, 3), faces (F, 3), uvs (T, 2),
+    uv_faces (F, 3), uv_mask (Ht, Wt) (the properties of the same names read it). Loading a state dict whose
+    template has other sizes (saved after a remesh) adopts that template.
     """
-    def __init__(self, cfg: ModelConfig, template: Mesh, variance: VarianceConfig | None = None):
+    def __init__(self, cfg: ModelConfig, template: Mesh | Template, variance: VarianceConfig | None = None):
         super().__init__()
         self.cfg = cfg
         self.encoder = build_encoder(cfg.encoder, cfg.unet_width, cfg.unet_depth, cfg.unet_max_width, cfg.norm,
@@ -106,51 +103,100 @@ class ShoeReconNet(nn.Module):
                                          cfg.latent_dim, cfg.flow_init_scale)
         # mode "none" holds no parameters: v1 state dicts load unchanged
         self.sampler = VarianceSampler(self.encoder.feature_channels, variance or VarianceConfig())
-        _check_template(template)
-        for name, value in self._template_tensors(template).items():
-            self.register_buffer(name, value.clone())  # our own storage: set_template swaps it in place
+        mesh = template.mesh() if isinstance(template, Template) else template
+        self.template = self._as_template(mesh)
+        _ = self.template.uv_mask  # computed now, on the CPU, as when it was a buffer (bit-identical masks)
 
-    def _template_tensors(self, mesh: Mesh) -> dict[str, Tensor]:
-        verts = mesh.verts.float()
-        uvs = mesh.uvs.float()
-        return {
-            "template_verts": verts,
-            "faces": mesh.faces.long(),
-            "uvs": uvs,
-            "uv_faces": mesh.uv_faces.long(),
-            "uv_mask": uv_coverage_mask(uvs, mesh.uv_faces.long(), self.cfg.texture_size, self.cfg.uv_mask_dilate),
-        }
+    def _as_template(self, mesh: Mesh) -> Template:
+        if mesh.uvs is None or mesh.uv_faces is None:
+            raise ValueError("ShoeReconNet needs a template with a UV layout (mesh.uvs / mesh.uv_faces are None)")
+        return Template.from_mesh(mesh, self.cfg.texture_size, self.cfg.uv_mask_dilate)
 
-    def set_template(self, mesh: Mesh) -> None:
-        """Swap the template (any vertex count / UV layout); the learned weights stay and apply to the new vertices.
-
-        The buffers are resized in place (``Tensor.set_``), so wrappers that hold references to them
-        (DistributedDataParallel's buffer broadcast) keep seeing the current template.
-        """
-        _check_template(mesh)
-        for name, value in self._template_tensors(mesh.to(device=self.template_verts.device)).items():
-            self._replace_buffer(name, value)
-
-    @torch.no_grad()
-    def _replace_buffer(self, name: str, value: Tensor) -> None:
-        buf = getattr(self, name)
-        buf.set_(value.to(device=buf.device, dtype=buf.dtype).clone())
+    # ------------------------------------------------------------------ the template
+    def set_template(self, mesh: Mesh | Template) -> None:
+        """Replace the template (any vertex count / UV layout; remeshing): a new ``Template`` on this network's
+        device, so every derived cache goes with the old one. The learned weights stay and apply to the new
+        vertices."""
+        mesh = mesh.mesh() if isinstance(mesh, Template) else mesh
+        self._as_template(mesh)  # checks
+        self.template = self.template.replace(mesh)
 
     def template_mesh(self) -> Mesh:
         """A copy of the current template as a Mesh (no texture); later set_template calls do not change it."""
-        return Mesh(self.template_verts.clone(), self.faces.clone(), self.uvs.clone(), self.uv_faces.clone())
+        return self.template.mesh()
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    @property
+    def template_verts(self) -> Tensor:
+        """(N, 3) template positions."""
+        return self.template.verts
+
+    @property
+    def faces(self) -> Tensor:
+        """(F, 3) long template faces."""
+        return self.template.faces
+
+    @property
+    def uvs(self) -> Tensor:
+        """(T, 2) UV vertices of the template's layout."""
+        return self.template.uvs
+
+    @property
+    def uv_faces(self) -> Tensor:
+        """(F, 3) long UV faces."""
+        return self.template.uv_faces
+
+    @property
+    def uv_mask(self) -> Tensor:
+        """(Ht, Wt) float {0, 1}: texels the UV layout uses (dilated by ``model.uv_mask_dilate``)."""
+        return self.template.uv_mask
+
+    def _template_state(self) -> dict[str, Tensor]:
+        t = self.template
+        return {"template_verts": t.verts, "faces": t.faces, "uvs": t.uvs, "uv_faces": t.uv_faces,
+                "uv_mask": t.uv_mask}
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to() / .half() / .cuda(): the template's tensors (and its computed caches) follow, as buffers did
+        module = super()._apply(fn, *args, **kwargs)
+        self.template = self.template.apply(fn)
+        return module
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        # the keys and order of the buffer version: own tensors first, then the submodules'
+        for name, value in self._template_state().items():
+            destination[prefix + name] = value if keep_vars else value.detach()
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
         # Checkpoints of the UNet-only network named the encoder "unet".
         for key in [k for k in state_dict if k.startswith(prefix + "unet.")]:
             state_dict[prefix + "encoder." + key[len(prefix) + 5:]] = state_dict.pop(key)
-        # A checkpoint saved after remeshing holds template buffers of other sizes: adopt them.
-        for name in TEMPLATE_BUFFERS:
-            saved = state_dict.get(prefix + name)
-            current = getattr(self, name)
-            if saved is not None and saved.shape != current.shape:
-                self._replace_buffer(name, torch.empty(saved.shape, dtype=current.dtype, device=current.device))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # The template: adopt the saved one (other sizes after a remesh), in this network's dtypes and device.
+        current = self._template_state()
+        saved = {}
+        for name in TEMPLATE_TENSORS:
+            if prefix + name not in state_dict:
+                if strict:
+                    missing_keys.append(prefix + name)
+                continue
+            value = state_dict.pop(prefix + name)
+            if not isinstance(value, Tensor):
+                error_msgs.append(f"{prefix + name}: expected a tensor, got {type(value).__name__}")
+                continue
+            saved[name] = value.to(device=current[name].device, dtype=current[name].dtype)
+        if all(name in saved for name in TEMPLATE_BUFFERS):
+            size = (self.cfg.texture_size, self.cfg.texture_size)
+            mask = saved.get("uv_mask")
+            if mask is not None and tuple(mask.shape) != size:
+                error_msgs.append(f"size mismatch for {prefix}uv_mask: the file's texture is {tuple(mask.shape)}, "
+                                  f"this network's (model.texture_size) {size}")
+                return
+            cache = {"uv_mask": mask} if mask is not None else {}
+            self.template = Template(saved["template_verts"], saved["faces"], saved["uvs"], saved["uv_faces"],
+                                     self.cfg.texture_size, self.cfg.uv_mask_dilate, cache)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def encode(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """image (B, 3, H, W) in [0, 1] -> (latent (B, latent_dim), features (B, unet_width, H, W)); the encoder

@@ -32,6 +32,7 @@ Semantics (pytorch3d's ``rasterize_meshes``, with cameras.py's conventions):
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence, Union
@@ -48,6 +49,54 @@ DEPTH_RTOL = 5e-4  # stage 1's affine depth vs the output depth: relative differ
 BBOX_TOL = 1e-4  # pixels; bounding boxes are grown by this so float rounding never drops a hit
 
 ImageSize = Union[int, Sequence[int]]
+
+
+@dataclass(frozen=True)
+class RasterSettings:
+    """How meshes are rasterised (pytorch3d's ``RasterizationSettings``): one object for every rasteriser
+    (``rasterize_packed``, ``rasterize_meshes``, the backends, the naive oracle). ``RendererConfig.raster_settings``
+    derives it from a renderer config.
+
+    Attributes:
+        image_size: int (square) or (H, W).
+        faces_per_pixel: K, the nearest faces kept per pixel.
+        blur_radius: NDC distance within which a face outside a pixel centre still hits it (0: hard edges).
+            Ours is a distance; pytorch3d's argument of that name is compared with the squared distance.
+        cull_backfaces: skip faces clockwise in NDC (x right, y up).
+        perspective_correct: perspective-correct barycentrics.
+        clip_barycentrics: clip barycentrics to the face (pixels hit through the blur radius).
+        znear: faces with a vertex at view depth <= znear are skipped (or clipped, ``clip_near``).
+        clip_near: cut faces crossing z = znear to their part in front (``clip.py``, pytorch3d's z_clip_value)
+            instead of skipping them.
+
+    >>> RasterSettings(16, faces_per_pixel=1).hw
+    (16, 16)
+    """
+    image_size: ImageSize = 64
+    faces_per_pixel: int = 8
+    blur_radius: float = 0.0
+    cull_backfaces: bool = False
+    perspective_correct: bool = True
+    clip_barycentrics: bool = False
+    znear: float = 0.01
+    clip_near: bool = False
+
+    def __post_init__(self) -> None:
+        if self.faces_per_pixel < 1:
+            raise ValueError(f"RasterSettings.faces_per_pixel must be >= 1, got {self.faces_per_pixel}")
+        if self.blur_radius < 0:
+            raise ValueError(f"blur_radius must be >= 0, got {self.blur_radius}")
+        if not isinstance(self.image_size, int):  # a list from YAML: hashable and comparable
+            object.__setattr__(self, "image_size", tuple(int(x) for x in self.image_size))
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """(H, W)."""
+        return image_hw(self.image_size)
+
+    def replace(self, **changes) -> "RasterSettings":
+        """A copy with ``changes`` (field names)."""
+        return dataclasses.replace(self, **changes)
 
 
 class Fragments(NamedTuple):
@@ -604,13 +653,7 @@ def _block_pass(
 def select_faces(
     verts_ndc: Tensor,
     faces: Tensor,
-    image_size: ImageSize,
-    faces_per_pixel: int = 8,
-    blur_radius: float = 0.0,
-    cull_backfaces: bool = False,
-    perspective_correct: bool = True,
-    clip_barycentrics: bool = False,
-    znear: float = 0.01,
+    settings: RasterSettings,
     chunk_size: int = 1 << 22,
     split: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -624,6 +667,7 @@ def select_faces(
 
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view). faces: (F, 3) long, shared by the N meshes.
+        settings: image size, K, blur radius, culling, barycentrics, znear (``clip_near`` is not read here).
         chunk_size: (face, edge, pixel) evaluations per block; bounds the temporary memory.
         split: (N, F / 2) bool for a near-clipped virtual mesh (``clip.NearClip``): faces 2f and 2f + 1
             of image n are the halves of one face where split[n, f]; a pixel keeps the nearer half only.
@@ -631,19 +675,21 @@ def select_faces(
         pix (M,) flat pixel n * H * W + i * W + j, rank (M,) in [0, K), face (M,) packed n * F + f;
         sorted by pixel then rank.
     """
-    height, width = image_hw(image_size)
+    height, width = settings.hw
+    blur_radius, perspective_correct, clip_barycentrics = (settings.blur_radius, settings.perspective_correct,
+                                                           settings.clip_barycentrics)
     n_faces = faces.shape[0]
     n_img = verts_ndc.shape[0]
     n_pix = n_img * height * width
     fv = verts_ndc[:, faces].reshape(-1, 3, 3)  # packed faces
-    valid = valid_faces(fv, znear, cull_backfaces)
+    valid = valid_faces(fv, settings.znear, settings.cull_backfaces)
     boxes = _face_pixel_boxes(fv, height, width, blur_radius, valid)
     col0, row0, ncols, nrows = boxes
     live = ((ncols * nrows) > 0).nonzero()[:, 0]
     if live.numel() == 0:
         empty = torch.zeros(0, dtype=torch.long, device=verts_ndc.device)
         return empty, empty, empty
-    k = faces_per_pixel
+    k = settings.faces_per_pixel
     # The depth bound pays where pixels average > K / 2 candidates (box areas over-count them by ~1.4).
     bound = None
     if split is None and k * n_pix <= 2 * int((nrows * ncols)[live].sum()):  # (halves would count twice)
@@ -721,25 +767,12 @@ def exact_depth(
     return torch.cat(out) if out else verts_ndc.new_zeros(0)
 
 
-def rasterize_packed(
-    verts_ndc: Tensor,
-    faces: Tensor,
-    image_size: ImageSize,
-    faces_per_pixel: int = 8,
-    blur_radius: float = 0.0,
-    cull_backfaces: bool = False,
-    perspective_correct: bool = True,
-    clip_barycentrics: bool = False,
-    znear: float = 0.01,
-    clip_near: bool = False,
-) -> PackedFragments:
+def rasterize_packed(verts_ndc: Tensor, faces: Tensor, settings: RasterSettings) -> PackedFragments:
     """Rasterise N meshes sharing ``faces`` into packed fragments (occupied slots only).
 
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view), may require grad. faces: (F, 3) long.
-        image_size: int or (H, W). Other arguments as :func:`rasterize_meshes`.
-        clip_near: cut faces crossing z = znear to their part in front (``clip.py``, pytorch3d's
-            z_clip_value) instead of skipping them.
+        settings: image size, K, blur radius, ... (``RasterSettings``).
     Returns:
         PackedFragments with M slots; bary (M, 3), zbuf (M,), dists (M,) carry gradients to verts_ndc.
     """
@@ -747,21 +780,16 @@ def rasterize_packed(
         raise ValueError(f"verts_ndc must be (N, Nv, 3), got {tuple(verts_ndc.shape)}")
     if faces.ndim != 2 or faces.shape[-1] != 3:
         raise ValueError(f"faces must be (F, 3), got {tuple(faces.shape)}")
-    if blur_radius < 0:
-        raise ValueError(f"blur_radius must be >= 0, got {blur_radius}")
-    height, width = image_hw(image_size)
+    if not isinstance(settings, RasterSettings):
+        raise TypeError(f"rasterize_packed: settings must be a RasterSettings, got {type(settings).__name__}")
+    height, width = settings.hw
+    perspective_correct, clip_barycentrics = settings.perspective_correct, settings.clip_barycentrics
     faces = faces.to(verts_ndc.device)
-    if clip_near:
-        clipped = clip_near_plane(verts_ndc, faces, znear, perspective_correct)
+    if settings.clip_near:
+        clipped = clip_near_plane(verts_ndc, faces, settings.znear, perspective_correct)
         if clipped is not None:
-            return _rasterize_clipped(
-                clipped, faces.shape[0], (height, width), faces_per_pixel, blur_radius, cull_backfaces,
-                perspective_correct, clip_barycentrics,
-            )
-    pix, rank, face = select_faces(
-        verts_ndc.detach(), faces, (height, width), faces_per_pixel, blur_radius,
-        cull_backfaces, perspective_correct, clip_barycentrics, znear,
-    )
+            return _rasterize_clipped(clipped, faces.shape[0], settings)
+    pix, rank, face = select_faces(verts_ndc.detach(), faces, settings)
     n_img, n_verts = verts_ndc.shape[:2]
     n_faces = faces.shape[0]
     vert_idx = faces[face % n_faces] + (face // n_faces * n_verts)[:, None]  # (M, 3) into packed verts
@@ -769,20 +797,15 @@ def rasterize_packed(
     bary, zbuf, dists = slot_geometry(
         verts_ndc.reshape(n_img * n_verts, 3), vert_idx, px, py, perspective_correct, clip_barycentrics
     )
-    return PackedFragments(pix, rank, face, bary, zbuf, dists, (n_img, height, width, faces_per_pixel))
+    return PackedFragments(pix, rank, face, bary, zbuf, dists, (n_img, height, width, settings.faces_per_pixel))
 
 
-def _rasterize_clipped(
-    clipped: NearClip, n_faces: int, image: tuple[int, int], faces_per_pixel: int, blur_radius: float,
-    cull_backfaces: bool, perspective_correct: bool, clip_barycentrics: bool,
-) -> PackedFragments:
+def _rasterize_clipped(clipped: NearClip, n_faces: int, settings: RasterSettings) -> PackedFragments:
     """``rasterize_packed`` on the virtual mesh of near-clipped faces, mapped back to the F original faces."""
-    height, width = image
+    height, width = settings.hw
+    perspective_correct, clip_barycentrics = settings.perspective_correct, settings.clip_barycentrics
     verts, faces = clipped.verts, clipped.faces
-    pix, rank, vface = select_faces(
-        verts.detach(), faces, image, faces_per_pixel, blur_radius, cull_backfaces, perspective_correct,
-        clip_barycentrics, clipped.znear, split=clipped.split,
-    )
+    pix, rank, vface = select_faces(verts.detach(), faces, settings.replace(znear=clipped.znear), split=clipped.split)
     n_img, n_verts = verts.shape[:2]
     n_virtual = faces.shape[0]
     vert_idx = faces[vface % n_virtual] + (vface // n_virtual * n_verts)[:, None]
@@ -792,41 +815,26 @@ def _rasterize_clipped(
     conv = clipped.conv.reshape(-1, 3, 3)[vface[piece]]
     bary = bary.index_put((piece,), torch.bmm(conv, bary[piece, :, None])[..., 0])
     face = vface // n_virtual * n_faces + vface % n_virtual // 2
-    return PackedFragments(pix, rank, face, bary, zbuf, dists, (n_img, height, width, faces_per_pixel))
+    return PackedFragments(pix, rank, face, bary, zbuf, dists, (n_img, height, width, settings.faces_per_pixel))
 
 
-def rasterize_meshes(
-    verts_ndc: Tensor,
-    faces: Tensor,
-    image_size: ImageSize,
-    faces_per_pixel: int = 8,
-    blur_radius: float = 0.0,
-    cull_backfaces: bool = False,
-    perspective_correct: bool = True,
-    clip_barycentrics: bool = False,
-    znear: float = 0.01,
-    clip_near: bool = False,
-) -> Fragments:
+def rasterize_meshes(verts_ndc: Tensor, faces: Tensor, settings: RasterSettings) -> Fragments:
     """Rasterise N meshes sharing ``faces`` with pytorch3d's semantics (module docstring).
 
     Args:
         verts_ndc: (N, Nv, 3) (x_ndc, y_ndc, z_view) from ``Cameras.transform_points_ndc``.
         faces: (F, 3) long, counter-clockwise in NDC when front-facing.
-        image_size: int (square) or (H, W).
-        faces_per_pixel: K. blur_radius: NDC distance (0: hard edges).
+        settings: ``RasterSettings`` (image size, K, blur radius as an NDC distance, ...).
     Returns:
         Fragments: pix_to_face (N, H, W, K) long, zbuf (N, H, W, K), bary_coords (N, H, W, K, 3),
         dists (N, H, W, K); -1 padding.
 
     >>> v = torch.tensor([[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.0]]])
-    >>> frags = rasterize_meshes(v, torch.tensor([[0, 1, 2]]), image_size=4, faces_per_pixel=2)
+    >>> frags = rasterize_meshes(v, torch.tensor([[0, 1, 2]]), RasterSettings(image_size=4, faces_per_pixel=2))
     >>> frags.pix_to_face[0, :, :, 0].tolist()
     [[-1, -1, -1, -1], [-1, -1, -1, -1], [-1, 0, 0, -1], [-1, -1, -1, -1]]
     """
-    return rasterize_packed(
-        verts_ndc, faces, image_size, faces_per_pixel, blur_radius,
-        cull_backfaces, perspective_correct, clip_barycentrics, znear, clip_near,
-    ).to_dense()
+    return rasterize_packed(verts_ndc, faces, settings).to_dense()
 
 
 def blur_radius_from_sigma(sigma: float, min_prob: float = 1e-4) -> float:

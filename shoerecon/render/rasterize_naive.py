@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from shoerecon.render.rasterize import Fragments, ImageSize, image_hw
+from shoerecon.render.rasterize import Fragments, RasterSettings
 
 
 def _cross(ax: float, ay: float, bx: float, by: float) -> float:
@@ -85,30 +85,20 @@ def _clip_pieces(tri, znear: float, perspective_correct: bool):
     return [((p4, p2, p5), (b4, b2, b5)), ((p5, p2, p3), (b5, b2, b3))]
 
 
-def rasterize_naive(
-    verts_ndc: Tensor,
-    faces: Tensor,
-    image_size: ImageSize,
-    faces_per_pixel: int = 8,
-    blur_radius: float = 0.0,
-    cull_backfaces: bool = False,
-    perspective_correct: bool = True,
-    clip_barycentrics: bool = False,
-    znear: float = 0.01,
-    clip_near: bool = False,
-    differentiable: bool = False,
-) -> Fragments:
-    """Same arguments and outputs as ``rasterize_meshes``; returns float64 tensors on the CPU.
+def rasterize_naive(verts_ndc: Tensor, faces: Tensor, settings: RasterSettings, differentiable: bool = False) -> Fragments:
+    """Same arguments (a ``RasterSettings``) and outputs as ``rasterize_meshes``; returns float64 tensors on the CPU.
 
     With ``differentiable``, zbuf, bary_coords and dists of the selected slots are recomputed by the same
     per-pixel code on 0-d tensors of ``verts_ndc`` (float64 expected), so autograd differentiates the
     plain formulas slot by slot: an independent gradient reference for tiny scenes (~1000 slots).
     """
-    height, width = image_hw(image_size)
+    height, width = settings.hw
+    K, blur_radius, cull_backfaces = settings.faces_per_pixel, settings.blur_radius, settings.cull_backfaces
+    perspective_correct, clip_barycentrics = settings.perspective_correct, settings.clip_barycentrics
+    znear, clip_near = settings.znear, settings.clip_near
     s = min(height, width)
     n_img, n_faces = verts_ndc.shape[0], faces.shape[0]
     verts, face_list = verts_ndc.detach().double().cpu().tolist(), faces.cpu().tolist()
-    K = faces_per_pixel
     p2f = torch.full((n_img, height, width, K), -1, dtype=torch.long)
     zbuf = torch.full((n_img, height, width, K), -1.0, dtype=torch.float64)
     bary = torch.full((n_img, height, width, K, 3), -1.0, dtype=torch.float64)

@@ -20,13 +20,14 @@ from torch import Tensor, nn
 
 from shoerecon.render.backends import get_rasterizer
 from shoerecon.render.cameras import Cameras
-from shoerecon.render.rasterize import Fragments, PackedFragments, blur_radius_from_sigma, image_hw
+from shoerecon.render.rasterize import Fragments, PackedFragments, RasterSettings, blur_radius_from_sigma
 from shoerecon.render.shade import packed_hard_rgb_blend, packed_sample_texture, packed_softmax_rgb_blend
 
 
 @dataclass
 class RendererConfig:
-    """Renderer settings.
+    """Renderer settings (the ``render:`` config section): the rasteriser's (``raster_settings()`` gives them as
+    one ``RasterSettings``) and the shader's.
 
     image_size: int, or [H, W] for non-square images. faces_per_pixel: K.
     sigma: SoftRas silhouette / blend sharpness (NDC**2). gamma: softmax blend depth temperature.
@@ -81,6 +82,19 @@ class RendererConfig:
     def resolved_clip(self) -> bool:
         return self.resolved_blur_radius() > 0 if self.clip_barycentrics is None else bool(self.clip_barycentrics)
 
+    def raster_settings(self, **overrides) -> RasterSettings:
+        """The rasteriser's part of this config (blur radius and barycentric clipping resolved); ``overrides``:
+        RasterSettings fields to change (the Renderer raises ``znear`` to the cameras' near plane).
+
+        >>> RendererConfig(image_size=32, blend="hard").raster_settings(znear=0.5)
+        RasterSettings(image_size=32, faces_per_pixel=8, blur_radius=0.0, cull_backfaces=False, \
+perspective_correct=True, clip_barycentrics=False, znear=0.5, clip_near=True)
+        """
+        settings = RasterSettings(self.image_size, self.faces_per_pixel, self.resolved_blur_radius(),
+                                  self.cull_backfaces, self.perspective_correct, self.resolved_clip(), self.znear,
+                                  self.clip_near)
+        return settings.replace(**overrides) if overrides else settings
+
 
 def _check_inputs(verts: Tensor, faces: Tensor, cameras: Cameras) -> Cameras:
     if verts.ndim != 3 or verts.shape[-1] != 3:
@@ -133,12 +147,8 @@ class Renderer(nn.Module):
         b, v = cameras.shape
         cameras = cameras.to(device=verts.device, dtype=verts.dtype)
         verts_ndc = cameras.transform_points_ndc(verts[:, None]).reshape(b * v, verts.shape[1], 3)
-        cfg = self.cfg
-        return get_rasterizer(cfg.backend)(
-            verts_ndc, faces.to(verts.device), image_hw(cfg.image_size), cfg.faces_per_pixel,
-            cfg.resolved_blur_radius(), cfg.cull_backfaces, cfg.perspective_correct, cfg.resolved_clip(),
-            max(cfg.znear, cameras.znear), cfg.clip_near,
-        )
+        settings = self.cfg.raster_settings(znear=max(self.cfg.znear, cameras.znear))
+        return get_rasterizer(self.cfg.backend)(verts_ndc, faces.to(verts.device), settings)
 
     def rasterize(self, verts: Tensor, faces: Tensor, cameras: Cameras) -> Fragments:
         """Dense pytorch3d fragments (B * V, H, W, K) of the batch (a conversion of ``rasterize_packed`` for

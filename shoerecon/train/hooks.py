@@ -188,7 +188,8 @@ def export_val_shoes(trainer, shoe_ids: Sequence[str]) -> None:
         for sid in shoe_ids:
             image = input_of(trainer.val_set, sid)[None].to(trainer.device)
             out = net(image)
-            mesh = Mesh(out.verts[0].cpu(), net.faces.cpu(), net.uvs.cpu(), net.uv_faces.cpu(),
+            t = net.template
+            mesh = Mesh(out.verts[0].cpu(), t.faces.cpu(), t.uvs.cpu(), t.uv_faces.cpu(),
                         out.texture[0].float().cpu().clamp(0, 1))
             export_mesh(mesh, trainer.run_dir / "exports", sid, trainer.cfg.train.export_formats)
 

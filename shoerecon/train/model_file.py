@@ -1,4 +1,4 @@
-"""`shoerecon export-model RUN_OR_CHECKPOINT --out model.safetensors`: the inference release format.
+"""The inference release format (written by `shoerecon export-model`, ``commands/export_model.py``).
 
 A model file is a safetensors file: the network weights (``model/<name>``) and the template mesh
 (``template/{verts,faces,uvs,uv_faces}``) as tensors, and in its string metadata the resolved config
@@ -9,7 +9,6 @@ than the training checkpoint it comes from (Adam alone keeps two more copies of 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -109,25 +108,3 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     return path
-
-
-# ----------------------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="run folder (uses checkpoints/last.pt) or a .pt file")
-    parser.add_argument("--out", required=True, help="output model file, e.g. model.safetensors")
-    parser.add_argument("--half", action="store_true", help="store float weights as float16 (half the size again)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from shoerecon.train.checkpoint import load_checkpoint, load_for_inference
-
-    try:
-        src = resolve_checkpoint(args.source)
-        state = load_checkpoint(src)
-        out = save_model_file(state, args.out, half=args.half)
-        load_for_inference(out)  # the release must load on its own
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"shoerecon export-model: {err}") from None
-    a, b = src.stat().st_size, out.stat().st_size
-    print(f"{src} ({a / 1e6:.2f} MB) -> {out} ({b / 1e6:.2f} MB, {a / max(b, 1):.1f}x smaller), step {state['step']}")
-    return 0

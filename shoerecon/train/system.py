@@ -20,7 +20,6 @@ from shoerecon.data.batch import TrainBatch
 from shoerecon.geometry.mesh import Mesh
 from shoerecon.data.template import default_template
 from shoerecon.losses import NOVEL_VIEW_LOSSES, LossContext, build_loss_modules, compute_losses
-from shoerecon.losses.flow_smooth import texel_chart_labels
 from shoerecon.model import ShoeReconNet
 from shoerecon.render import Renderer
 from shoerecon.render.cameras import Cameras
@@ -49,9 +48,11 @@ def lr_factor(step: int, total_steps: int, cfg: TrainConfig) -> float:
 
 
 def render_prediction(renderer, verts: Tensor, net, texture: Tensor | None, cameras: Tensor) -> Tensor:
-    """Render meshes (B, N, 3) with the network's topology/UV from cameras (B, V, 4) -> (B, V, 4, H, W)."""
+    """Render meshes (B, N, 3) with the network's template topology/UV from cameras (B, V, 4 or 10)
+    -> (B, V, 4, H, W)."""
     cams = Cameras.from_tensor(cameras.to(verts.dtype))
-    return renderer(verts, net.faces, cams, texture, net.uvs, net.uv_faces)
+    t = net.template
+    return renderer(verts, t.faces, cams, texture, t.uvs, t.uv_faces)
 
 
 def eval_render_config(cfg: ExperimentConfig):
@@ -97,7 +98,6 @@ class ReconSystem:
         self.eval_renderer = Renderer(eval_render_config(cfg))
         self.loss_modules: torch.nn.ModuleDict = torch.nn.ModuleDict()
         self.augment: Optional[InputAugment] = None
-        self.chart_labels: Optional[Tensor] = None
 
     def build(self) -> None:
         """Move the network and renderers to the device; build the loss modules and the augmentation.
@@ -107,7 +107,6 @@ class ReconSystem:
         self.eval_renderer.to(self.device)
         self.loss_modules = build_loss_modules(self.cfg.losses).to(self.device)
         self.augment = InputAugment(self.cfg.augment).train() if self.cfg.augment.enabled else None
-        self.refresh_topology()
 
     # ---------------------------------------------------------------- optimisers
     def make_optimizer(self, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
@@ -119,15 +118,9 @@ class ReconSystem:
 
     # ---------------------------------------------------------------- topology
     def set_template(self, mesh: Mesh) -> None:
-        """Replace the template (remeshing) and everything derived from its topology."""
+        """Replace the template (remeshing). Everything derived from it (edges, Laplacian operands, UV mask and
+        chart labels) lives in the network's ``geometry.Template`` and goes with the old one."""
         self.net.set_template(mesh)
-        self.refresh_topology()
-
-    def refresh_topology(self) -> None:
-        """Texel chart labels of the current UV layout (flow smoothness stays within a chart)."""
-        self.chart_labels = None
-        if self.cfg.losses.flow_smooth.weight:
-            self.chart_labels, _ = texel_chart_labels(self.net.uvs, self.net.uv_faces, self.cfg.model.texture_size)
 
     # ---------------------------------------------------------------- one step
     def prepare_input(self, batch: TrainBatch, generator: torch.Generator) -> TrainBatch:
@@ -170,8 +163,8 @@ class ReconSystem:
                 return render_prediction(self.renderer, out.verts, self.net, out.texture, cameras)
 
             novel = NovelViews(render, batch, c.novel_views, generator, accelerator, train_critic=self.net.training)
-        return LossContext(out, renders, batch, self.net.faces, self.net.uvs, self.net.uv_faces, cams,
-                           batch.get("input_transform"), self.chart_labels, self.loss_modules, novel)
+        return LossContext(out, renders, batch, self.net.template, cams, batch.get("input_transform"),
+                           self.loss_modules, novel)
 
     # ---------------------------------------------------------------- checkpoints
     def checkpoint_extra(self) -> dict:

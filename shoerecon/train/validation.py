@@ -35,7 +35,7 @@ def evaluate_shoes(net, renderer, dataset, shoe_ids: Sequence[str], views: Seque
     for sid in tqdm(shoe_ids, desc="validate", leave=False, disable=True if len(shoe_ids) < 8 else None):
         full = dataset.load_shoe(sid, views)
         image = full["input"][None].to(device)
-        cams, masks, targets = (full[k].to(device) for k in ("cameras", "masks", "images"))
+        cams, masks, targets = (full[k].to(device) for k in ("target_cameras", "target_masks", "targets"))
         out = net(image)
         verts = net.template_verts[None].to(out.verts.dtype) if template_only else out.verts
         ious, psnrs = [], []

@@ -111,8 +111,8 @@ def test_rgba_alpha_is_the_mask_and_rgb_is_composited(dataset_copy):
     shoe = _ds(dataset_copy, center_input=False).load_shoe(SHOE, views=[2])
     a = stored[..., 3:]
     expected = stored[..., :3] * a + (1 - a)
-    assert np.allclose(shoe["images"][0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
-    assert np.allclose(shoe["masks"][0, 0].numpy(), a[..., 0], atol=1e-6)
+    assert np.allclose(shoe["targets"][0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
+    assert np.allclose(shoe["target_masks"][0, 0].numpy(), a[..., 0], atol=1e-6)
 
 
 def test_mask_of_another_size(dataset_copy):
@@ -167,6 +167,6 @@ def test_opaque_rgba_photo_is_thresholded_not_taken_as_a_full_mask(dataset_copy)
     flat = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])  # the photo on white, alpha 1 everywhere
     opaque = np.concatenate([flat, np.ones_like(rgba[..., 3:])], -1)
     Image.fromarray((opaque * 255).round().astype(np.uint8), "RGBA").save(_view(dataset_copy))
-    mask = _ds(dataset_copy, center_input=False).load_shoe(SHOE, views=[2])["masks"][0, 0].numpy() > 0.5
+    mask = _ds(dataset_copy, center_input=False).load_shoe(SHOE, views=[2])["target_masks"][0, 0].numpy() > 0.5
     true = rgba[..., 3] > 0.5
     assert (mask & true).sum() / (mask | true).sum() > 0.9

@@ -5,7 +5,7 @@ from torch.utils.data import DataLoader
 
 from shoerecon.data import DataConfig, TurntableDataset
 from shoerecon.data.augment import AugmentConfig, InputAugment, augment_input_batch
-from shoerecon.data.batch import TrainBatch
+from shoerecon.data.batch import TrainBatch, TurntableShoe
 
 
 def test_items_collate_into_a_typed_batch(tiny_dataset):
@@ -38,3 +38,17 @@ def test_mapping_access_is_limited_to_the_fields():
         b["images"]
     with pytest.raises(KeyError, match="no field"):
         b["inptu"] = torch.ones(1)
+
+
+def test_load_shoe_gives_the_batch_names_for_every_asked_view(tiny_dataset):
+    ds = TurntableDataset(DataConfig(root=str(tiny_dataset), image_size=24), split="all")
+    shoe = ds.load_shoe("shoe_00001", views=[3, 1])
+    assert isinstance(shoe, TurntableShoe) and isinstance(shoe, TrainBatch)
+    assert shoe.target_views.tolist() == [3, 1] and shoe.targets.shape == (2, 3, 24, 24)
+    assert shoe.target_masks.shape == (2, 1, 24, 24) and shoe.target_cameras.shape == (2, 4)
+    assert shoe.input.shape == (3, 24, 24) and shoe.shoe_id == "shoe_00001" and shoe.mesh_path.endswith("mesh.glb")
+    item_names = set(ds[0])
+    assert set(shoe) == item_names | {"mesh_path"}  # the training item's names, plus the mesh
+    with pytest.raises(KeyError, match="TurntableShoe has no field 'images'"):
+        shoe["images"]
+    torch.testing.assert_close(shoe.targets[0], ds.load_shoe("shoe_00001", views=[3]).targets[0])

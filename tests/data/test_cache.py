@@ -34,19 +34,19 @@ def test_cache_returns_exactly_the_folder_tensors(dataset_copy, size):
         for k in KEYS:
             assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), (i, k)
     full_a, full_b = folder.load_shoe("shoe_00001"), cached.load_shoe("shoe_00001")
-    for k in ("images", "masks", "cameras", "input", "input_mask", "input_transform"):
+    for k in ("targets", "target_masks", "target_cameras", "input", "input_mask", "input_transform"):
         assert torch.equal(full_a[k], full_b[k]), k
-    assert full_b["images"].shape == (NUM_VIEWS, 3, size, size)
+    assert full_b["targets"].shape == (NUM_VIEWS, 3, size, size)
 
 
 def test_uint8_cache_is_within_half_a_level(dataset_copy):
     build_cache(DataConfig(root=str(dataset_copy), image_size=24), dtype="uint8", progress=False)
     folder, cached = _pair(dataset_copy, 24)
     a, b = folder.load_shoe("shoe_00002"), cached.load_shoe("shoe_00002")
-    for k in ("images", "masks", "input", "input_mask"):
+    for k in ("targets", "target_masks", "input", "input_mask"):
         assert b[k].dtype == torch.float32
         assert (a[k] - b[k]).abs().max() <= 0.5 / 255 + 1e-6, k
-    assert torch.equal(a["cameras"], b["cameras"])
+    assert torch.equal(a["target_cameras"], b["target_cameras"])
 
 
 def _rewrite_view(root, shoe="shoe_00001", view="002.png"):
@@ -68,7 +68,7 @@ def test_stale_shoe_is_refused(dataset_copy):
         auto = TurntableDataset(DataConfig(root=str(dataset_copy), image_size=24, cache="auto"), split="all")
     assert auto.cached == {"shoe_00000", "shoe_00002"}
     fresh = TurntableDataset(DataConfig(root=str(dataset_copy), image_size=24, cache="never"), split="all")
-    assert torch.equal(auto.load_shoe("shoe_00001")["images"], fresh.load_shoe("shoe_00001")["images"])
+    assert torch.equal(auto.load_shoe("shoe_00001")["targets"], fresh.load_shoe("shoe_00001")["targets"])
 
 
 def test_cache_of_other_settings_is_refused(dataset_copy):

@@ -53,16 +53,16 @@ def test_target_views_reproducible_and_varied(tiny_dataset):
 def test_targets_are_the_files_and_alpha_is_the_mask(tiny_dataset):
     ds = TurntableDataset(DataConfig(root=str(tiny_dataset), image_size=SIZE, center_input=False), "all")
     shoe = ds.load_shoe("shoe_00001")
-    assert shoe["images"].shape == (NUM_VIEWS, 3, SIZE, SIZE) and shoe["views"].tolist() == list(range(NUM_VIEWS))
+    assert shoe["targets"].shape == (NUM_VIEWS, 3, SIZE, SIZE) and shoe["target_views"].tolist() == list(range(NUM_VIEWS))
     assert shoe["mesh_path"].endswith("mesh.glb")
     rgba = np.asarray(Image.open(tiny_dataset / "shoe_00001" / "views" / "002.png")).astype(np.float32) / 255
     alpha = rgba[..., 3:]
     expected = rgba[..., :3] * alpha + (1 - alpha)  # straight alpha composited on white
-    assert np.allclose(shoe["images"][2].permute(1, 2, 0).numpy(), expected, atol=1e-6)
-    assert np.array_equal(shoe["masks"][2, 0].numpy(), alpha[..., 0])
+    assert np.allclose(shoe["targets"][2].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+    assert np.array_equal(shoe["target_masks"][2, 0].numpy(), alpha[..., 0])
     # An independent mask (background threshold) agrees with the alpha.
     thr = TurntableDataset(DataConfig(root=str(tiny_dataset), image_size=SIZE, mask_source="threshold"), "all")
-    assert _iou(thr.load_shoe("shoe_00001")["masks"][2], shoe["masks"][2]) > 0.9
+    assert _iou(thr.load_shoe("shoe_00001")["target_masks"][2], shoe["target_masks"][2]) > 0.9
 
 
 def test_input_view_is_centred_and_scaled(tiny_dataset):
@@ -82,10 +82,10 @@ def test_mask_files_take_precedence(dataset_copy):
         m[4:20, 6:30] = 255
         Image.fromarray(m).save(dataset_copy / sid / "masks" / f"{v:03d}.png")
     ds = TurntableDataset(DataConfig(root=str(dataset_copy), image_size=SIZE, center_input=False), "all")
-    got = ds.load_shoe(sid)["masks"][3, 0]
+    got = ds.load_shoe(sid)["target_masks"][3, 0]
     assert got.sum().item() == 16 * 24 and got[4:20, 6:30].min() == 1
     alpha = TurntableDataset(DataConfig(root=str(dataset_copy), image_size=SIZE, mask_source="alpha"), "all")
-    assert not torch.equal(alpha.load_shoe(sid)["masks"][3, 0], got)
+    assert not torch.equal(alpha.load_shoe(sid)["target_masks"][3, 0], got)
 
 
 def test_splits_from_file_and_by_hash(dataset_copy):
@@ -129,17 +129,17 @@ def test_reads_a_folder_of_real_style_photos(tmp_path):
     ds = TurntableDataset(DataConfig(root=str(tmp_path), image_size=SIZE, num_target_views=views, center_input=False), "all")
     shoe = ds.load_shoe("sneaker_a")
     padded_fov = fov_after_padding(fov, 600, 800)
-    assert torch.allclose(shoe["cameras"][:, 3], torch.full((views,), padded_fov))
+    assert torch.allclose(shoe["target_cameras"][:, 3], torch.full((views,), padded_fov))
     # Oracle: render the square view directly with the padded fov.
     cams = rig.cameras.clone()
     cams[:, 3] = padded_fov
     ref = render_turntable(mesh, cams, SIZE, supersample=4)
     for v in range(views):
-        assert _iou(shoe["masks"][v], ref[v, 3:]) > 0.9, f"view {v}"
-        inside = (shoe["masks"][v, 0] > 0.5) & (ref[v, 3] > 0.99)
-        err = (shoe["images"][v] - ref[v, :3]).abs().mean(0)[inside]
+        assert _iou(shoe["target_masks"][v], ref[v, 3:]) > 0.9, f"view {v}"
+        inside = (shoe["target_masks"][v, 0] > 0.5) & (ref[v, 3] > 0.99)
+        err = (shoe["targets"][v] - ref[v, :3]).abs().mean(0)[inside]
         assert err.median() < 0.08
-        assert shoe["images"][v][:, 0, 0].tolist() == pytest.approx([1.0, 1.0, 1.0], abs=0.03), "padding is white"
+        assert shoe["targets"][v][:, 0, 0].tolist() == pytest.approx([1.0, 1.0, 1.0], abs=0.03), "padding is white"
 
 
 @pytest.mark.parametrize("center", [True, False])
@@ -152,7 +152,7 @@ def test_input_transform_maps_the_full_view_onto_the_input(tiny_dataset, center)
     assert A.shape == (2, 3) and torch.equal(ds[1]["input_transform"], A)
     full = torch.cat([A, torch.tensor([[0.0, 0.0, 1.0]])]).inverse()[:2]  # input grid -> full-image grid
     warped = torch.nn.functional.affine_grid(full[None], (1, 1, SIZE, SIZE), align_corners=False)
-    resampled = torch.nn.functional.grid_sample(shoe["masks"][:1], warped, align_corners=False)
+    resampled = torch.nn.functional.grid_sample(shoe["target_masks"][:1], warped, align_corners=False)
     assert _iou(resampled[0], shoe["input_mask"]) > 0.85
     assert torch.equal(A, torch.eye(2, 3)) != center
 

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from shoerecon.geometry.topology import Template
 from shoerecon.losses import (
     LOSS_NAMES,
     LossConfig,
@@ -41,7 +42,8 @@ def context(out, renders, batch, faces, dtype=torch.float32, b: int = B, modules
 
     uvs = torch.tensor([[0.1, 0.1], [0.9, 0.1], [0.5, 0.9], [0.5, 0.5]], dtype=dtype)
     cameras = Cameras.from_tensor(torch.tensor([[20.0, 10.0, 2.2, 30.0]] * b, dtype=dtype)) if cams else None
-    return LossContext(out, renders, batch, faces, uvs, faces, input_cameras=cameras, modules=modules or {})
+    template = Template(out.verts[0].detach(), faces, uvs, faces, texture_size=out.flow.shape[1])
+    return LossContext(out, renders, batch, template, input_cameras=cameras, modules=modules or {})
 
 
 def all_on(**kw) -> LossConfig:

@@ -59,8 +59,10 @@ def test_forward_shapes_and_initial_prediction_is_the_template():
     assert out.offsets.abs().max() < 1e-3
     torch.testing.assert_close(out.verts, template.verts.expand(2, -1, -1) + out.offsets)
     assert out.flow.abs().max() <= 1 and 0 <= out.texture.min() and out.texture.max() <= 1
-    for name in ("faces", "uvs", "uv_faces", "template_verts", "uv_mask"):
-        assert name in dict(net.named_buffers())
+    state = net.state_dict()
+    for name in ("faces", "uvs", "uv_faces", "template_verts", "uv_mask"):  # the keys of the buffer version
+        assert torch.equal(state[name], getattr(net, name))
+    assert list(state)[:5] == ["template_verts", "faces", "uvs", "uv_faces", "uv_mask"]
 
 
 def test_set_template_other_vertex_count_keeps_offsets_at_shared_positions():
@@ -69,9 +71,9 @@ def test_set_template_other_vertex_count_keeps_offsets_at_shared_positions():
     randomize_offsets(net)
     image = torch.rand(2, 3, 32, 32)
     before = net(image)
-    buffers = dict(net.named_buffers())
+    old = net.template
     net.set_template(fine)
-    assert all(net.get_buffer(k) is v for k, v in buffers.items())  # resized in place (DDP keeps its references)
+    assert net.template is not old and old.num_verts == coarse.num_verts  # a new Template; the old one unchanged
     assert torch.equal(net.template_verts, fine.verts) and torch.equal(net.uvs, fine.uvs)
     after = net(image)
     assert after.verts.shape == (2, fine.num_verts, 3) and net.faces.shape == fine.faces.shape

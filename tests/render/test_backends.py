@@ -6,7 +6,7 @@ import torch
 from shoerecon.geometry.primitives import ico_sphere
 from shoerecon.render.backends import pytorch3d_backend as p3b
 from shoerecon.render.cameras import Cameras
-from shoerecon.render.rasterize import rasterize_packed
+from shoerecon.render.rasterize import RasterSettings, rasterize_packed
 
 ARGS = dict(image_size=12, faces_per_pixel=3, blur_radius=0.08, cull_backfaces=False, perspective_correct=True,
             clip_barycentrics=True, znear=0.01)
@@ -35,8 +35,8 @@ def _fake_pytorch3d(blowup: float):
     """A stand-in for ``_call_pytorch3d``: our own selection in pytorch3d's indexing, and zbuf/bary/dists whose
     vertex gradient is scaled by ``blowup`` (inf, or huge), as pytorch3d issue 561 produces."""
 
-    def call(verts_ndc, faces, height, width, k, blur_radius, cull, perspective_correct, clip, znear):
-        ours = rasterize_packed(verts_ndc, faces, (height, width), k, blur_radius, cull, perspective_correct, clip, znear)
+    def call(verts_ndc, faces, settings):
+        ours = rasterize_packed(verts_ndc, faces, settings)
         n_img, n_faces = verts_ndc.shape[0], faces.shape[0]
         kept = [torch.arange(n_faces) for _ in range(n_img)]  # every face in front of znear here
         p2f = ours.to_dense().pix_to_face  # our n * F + f is pytorch3d's packed index when nothing is dropped
@@ -59,8 +59,8 @@ def test_backend_routes_gradients_through_our_closed_form(monkeypatch):
     monkeypatch.setattr(p3b, "_call_pytorch3d", _fake_pytorch3d(float("inf")))
     ndc, faces = _scene()
     v_ours, v_p3d = ndc.clone().requires_grad_(), ndc.clone().requires_grad_()
-    ours = rasterize_packed(v_ours, faces, **{**ARGS, "image_size": 12})
-    routed = p3b.rasterize(v_p3d, faces, **ARGS)
+    ours = rasterize_packed(v_ours, faces, RasterSettings(**{**ARGS, "image_size": 12}))
+    routed = p3b.rasterize(v_p3d, faces, RasterSettings(**ARGS))
     for name in ("pix", "rank", "face", "bary", "zbuf", "dists"):
         assert torch.equal(getattr(routed, name), getattr(ours, name)), name
     g_routed, g_ours = _grad(routed, v_p3d), _grad(ours, v_ours)
@@ -74,7 +74,7 @@ def test_raw_pytorch3d_gradients_are_guarded(monkeypatch, blowup):
     monkeypatch.setattr(p3b, "_call_pytorch3d", _fake_pytorch3d(blowup))
     ndc, faces = _scene()
     v = ndc.clone().requires_grad_()
-    frags = p3b.raw_fragments(v, faces, **ARGS)
+    frags = p3b.raw_fragments(v, faces, RasterSettings(**ARGS))
     with pytest.raises(FloatingPointError, match="issue 561"):
         _grad(frags, v)
 
@@ -83,8 +83,8 @@ def test_raw_guard_passes_sane_gradients(monkeypatch):
     monkeypatch.setattr(p3b, "_call_pytorch3d", _fake_pytorch3d(1.0))
     ndc, faces = _scene()
     v, v_ours = ndc.clone().requires_grad_(), ndc.clone().requires_grad_()
-    g = _grad(p3b.raw_fragments(v, faces, **ARGS), v)
-    assert torch.allclose(g, _grad(rasterize_packed(v_ours, faces, **ARGS), v_ours))
+    g = _grad(p3b.raw_fragments(v, faces, RasterSettings(**ARGS)), v)
+    assert torch.allclose(g, _grad(rasterize_packed(v_ours, faces, RasterSettings(**ARGS)), v_ours))
 
 
 def test_check_vertex_gradients_messages():

@@ -6,7 +6,7 @@ import torch
 from shoerecon.geometry.primitives import ico_sphere
 from shoerecon.render import Cameras, Renderer, RendererConfig
 from shoerecon.render.clip import clip_near_plane
-from shoerecon.render.rasterize import rasterize_meshes, rasterize_packed
+from shoerecon.render.rasterize import RasterSettings, rasterize_meshes, rasterize_packed
 from shoerecon.render.rasterize_naive import rasterize_naive
 
 ZNEAR = 0.15
@@ -28,8 +28,8 @@ def test_camera_inside_bounding_sphere_matches_naive(kw):
     ndc, faces = _inside_scene()
     z = ndc[:, faces, 2]
     assert ((z <= ZNEAR).any(-1) & (z > ZNEAR).any(-1)).sum() > 50  # many faces cross the plane
-    fast = rasterize_meshes(ndc, faces, 12, 3, znear=ZNEAR, clip_near=True, **kw)
-    ref = rasterize_naive(ndc, faces, 12, 3, znear=ZNEAR, clip_near=True, **kw)
+    fast = rasterize_meshes(ndc, faces, RasterSettings(12, 3, znear=ZNEAR, clip_near=True, **kw))
+    ref = rasterize_naive(ndc, faces, RasterSettings(12, 3, znear=ZNEAR, clip_near=True, **kw))
     assert torch.equal(fast.pix_to_face, ref.pix_to_face)
     for name in ("zbuf", "bary_coords", "dists"):
         a, b = getattr(fast, name), getattr(ref, name)
@@ -41,7 +41,7 @@ def test_camera_inside_bounding_sphere_matches_naive(kw):
     p2f = fast.pix_to_face
     for k in range(1, 3):
         assert not ((p2f[..., k:] == p2f[..., :-k]) & (p2f[..., k:] >= 0)).any()
-    skipped = rasterize_meshes(ndc, faces, 12, 3, znear=ZNEAR, **kw)
+    skipped = rasterize_meshes(ndc, faces, RasterSettings(12, 3, znear=ZNEAR, **kw))
     if not kw.get("cull_backfaces"):  # (culled, nothing is left: from inside one sees back faces)
         assert (covered[..., 0].sum() - (skipped.pix_to_face[..., 0] >= 0).sum()) > 20  # clipping fills holes
 
@@ -50,8 +50,8 @@ def test_no_crossing_face_is_untouched():
     ndc, faces = _inside_scene()
     far = ndc[1:] + torch.tensor([0.0, 0.0, 5.0], dtype=torch.float64)
     assert clip_near_plane(far, faces, ZNEAR, True) is None
-    a = rasterize_packed(far, faces, 12, 3, znear=ZNEAR, clip_near=True)
-    b = rasterize_packed(far, faces, 12, 3, znear=ZNEAR)
+    a = rasterize_packed(far, faces, RasterSettings(12, 3, znear=ZNEAR, clip_near=True))
+    b = rasterize_packed(far, faces, RasterSettings(12, 3, znear=ZNEAR))
     assert all(torch.equal(getattr(a, n), getattr(b, n)) for n in ("pix", "rank", "face", "bary", "zbuf", "dists"))
 
 
@@ -66,11 +66,11 @@ def test_gradcheck_through_the_cut(kw):
     ]], dtype=torch.float64)
     v0 = v0 + torch.tensor([0.013, 0.0065, 0.0], dtype=torch.float64)  # no pixel centre within 1e-6 of an edge
     faces = torch.tensor([[0, 1, 2], [3, 5, 4]])
-    ref = rasterize_packed(v0, faces, 10, 3, znear=0.5, clip_near=True, **kw)
+    ref = rasterize_packed(v0, faces, RasterSettings(10, 3, znear=0.5, clip_near=True, **kw))
     assert ref.face.unique().numel() == 2 and ref.pix.numel() > 15
 
     def geometry(v):
-        frags = rasterize_packed(v, faces, 10, 3, znear=0.5, clip_near=True, **kw)
+        frags = rasterize_packed(v, faces, RasterSettings(10, 3, znear=0.5, clip_near=True, **kw))
         assert torch.equal(frags.face, ref.face) and torch.equal(frags.pix, ref.pix)
         return frags.bary, frags.zbuf, frags.dists
 

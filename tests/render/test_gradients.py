@@ -9,7 +9,7 @@ outside slots), perspective correction on, soft blend with a gamma large enough 
 import torch
 
 from shoerecon.geometry.primitives import ico_sphere, sphere_uv
-from shoerecon.render import Cameras, Renderer, RendererConfig
+from shoerecon.render import Cameras, RasterSettings, Renderer, RendererConfig
 from shoerecon.render.rasterize_naive import rasterize_naive
 from shoerecon.render.shade import sample_texture_dense, softmax_rgb_blend
 
@@ -31,10 +31,9 @@ CFG = RendererConfig(image_size=10, faces_per_pixel=4, sigma=2e-3, gamma=5e-2, p
 def _reference_rgba(verts, faces, cams, tex, uvs):
     """(1, V, 4, H, W) from the naive rasteriser's differentiable slots and the dense shaders."""
     ndc = cams.transform_points_ndc(verts[:, None])[0]  # (V, Nv, 3): image n = view v
-    frags = rasterize_naive(
-        ndc, faces, CFG.image_size, CFG.faces_per_pixel, CFG.resolved_blur_radius(),
-        perspective_correct=True, clip_barycentrics=CFG.resolved_clip(), znear=CFG.znear, differentiable=True,
-    )
+    settings = RasterSettings(CFG.image_size, CFG.faces_per_pixel, CFG.resolved_blur_radius(), perspective_correct=True,
+                              clip_barycentrics=CFG.resolved_clip(), znear=CFG.znear)
+    frags = rasterize_naive(ndc, faces, settings, differentiable=True)
     colors = sample_texture_dense(frags, tex, uvs, faces, renders_per_texture=ndc.shape[0])
     rgba = softmax_rgb_blend(colors, frags, CFG.sigma, CFG.gamma, CFG.znear, CFG.zfar, CFG.background)
     return rgba.permute(0, 3, 1, 2)[None], frags

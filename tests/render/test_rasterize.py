@@ -11,7 +11,7 @@ import torch
 from shoerecon.geometry.primitives import box, ico_sphere
 from shoerecon.render.cameras import Cameras
 from shoerecon.render import rasterize as rast
-from shoerecon.render.rasterize import rasterize_meshes, rasterize_packed
+from shoerecon.render.rasterize import RasterSettings, rasterize_meshes, rasterize_packed
 from shoerecon.render.rasterize_naive import rasterize_naive
 
 TOL = 1e-9
@@ -21,8 +21,8 @@ def assert_same_fragments(verts_ndc, faces, image_size, k, **kw):
     """pix_to_face exactly the oracle's, ties included: in float64 both compute the output depth with the same
     float operations, so faces at equal depth (clipped barycentrics at a shared vertex) tie in both and come
     in face-index order."""
-    fast = rasterize_meshes(verts_ndc, faces, image_size, k, **kw)
-    ref = rasterize_naive(verts_ndc, faces, image_size, k, **kw)
+    fast = rasterize_meshes(verts_ndc, faces, RasterSettings(image_size, k, **kw))
+    ref = rasterize_naive(verts_ndc, faces, RasterSettings(image_size, k, **kw))
     assert torch.equal(fast.pix_to_face, ref.pix_to_face), "pix_to_face differs from the naive oracle"
     for name in ("zbuf", "bary_coords", "dists"):
         a, b = getattr(fast, name), getattr(ref, name)
@@ -62,15 +62,15 @@ def test_face_behind_camera_is_skipped():
     frags = assert_same_fragments(v, ONE_FACE, 8, 1)
     assert (frags.pix_to_face < 0).all()
     near = tri((-0.9, -0.9, 2.0), (0.9, -0.9, 0.005), (0.0, 0.9, 2.0))  # inside znear = 0.01
-    assert (rasterize_meshes(near, ONE_FACE, 8, 1).pix_to_face < 0).all()
+    assert (rasterize_meshes(near, ONE_FACE, RasterSettings(8, 1)).pix_to_face < 0).all()
 
 
 def test_backface_culling_drops_clockwise_faces():
     ccw = tri((-0.81, -0.79, 2.0), (0.83, -0.8, 2.0), (0.02, 0.8, 2.0))
     cw = ccw[:, [0, 2, 1]]
-    assert (rasterize_meshes(ccw, ONE_FACE, 8, 1, cull_backfaces=True).pix_to_face >= 0).any()
-    assert (rasterize_meshes(cw, ONE_FACE, 8, 1, cull_backfaces=True).pix_to_face < 0).all()
-    assert (rasterize_meshes(cw, ONE_FACE, 8, 1).pix_to_face >= 0).any()
+    assert (rasterize_meshes(ccw, ONE_FACE, RasterSettings(8, 1, cull_backfaces=True)).pix_to_face >= 0).any()
+    assert (rasterize_meshes(cw, ONE_FACE, RasterSettings(8, 1, cull_backfaces=True)).pix_to_face < 0).all()
+    assert (rasterize_meshes(cw, ONE_FACE, RasterSettings(8, 1)).pix_to_face >= 0).any()
     assert_same_fragments(cw, ONE_FACE, 8, 1, cull_backfaces=True)
 
 
@@ -78,7 +78,7 @@ def test_backface_culling_drops_clockwise_faces():
 def test_blur_radius_counts_nearby_faces(clip):
     v = tri((-0.5, -0.5, 2.0), (0.5, -0.4, 2.2), (0.0, 0.5, 2.4))
     ref = assert_same_fragments(v, ONE_FACE, 12, 1, blur_radius=0.2, clip_barycentrics=clip)
-    hard = rasterize_meshes(v, ONE_FACE, 12, 1)
+    hard = rasterize_meshes(v, ONE_FACE, RasterSettings(12, 1))
     outside = (ref.pix_to_face[..., 0] >= 0) & (hard.pix_to_face[..., 0] < 0)
     assert outside.any() and (ref.dists[..., 0][outside] > 0).all()
     assert (ref.dists[..., 0][outside] < 0.2**2).all()
@@ -109,8 +109,8 @@ def test_non_square_images_match_naive():
 
 def test_float32_agrees_with_float64():
     v, faces = _sphere_ndc()
-    a = rasterize_meshes(v, faces, 16, 3, blur_radius=0.05)
-    b = rasterize_meshes(v.float(), faces, 16, 3, blur_radius=0.05)
+    a = rasterize_meshes(v, faces, RasterSettings(16, 3, blur_radius=0.05))
+    b = rasterize_meshes(v.float(), faces, RasterSettings(16, 3, blur_radius=0.05))
     agree = (a.pix_to_face == b.pix_to_face).double().mean()
     assert agree > 0.995  # ties at pixel centres on shared edges may flip in float32
     same = a.pix_to_face == b.pix_to_face
@@ -128,7 +128,7 @@ def test_orientation_hand_computed_10x10():
     # Camera at distance 10 with fov such that focal = 10: NDC = x / z * 10 ~ x for z ~ 10 (front face z = 9.9).
     fov = math.degrees(2 * math.atan(0.1))
     cam = Cameras.from_tensor(torch.tensor([[0.0, 0.0, 10.0, fov]]))
-    frags = rasterize_meshes(cam.transform_points_ndc(verts), all_faces, 10, 1)
+    frags = rasterize_meshes(cam.transform_points_ndc(verts), all_faces, RasterSettings(10, 1))
     hit = (frags.pix_to_face[0, :, :, 0] >= 0).int()
     # Pixel centres (10 x 10): x = -0.9, -0.7, ..., 0.9 (cols), y = 0.9, ..., -0.9 (rows).
     # Front faces at z = 9.9 scale NDC by 10 / 9.9: arm_x spans x in [0, 0.81], y in [-0.101, 0.101]
@@ -152,10 +152,10 @@ def _random_faces_ndc(seed=0):
 @pytest.mark.parametrize("kw", [{}, {"blur_radius": 0.15, "clip_barycentrics": True}, {"perspective_correct": False}])
 def test_gradcheck_bary_dists_zbuf(kw):
     v0, faces = _random_faces_ndc()
-    pix = rasterize_packed(v0, faces, 6, 2, **kw)  # fixed selection; gradients flow through stage 2
+    pix = rasterize_packed(v0, faces, RasterSettings(6, 2, **kw))  # fixed selection; gradients flow through stage 2
 
     def geometry(v):
-        frags = rasterize_packed(v, faces, 6, 2, **kw)
+        frags = rasterize_packed(v, faces, RasterSettings(6, 2, **kw))
         assert torch.equal(frags.face, pix.face)  # small perturbations keep the selection
         return frags.bary, frags.dists, frags.zbuf
 
@@ -166,7 +166,7 @@ def test_gradcheck_bary_dists_zbuf(kw):
 def test_gradients_reach_every_visible_vertex():
     v, faces = _sphere_ndc()
     v = v.clone().requires_grad_()
-    frags = rasterize_meshes(v, faces, 16, 2, blur_radius=0.05)
+    frags = rasterize_meshes(v, faces, RasterSettings(16, 2, blur_radius=0.05))
     (frags.zbuf.clamp_min(0).sum() + frags.dists.sum() + frags.bary_coords.sum()).backward()
     for n in range(v.shape[0]):
         p2f = frags.pix_to_face[n]
@@ -214,7 +214,7 @@ def test_equal_depth_faces_come_in_face_order():
     """Two copies of a triangle tie at every pixel: the order is by face index (the naive oracle's)."""
     v = tri((-0.7, -0.6, 2.0), (0.8, -0.3, 3.0), (0.1, 0.75, 2.5)).float()
     faces = torch.tensor([[0, 1, 2], [0, 1, 2]])
-    frags = rasterize_meshes(v, faces, 9, 2)
+    frags = rasterize_meshes(v, faces, RasterSettings(9, 2))
     covered = frags.pix_to_face[..., 0] >= 0
     assert covered.sum() > 10
     assert (frags.pix_to_face[..., 0][covered] == 0).all() and (frags.pix_to_face[..., 1][covered] == 1).all()

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from shoerecon.geometry.primitives import ico_sphere, sphere_uv
-from shoerecon.render import Cameras, Renderer, RendererConfig
+from shoerecon.render import Cameras, RasterSettings, Renderer, RendererConfig
 from shoerecon.render.backends import pytorch3d_backend
 from shoerecon.render.rasterize_naive import rasterize_naive
 
@@ -27,7 +27,7 @@ def test_hard_blend_k1_alpha_is_exact_coverage_and_cameras_differ_per_item():
     alpha = r(verts, m.faces, cams)[:, 0, 3]
     for b in range(2):
         ndc = cams[b].transform_points_ndc(verts[b : b + 1])
-        ref = rasterize_naive(ndc, m.faces, 12, 1)
+        ref = rasterize_naive(ndc, m.faces, RasterSettings(12, 1))
         assert torch.equal(alpha[b] > 0, ref.pix_to_face[0, ..., 0] >= 0)
         assert set(alpha[b].unique().tolist()) <= {0.0, 1.0}
 

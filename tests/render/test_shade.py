@@ -4,7 +4,7 @@ import torch
 
 from shoerecon.geometry.primitives import ico_sphere, quad, sphere_uv
 from shoerecon.render.cameras import Cameras
-from shoerecon.render.rasterize import rasterize_packed
+from shoerecon.render.rasterize import RasterSettings, rasterize_packed
 from shoerecon.render.shade import (
     hard_rgb_blend,
     packed_hard_rgb_blend,
@@ -23,7 +23,7 @@ def _scene(dtype=torch.float64, blur=0.08, views=2):
     cams = Cameras.from_tensor(cams.to_tensor().reshape(1, views, 4).expand(2, -1, -1), znear=0.01)
     verts = torch.stack([m.verts * 0.6, m.verts * torch.tensor([0.8, 0.4, 0.4], dtype=dtype)])
     ndc = cams.transform_points_ndc(verts[:, None]).reshape(2 * views, -1, 3)
-    frags = rasterize_packed(ndc, m.faces, 12, 4, blur_radius=blur, clip_barycentrics=True)
+    frags = rasterize_packed(ndc, m.faces, RasterSettings(12, 4, blur_radius=blur, clip_barycentrics=True))
     return m, frags, views
 
 
@@ -65,7 +65,7 @@ def test_gradcheck_silhouette_and_texture_shading():
     def shade(verts, tex):
         nonlocal selection
         ndc = cams.transform_points_ndc(verts[:, None]).reshape(2 * views, -1, 3)
-        frags = rasterize_packed(ndc, faces, 6, 8, blur_radius=blur, clip_barycentrics=True)
+        frags = rasterize_packed(ndc, faces, RasterSettings(6, 8, blur_radius=blur, clip_barycentrics=True))
         chosen = (frags.pix * 10**6 + frags.face).sort().values  # order within equal depths may swap
         selection = chosen if selection is None else selection
         assert torch.equal(chosen, selection)
@@ -87,7 +87,7 @@ def test_texture_top_half_red_renders_red_at_the_top(size):
     tex[0, 0, 4:, :] = 0.0  # bottom half blue-green
     cams = Cameras.from_tensor(torch.tensor([[0.0, 0.0, 2.0, 60.0]]))
     ndc = cams.transform_points_ndc(q.verts[None])
-    frags = rasterize_packed(ndc, q.faces, size, 1)
+    frags = rasterize_packed(ndc, q.faces, RasterSettings(size, 1))
     rgba = packed_hard_rgb_blend(packed_sample_texture(frags, tex, q.uvs, q.uv_faces), frags)
     img = rgba[0]
     covered = img[..., 3] > 0

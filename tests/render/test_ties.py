@@ -11,7 +11,7 @@ import torch
 
 from shoerecon.geometry.template import load_template
 from shoerecon.render.cameras import Cameras
-from shoerecon.render.rasterize import blur_radius_from_sigma, rasterize_meshes, rasterize_packed
+from shoerecon.render.rasterize import RasterSettings, blur_radius_from_sigma, rasterize_meshes, rasterize_packed
 from shoerecon.render.rasterize_naive import rasterize_naive
 
 
@@ -51,8 +51,8 @@ def _assert_sorted_by_depth_then_face(frags):
 def test_grid_of_shared_edges_and_coplanar_copies_matches_naive(dtype, kw):
     verts, faces = tie_grid(dtype)
     k = 6
-    ref = rasterize_naive(verts, faces, 8, k, **kw)
-    fast = rasterize_meshes(verts, faces, 8, k, **kw)
+    ref = rasterize_naive(verts, faces, RasterSettings(8, k, **kw))
+    fast = rasterize_meshes(verts, faces, RasterSettings(8, k, **kw))
     covered = ref.pix_to_face >= 0
     assert (ref.zbuf[covered] == 2.0).all()  # the scene really ties everywhere
     if kw:
@@ -61,18 +61,19 @@ def test_grid_of_shared_edges_and_coplanar_copies_matches_naive(dtype, kw):
     assert (fast.zbuf[covered] == 2.0).all()
     _assert_sorted_by_depth_then_face(fast)
     for small in (1, 3):  # truncation keeps the first faces of the same order
-        assert torch.equal(rasterize_meshes(verts, faces, 8, small, **kw).pix_to_face, fast.pix_to_face[..., :small])
+        smaller = rasterize_meshes(verts, faces, RasterSettings(8, small, **kw))
+        assert torch.equal(smaller.pix_to_face, fast.pix_to_face[..., :small])
 
 
 def test_coplanar_copies_come_in_face_index_order():
     """Three copies of a slanted face (same vertices) among others: at every pixel they cover, 1 < 3 < 4."""
     v = torch.tensor([[[-0.7, -0.6, 2.0], [0.8, -0.3, 3.0], [0.1, 0.75, 2.5], [0.9, 0.9, 9.0]]])
     faces = torch.tensor([[0, 1, 3], [0, 1, 2], [1, 2, 3], [0, 1, 2], [0, 1, 2]])
-    frags = rasterize_meshes(v, faces, 9, 3)
+    frags = rasterize_meshes(v, faces, RasterSettings(9, 3))
     covered = frags.pix_to_face[..., 2] >= 0
     assert covered.sum() > 10
     assert (frags.pix_to_face[covered] == torch.tensor([1, 3, 4])).all()
-    assert torch.equal(frags.pix_to_face, rasterize_naive(v, faces, 9, 3).pix_to_face)
+    assert torch.equal(frags.pix_to_face, rasterize_naive(v, faces, RasterSettings(9, 3)).pix_to_face)
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +88,12 @@ def test_template_ties_are_in_face_order_and_k1_is_slot0(template_ndc):
     fix, stage 1 ranked with its own affine depth and hundreds of tied slots came out of face order)."""
     ndc, faces = template_ndc
     kw = {"blur_radius": blur_radius_from_sigma(1e-4), "clip_barycentrics": True}
-    frags = rasterize_packed(ndc, faces, 64, 8, **kw)
+    frags = rasterize_packed(ndc, faces, RasterSettings(64, 8, **kw))
     dense = frags.to_dense()
     same_pixel = frags.pix[1:] == frags.pix[:-1]
     assert int((frags.zbuf[1:] == frags.zbuf[:-1])[same_pixel].sum()) > 100  # many exact ties to order
     _assert_sorted_by_depth_then_face(dense)
     for small in (1, 3):
-        got = rasterize_meshes(ndc, faces, 64, small, **kw)
+        got = rasterize_meshes(ndc, faces, RasterSettings(64, small, **kw))
         assert torch.equal(got.pix_to_face, dense.pix_to_face[..., :small])
         assert torch.equal(got.zbuf, dense.zbuf[..., :small])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from shoerecon.render.rasterize import ImageSize, PackedFragments, image_hw, pixel_centres, slot_geometry
+from shoerecon.render.rasterize import PackedFragments, RasterSettings, pixel_centres, slot_geometry
 
 INSTALL_HINT = (
     "RendererConfig.backend='pytorch3d' needs pytorch3d, which is not importable here. Install it "
@@ -76,8 +76,7 @@ def guard_vertex_gradients(verts: Tensor, limit: float = GRAD_LIMIT, what: str =
     return _GradientGuard.apply(verts, limit, what) if verts.requires_grad else verts
 
 
-def _call_pytorch3d(verts_ndc, faces, height, width, faces_per_pixel, blur_radius, cull_backfaces,
-                    perspective_correct, clip_barycentrics, znear):
+def _call_pytorch3d(verts_ndc: Tensor, faces: Tensor, settings: RasterSettings):
     """pytorch3d's rasterize_meshes on our NDC -> (kept face lists per image, p2f, zbuf, bary, dists)."""
     try:
         from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes as p3d_rasterize
@@ -86,12 +85,12 @@ def _call_pytorch3d(verts_ndc, faces, height, width, faces_per_pixel, blur_radiu
         raise ImportError(INSTALL_HINT) from err
     n_img = verts_ndc.shape[0]
     flip = verts_ndc.new_tensor([-1.0, 1.0, 1.0])
-    kept = [(verts_ndc[n, faces, 2] > znear).all(-1).nonzero()[:, 0] for n in range(n_img)]
+    kept = [(verts_ndc[n, faces, 2] > settings.znear).all(-1).nonzero()[:, 0] for n in range(n_img)]
     meshes = Meshes(verts=list(verts_ndc * flip), faces=[faces[k] for k in kept])
     outs = p3d_rasterize(
-        meshes, image_size=(height, width), blur_radius=blur_radius**2, faces_per_pixel=faces_per_pixel,
-        perspective_correct=perspective_correct, clip_barycentric_coords=clip_barycentrics,
-        cull_backfaces=cull_backfaces,
+        meshes, image_size=settings.hw, blur_radius=settings.blur_radius**2,
+        faces_per_pixel=settings.faces_per_pixel, perspective_correct=settings.perspective_correct,
+        clip_barycentric_coords=settings.clip_barycentrics, cull_backfaces=settings.cull_backfaces,
     )
     return (kept, *outs)
 
@@ -116,53 +115,32 @@ def packed_from_pytorch3d(
     return PackedFragments(pix, slot % k_dim, face, bary, zbuf, dists, (n_img, height, width, k_dim))
 
 
-def rasterize(
-    verts_ndc: Tensor,
-    faces: Tensor,
-    image_size: ImageSize,
-    faces_per_pixel: int,
-    blur_radius: float,
-    cull_backfaces: bool,
-    perspective_correct: bool,
-    clip_barycentrics: bool,
-    znear: float,
-    clip_near: bool = False,
-) -> PackedFragments:
+def rasterize(verts_ndc: Tensor, faces: Tensor, settings: RasterSettings) -> PackedFragments:
     """verts_ndc (N, Nv, 3), faces (F, 3) -> PackedFragments: pytorch3d's face choice, our slot geometry.
     Faces crossing znear are skipped; with ``clip_near`` such faces raise (use backend 'torch')."""
-    height, width = image_hw(image_size)
     faces = faces.to(verts_ndc.device)
-    if clip_near:
-        z = verts_ndc.detach()[:, faces, 2]
+    if settings.clip_near:
+        z, znear = verts_ndc.detach()[:, faces, 2], settings.znear
         if bool(((z <= znear).any(-1) & (z > znear).any(-1)).any()):
             raise NotImplementedError(
                 "backend='pytorch3d' does not clip faces crossing the near plane (render.clip_near); "
                 "use backend='torch' or clip_near=False (such faces are then skipped)"
             )
     with torch.no_grad():
-        kept, p2f, *_ = _call_pytorch3d(
-            verts_ndc.detach(), faces, height, width, faces_per_pixel, blur_radius, cull_backfaces,
-            perspective_correct, clip_barycentrics, znear,
-        )
-    return packed_from_pytorch3d(verts_ndc, faces, kept, p2f, perspective_correct, clip_barycentrics)
+        kept, p2f, *_ = _call_pytorch3d(verts_ndc.detach(), faces, settings)
+    return packed_from_pytorch3d(verts_ndc, faces, kept, p2f, settings.perspective_correct,
+                                 settings.clip_barycentrics)
 
 
-def raw_fragments(
-    verts_ndc: Tensor, faces: Tensor, image_size: ImageSize, faces_per_pixel: int, blur_radius: float,
-    cull_backfaces: bool, perspective_correct: bool, clip_barycentrics: bool, znear: float,
-    guard: bool = True,
-) -> PackedFragments:
+def raw_fragments(verts_ndc: Tensor, faces: Tensor, settings: RasterSettings, guard: bool = True) -> PackedFragments:
     """pytorch3d's own fragments and gradients (for comparisons), packed; with ``guard`` a non-finite or
     exploded vertex gradient raises FloatingPointError explaining pytorch3d issue 561."""
-    height, width = image_hw(image_size)
+    height, width = settings.hw
     faces = faces.to(verts_ndc.device)
     if guard:
         verts_ndc = guard_vertex_gradients(verts_ndc)
-    kept, p2f, zbuf, bary, dists = _call_pytorch3d(
-        verts_ndc, faces, height, width, faces_per_pixel, blur_radius, cull_backfaces,
-        perspective_correct, clip_barycentrics, znear,
-    )
-    n_faces, k_dim = faces.shape[0], faces_per_pixel
+    kept, p2f, zbuf, bary, dists = _call_pytorch3d(verts_ndc, faces, settings)
+    n_faces, k_dim = faces.shape[0], settings.faces_per_pixel
     original = torch.cat([k + n * n_faces for n, k in enumerate(kept)])
     slot = (p2f.reshape(-1) >= 0).nonzero()[:, 0]
     return PackedFragments(
