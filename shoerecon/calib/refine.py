@@ -18,6 +18,7 @@ a random subset of the views (``views_per_step``) to keep a step cheap on one CP
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -57,6 +58,18 @@ class RefineConfig:
     fov: bool = False
 
 
+def framing_distance(fov: float | Tensor, framing: float) -> float | Tensor:
+    """The distance at which a length-1 object spans ``framing`` of the shorter image side (fov in degrees;
+    a tensor fov gives a differentiable tensor).
+
+    The same rule as the synthetic product photos: per-view zoom makes fov and distance one unknown, the
+    perspective; a photographer frames the shoe, which ties them.
+    """
+    if isinstance(fov, Tensor):
+        return 0.5 / (framing * torch.tan(torch.deg2rad(fov) / 2)) + 0.25
+    return 0.5 / (framing * math.tan(math.radians(fov) / 2)) + 0.25
+
+
 def hull_mesh(occupancy: Tensor, origin: Tensor, voxel: float) -> tuple[Tensor, Tensor]:
     """A closed mesh of a voxel occupancy: marching cubes of the lightly smoothed, zero-padded grid.
 
@@ -79,7 +92,7 @@ class TurntableParams(nn.Module):
 
     Args:
         elevation, fov: the grid search's (degrees). crops: (V, 3) (shift_x, shift_y, zoom). verts: (N, 3).
-        framing: ties the distance to the fov (``turntable.framing_distance``). direction: 1 or -1.
+        framing: ties the distance to the fov (``framing_distance``). direction: 1 or -1.
     """
 
     def __init__(self, elevation: float, fov: float, crops: Tensor, verts: Tensor, framing: float, direction: int) -> None:
@@ -101,9 +114,7 @@ class TurntableParams(nn.Module):
         return self.fov0 * torch.exp(self.d_log_fov)
 
     def distance(self) -> Tensor:
-        """The framing distance (``turntable.framing_distance``), differentiable in the fov."""
-        from shoerecon.calib.turntable import framing_distance
-
+        """The framing distance (``framing_distance``), differentiable in the fov."""
         return framing_distance(self.fov, self.framing)
 
     def crops(self) -> Tensor:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from shoerecon.calib.refine import RefineConfig, TurntableParams, hull_mesh, refine
+from shoerecon.calib.refine import RefineConfig, TurntableParams, framing_distance, hull_mesh, refine
 from shoerecon.render.cameras import Cameras, pixel_centers_ndc
 
 
@@ -60,18 +60,6 @@ class CalibConfig:
     final_mask_height: int = 128
     octree_levels: int = 2
     refine: RefineConfig | None = field(default_factory=RefineConfig)
-
-
-def framing_distance(fov: float | Tensor, framing: float) -> float | Tensor:
-    """The distance at which a length-1 object spans ``framing`` of the shorter image side (fov in degrees;
-    a tensor fov gives a differentiable tensor).
-
-    The same rule as the synthetic product photos: per-view zoom makes fov and distance one unknown, the
-    perspective; a photographer frames the shoe, which ties them.
-    """
-    if isinstance(fov, Tensor):
-        return 0.5 / (framing * torch.tan(torch.deg2rad(fov) / 2)) + 0.25
-    return 0.5 / (framing * math.tan(math.radians(fov) / 2)) + 0.25
 
 
 def downscale_masks(masks: Tensor, height: int) -> Tensor:
