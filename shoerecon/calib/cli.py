@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -78,7 +79,8 @@ def calibrate_dataset(root: str | Path, cfg: CalibConfig | None = None, progress
     shoes = list_shoes(root)
     if not shoes:
         raise DataError(f"{root}: no shoe folders")
-    per_shoe = (len(cfg.elevations) * len(cfg.fovs) * (2 if cfg.direction == 0 else 1) + 8 * cfg.fine_steps)
+    per_shoe = (len(cfg.elevations) * len(cfg.fovs) * (2 if cfg.direction == 0 else 1) + 8 * cfg.fine_steps
+                + (sum(cfg.refine.steps) if cfg.refine is not None else 0))
     bar = tqdm(total=len(shoes) * per_shoe, desc="calibrate", unit="fit", disable=not progress)
     results, overlays, start = {}, [], time.perf_counter()
     for shoe in shoes:
@@ -164,11 +166,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-iou", type=float, default=d.min_iou, help=f"convergence threshold (default {d.min_iou})")
     parser.add_argument("--voxels", type=int, default=d.voxels, help=f"voxel grid resolution (default {d.voxels})")
     parser.add_argument("--mask-height", type=int, default=d.mask_height, help=f"fitting resolution (default {d.mask_height})")
+    parser.add_argument("--no-refine", action="store_true",
+                        help="skip the gradient-descent refinement after the grid search (faster, coarser rig)")
 
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     cfg = CalibConfig(direction=args.direction, min_iou=args.min_iou, voxels=args.voxels, mask_height=args.mask_height)
+    if args.no_refine:
+        cfg = replace(cfg, refine=None)
     try:
         results = calibrate_dataset(args.dataset, cfg)
     except DataError as e:

@@ -19,12 +19,13 @@ cameras.json (wrong cameras are never written silently).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from shoerecon.calib.refine import RefineConfig, TurntableParams, framing_distance, hull_mesh, refine
 from shoerecon.render.cameras import Cameras, pixel_centers_ndc
 
 
@@ -42,6 +43,7 @@ class CalibConfig:
         min_iou: below this mean reprojection IoU a shoe is "not converged".
         final_voxels, final_mask_height: the best rig is carved once more at this resolution, then refined
             ``octree_levels`` times near the surface (voxels halve each time).
+        refine: the gradient-descent stage after the grid (``calib.refine``); None = the grid's rig as it is.
     """
 
     mask_height: int = 64
@@ -57,15 +59,7 @@ class CalibConfig:
     final_voxels: int = 64
     final_mask_height: int = 128
     octree_levels: int = 2
-
-
-def framing_distance(fov: float, framing: float) -> float:
-    """The distance at which a length-1 object spans ``framing`` of the shorter image side (fov in degrees).
-
-    The same rule as the synthetic product photos: per-view zoom makes fov and distance one unknown, the
-    perspective; a photographer frames the shoe, which ties them.
-    """
-    return 0.5 / (framing * math.tan(math.radians(fov) / 2)) + 0.25
+    refine: RefineConfig | None = field(default_factory=RefineConfig)
 
 
 def downscale_masks(masks: Tensor, height: int) -> Tensor:
@@ -162,6 +156,14 @@ def voxel_axes(n: int) -> tuple[Tensor, Tensor, float]:
     size = 1.4 / n
     m = int(round(0.9 / size))
     return (torch.arange(n) + 0.5) * size - 0.7, (torch.arange(m) + 0.5) * size - 0.45, size
+
+
+def carve_occupancy(masks: Tensor, cams: Cameras, n: int, tolerance: int = 0) -> tuple[Tensor, Tensor, float]:
+    """Dense visual hull on ``voxel_axes(n)``: occupancy (n, m, m) bool, the centre (3,) of voxel (0, 0, 0), voxel size."""
+    xs, ys, size = voxel_axes(n)
+    pts = torch.stack(torch.meshgrid(xs, ys, ys, indexing="ij"), -1)
+    occ = carve(masks, cams, pts.reshape(-1, 3), tolerance).view(pts.shape[:3])
+    return occ, torch.stack([xs[0], ys[0], ys[0]]), size
 
 
 def carve_octree(masks: Tensor, cams: Cameras, n0: int, levels: int, tolerance: int = 0) -> tuple[Tensor, float]:
@@ -309,8 +311,46 @@ def calibrate_shoe(masks: Tensor, cfg: CalibConfig | None = None, progress=None)
             final = replace(final, hull=surface, view_iou=iou(silhouettes(surface, cams, *big.shape[-2:]), big),
                             mask_height=big.shape[-2])
             fine_cfg = replace(fine_cfg, voxels=int(round(1.4 / size)))
+    grid_elevation, grid_score, used_refine = final.elevation, final.score, False
+    if cfg.refine is not None and final.hull.shape[0] >= 8:
+        refined, size = refine_fit(masks, final, cfg, progress)
+        if refined is not None and refined.score >= final.score:
+            final, used_refine = refined, True
+            fine_cfg = replace(fine_cfg, voxels=int(round(1.4 / size)), octree_levels=max(1, cfg.octree_levels))
     return _canonical(final, masks.shape[-2:], fine_cfg) | {
-        "candidates": [(f.elevation, f.fov, f.direction, round(f.score, 4)) for f in tried]}
+        "candidates": [(f.elevation, f.fov, f.direction, round(f.score, 4)) for f in tried],
+        "refined": used_refine, "grid_elevation": grid_elevation, "grid_iou": grid_score}
+
+
+def refine_fit(masks: Tensor, start: Fit, cfg: CalibConfig, progress=None) -> tuple[Fit | None, float]:
+    """The gradient-descent stage (``calib.refine``) from a grid fit, then the visual hull of its cameras.
+
+    Args:
+        masks: (V, 1, H, W) full-size masks. start: the grid's final fit.
+    Returns:
+        The refined fit (its hull: surface voxels of the refined cameras' octree hull at ``final_mask_height``,
+        view_iou: that hull's reprojection) and its voxel size; (None, 0) when the start hull is empty.
+    """
+    rc = cfg.refine
+    v = masks.shape[0]
+    big = downscale_masks(masks, cfg.final_mask_height)
+    cams = turntable_cameras(v, start.elevation, start.fov, start.distance, start.direction, start.crops)
+    occ, origin, size = carve_occupancy(big, cams, rc.grid, cfg.tolerance)
+    if int(occ.sum()) < 8:
+        return None, 0.0
+    verts, faces = hull_mesh(occ, origin, size)
+    params = TurntableParams(start.elevation, start.fov, start.crops, verts, cfg.framing, start.direction)
+    refine(masks, params, faces, rc, progress)
+    with torch.no_grad():
+        el, fov = float(params.elevation), float(params.fov)
+        crops = params.crops().detach()
+    dist = framing_distance(fov, cfg.framing)
+    cams = turntable_cameras(v, el, fov, dist, start.direction, crops)
+    surface, size = carve_octree(big, cams, cfg.final_voxels, max(1, cfg.octree_levels))
+    if surface.shape[0] < 8:
+        return None, 0.0
+    view_iou = iou(silhouettes(surface, cams, *big.shape[-2:]), big)
+    return Fit(el, fov, dist, start.direction, crops, surface, view_iou, big.shape[-2]), size
 
 
 def _canonical(fit: Fit, photo_hw: tuple[int, int], cfg: CalibConfig) -> dict:

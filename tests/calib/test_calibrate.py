@@ -6,13 +6,15 @@ import pytest
 import torch
 
 from shoerecon.calib.cli import calibrate_dataset
+from shoerecon.calib.refine import RefineConfig
 from shoerecon.calib.turntable import CalibConfig, fit_crops, mask_boxes_ndc
 from shoerecon.data.layout import read_rig, rig_from_turntable, write_json
 from shoerecon.data.product_photos import ProductPhotoConfig, generate_product_photos
 
 VIEWS = 12
 CFG = CalibConfig(mask_height=48, elevations=(0.0, 10.0, 20.0), fovs=(20.0, 40.0), fine_steps=2, voxels=32,
-                  final_voxels=40, final_mask_height=64, min_iou=0.8)
+                  final_voxels=40, final_mask_height=64, min_iou=0.8,
+                  refine=RefineConfig(levels=(48,), steps=(20,), views_per_step=4, grid=20))
 
 
 @pytest.fixture(scope="module")

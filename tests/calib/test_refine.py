@@ -1,0 +1,53 @@
+"""The gradient-descent stage of `shoerecon calibrate` (calib.refine): hull mesh, and a perturbed rig recovered."""
+import pytest
+import torch
+
+from shoerecon.calib.refine import RefineConfig, TurntableParams, hull_mesh, refine
+from shoerecon.calib.turntable import carve_occupancy, framing_distance, turntable_cameras
+from shoerecon.geometry.mesh import unique_edges
+
+
+def test_hull_mesh_is_closed_and_spans_the_occupied_box():
+    occ = torch.zeros(10, 8, 8, dtype=torch.bool)
+    occ[2:8, 3:6, 1:7] = True  # voxels 2..7 along x: centres 2..7, faces at 1.5 and 7.5
+    verts, faces = hull_mesh(occ, torch.tensor([0.0, 0.0, 0.0]), 0.1)
+    lo, hi = verts.amin(0), verts.amax(0)
+    # the surface lies between the outermost voxel centres and their outer faces (smoothing rounds corners)
+    for axis, (a, b) in enumerate([(2, 7), (3, 5), (1, 6)]):
+        assert a * 0.1 - 0.05 - 1e-4 <= lo[axis] <= a * 0.1 + 1e-4
+        assert b * 0.1 - 1e-4 <= hi[axis] <= b * 0.1 + 0.05 + 1e-4
+    # closed: every edge is shared by exactly two faces
+    e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(1).values
+    _, counts = torch.unique(e, dim=0, return_counts=True)
+    assert bool((counts == 2).all())
+    assert unique_edges(faces).shape[0] == counts.shape[0]
+
+
+@pytest.fixture(scope="module")
+def shoe_masks():
+    """Exact masks (12, 1, 48, 64) of a synthetic shoe on a turntable at elevation 12, fov 30, random crops."""
+    from shoerecon.data.synthetic import sample_shoe_params, shoe_mesh, shoe_rng
+    from shoerecon.render.renderer import Renderer, RendererConfig
+
+    mesh = shoe_mesh(sample_shoe_params(shoe_rng(0, 3)), textured=False)
+    gen = torch.Generator().manual_seed(0)
+    crops = torch.cat([0.05 * torch.randn(12, 2, generator=gen), 1 + 0.05 * torch.rand(12, 1, generator=gen)], 1)
+    cams = turntable_cameras(12, 12.0, 30.0, framing_distance(30.0, 0.8), 1, crops)
+    with torch.no_grad():
+        masks = Renderer(RendererConfig(image_size=(48, 64)).hard())(mesh.verts[None], mesh.faces, cams.reshape(1, 12))
+    return masks[0, :, 3:4], crops
+
+
+def test_refine_recovers_a_perturbed_elevation(shoe_masks):
+    torch.manual_seed(0)
+    masks, crops = shoe_masks
+    start_el = 16.0  # the truth is 12: the grid's hull is carved with a rig 4 degrees off
+    start = turntable_cameras(12, start_el, 30.0, framing_distance(30.0, 0.8), 1, crops)
+    occ, origin, size = carve_occupancy(masks, start, 24, 0)
+    verts, faces = hull_mesh(occ, origin, size)
+    params = TurntableParams(start_el, 30.0, crops, verts, 0.8, 1)
+    losses = refine(masks, params, faces, RefineConfig(levels=(48,), steps=(100,), views_per_step=6))
+    assert sum(losses[-10:]) < sum(losses[:10])
+    elevation = float(params.elevation.detach())
+    assert abs(elevation - 12.0) < 2.0, elevation
+    assert float(params.fov.detach()) == pytest.approx(30.0)  # the fov is not descended on by default
