@@ -2,6 +2,7 @@ import json
 import math
 import os
 import socket
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -142,6 +143,21 @@ with open(os.path.join({out!r}, f"rank{{rank}}.json"), "w") as f:
 """
 
 
+def run_process_group(cmd: list, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` whose timeout also kills the launcher's workers. accelerate's ranks are grandchildren:
+    a plain timeout killed only the launcher and left both ranks waiting on each other for good (two orphans were
+    found 43 minutes after such a timeout on a loaded machine)."""
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"{' '.join(map(str, cmd[:4]))} ... did not finish in {timeout} s; its process group was killed")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 @pytest.mark.slow
 def test_two_cpu_processes_are_really_data_parallel(data_root, tmp_path):
     out = tmp_path / "runs"
@@ -154,7 +170,7 @@ def test_two_cpu_processes_are_really_data_parallel(data_root, tmp_path):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(_free_port()), str(driver)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    proc = run_process_group(cmd, timeout=240, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["rank"] for r in ranks] == [0, 1]
