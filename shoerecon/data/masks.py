@@ -176,6 +176,42 @@ def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: obje
     return keep_components(shape, cfg.min_component)[0]
 
 
+def fill_column_gaps(mask: Tensor, candidate: Tensor) -> Tensor:
+    """Binary masks (B, 1, H, W) with each column's gaps between two mask pixels filled by the ``candidate`` pixels
+    there, below the top third of the mask's rows (a white midsole between the upper and a dark outsole; the top
+    third has real background gaps that blur makes unlike the background: between a pull tab and the collar)."""
+    on = mask > 0.5
+    above = torch.cummax(on.to(torch.uint8), dim=-2).values.bool()
+    below = torch.cummax(on.flip(-2).to(torch.uint8), dim=-2).values.flip(-2).bool()
+    rows = torch.arange(mask.shape[-2], device=mask.device).view(1, 1, -1, 1)
+    top = torch.where(on.any(-1, keepdim=True), rows, mask.shape[-2]).amin(-2, keepdim=True)
+    bottom = torch.where(on.any(-1, keepdim=True), rows, -1).amax(-2, keepdim=True)
+    lower = 3 * rows >= 2 * top + bottom
+    return (on | (above & below & lower & (candidate > 0.5))).to(mask.dtype)
+
+
+def _grow_to_contact(mask: Tensor, candidate: Tensor, brightness: Tensor, step: float, reach: float) -> Tensor:
+    """One (H, W) bool mask grown down each column to its contact line (``extend_to_contact_line``) -> (H, W) bool."""
+    out = mask.clone()
+    rows = torch.nonzero(mask.any(1)).flatten()
+    if len(rows) == 0:
+        return out
+    height = mask.shape[0]
+    limit = int(reach * (int(rows[-1]) - int(rows[0]) + 1)) + 1
+    for x in torch.nonzero(mask.any(0)).flatten().tolist():
+        lowest = int(torch.nonzero(mask[:, x]).flatten()[-1])
+        end = lowest + 1
+        while end < min(height, lowest + 1 + limit) and candidate[end, x]:
+            end += 1
+        if end == lowest + 1:
+            continue
+        run = brightness[lowest + 1:end, x]
+        line = int(run.argmin())
+        if float(run[:line + 1].max()) >= float(run[line]) + step:
+            out[lowest + 1:lowest + 2 + line, x] = True
+    return out
+
+
 def extend_to_contact_line(mask: Tensor, candidate: Tensor, brightness: Tensor, step: float, reach: float) -> Tensor:
     """Grow binary masks (B, 1, H, W) over a white sole: fill each column's gaps between parts of the mask with the
     ``candidate`` pixels there, then grow downwards over a bright band that sits on a darker contact line.
@@ -192,38 +228,10 @@ def extend_to_contact_line(mask: Tensor, candidate: Tensor, brightness: Tensor, 
     >>> extend_to_contact_line(m, (b < 0.99).float(), b, 0.08, 1.0)[0, 0, :, 1].tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
     """
-    # Between two parts of the shoe in one column below its top third (a white midsole between the upper and a dark
-    # outsole), every pixel unlike the background belongs to the shoe. (The top third has real background gaps
-    # that blur makes unlike the background: between a pull tab and the collar.)
-    on = mask > 0.5
-    above = torch.cummax(on.to(torch.uint8), dim=-2).values.bool()
-    below = torch.cummax(on.flip(-2).to(torch.uint8), dim=-2).values.flip(-2).bool()
-    rows = torch.arange(mask.shape[-2], device=mask.device).view(1, 1, -1, 1)
-    top = torch.where(on.any(-1, keepdim=True), rows, mask.shape[-2]).amin(-2, keepdim=True)
-    bottom = torch.where(on.any(-1, keepdim=True), rows, -1).amax(-2, keepdim=True)
-    lower = 3 * rows >= 2 * top + bottom
-    out = (on | (above & below & lower & (candidate > 0.5))).to(mask.dtype)
-    mask = out.clone()
-    for i in range(mask.shape[0]):
-        m, cand, bri = mask[i, 0] > 0.5, candidate[i, 0] > 0.5, brightness[i, 0]
-        rows = torch.nonzero(m.any(1)).flatten()
-        if len(rows) == 0:
-            continue
-        limit = int(reach * (int(rows[-1]) - int(rows[0]) + 1)) + 1
-        height = m.shape[0]
-        for x in torch.nonzero(m.any(0)).flatten().tolist():
-            bottom = int(torch.nonzero(m[:, x]).flatten()[-1])
-            end = bottom + 1
-            while end < min(height, bottom + 1 + limit) and cand[end, x]:
-                end += 1
-            if end == bottom + 1:
-                continue
-            run = bri[bottom + 1:end, x]
-            line = int(run.argmin())
-            if float(run[:line + 1].max()) >= float(run[line]) + step:
-                out[i, 0, bottom + 1:bottom + 2 + line, x] = 1
-    k = out.new_ones(3, 3)
-    return torch.maximum(mask, morph.closing(out, k))
+    mask = fill_column_gaps(mask, candidate)
+    out = torch.stack([_grow_to_contact(m[0] > 0.5, c[0] > 0.5, b[0], step, reach)[None]
+                       for m, c, b in zip(mask, candidate, brightness)]).to(mask.dtype)
+    return torch.maximum(mask, morph.closing(out, out.new_ones(3, 3)))
 
 
 def peel_from_outside(mask: Tensor, peelable: Tensor, brightness: Tensor, tolerance: float = 0.03) -> Tensor:

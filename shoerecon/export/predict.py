@@ -24,9 +24,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from shoerecon.data.dataset import cut_out
 from shoerecon.data.layout import DataError, read_image
 from shoerecon.data.preprocess import pad_to_square, prepare_input
+from shoerecon.data.reading import cut_out
 from shoerecon.export.turntable import TurntableConfig, save_turntable_strip, to_pil
 from shoerecon.geometry.io import save_glb, save_obj
 from shoerecon.geometry.mesh import Mesh
