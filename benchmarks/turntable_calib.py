@@ -33,11 +33,16 @@ def _calibrate_one(job) -> dict:
     from shoerecon.calib.cli import load_masks
     from shoerecon.calib.turntable import CalibConfig, calibrate_shoe
 
-    root, shoe, views, threads, refine = job
+    root, shoe, views, threads, refine, cameras_out = job
     torch.set_num_threads(threads)
     masks = load_masks(Path(root), shoe, views)
     t, c = time.perf_counter(), time.process_time()
     r = calibrate_shoe(masks, CalibConfig() if refine else CalibConfig(refine=None))
+    if cameras_out and r["converged"]:  # the cameras.json `shoerecon calibrate` would write (for training runs)
+        from shoerecon.calib.cli import _cameras_json
+        from shoerecon.data.layout import write_json
+
+        write_json(Path(cameras_out) / shoe / "cameras.json", _cameras_json(r, r["cameras"], 0))
     keys = ("elevation", "fov", "start_azimuth", "mean_iou", "converged", "refined", "grid_elevation", "grid_iou")
     return {k: r[k] for k in keys} | {"seconds": time.perf_counter() - t, "cpu": time.process_time() - c, "shoe": shoe}
 
@@ -55,6 +60,8 @@ def main(argv=None) -> int:
     p.add_argument("--masks", choices=("import", "alpha"), default="import",
                    help="calibrate from the imported masks (default) or the exact alpha (calibration alone)")
     p.add_argument("--no-refine", action="store_true", help="grid search only (no gradient-descent stage)")
+    p.add_argument("--cameras-out", default=None,
+                   help="also write each converged shoe's cameras.json to <this>/<shoe>/ (a calibrated copy to train on)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -113,7 +120,7 @@ def main(argv=None) -> int:
         shoes = sorted(rigs)
     else:
         shoes = [r.name for r in reports if r.status == "ok"]
-    jobs = [(str(ds), s, args.views, args.threads, not args.no_refine) for s in shoes]
+    jobs = [(str(ds), s, args.views, args.threads, not args.no_refine, args.cameras_out) for s in shoes]
     print(f"\n## calibration ({len(shoes)} shoes from {args.masks} masks, refine {not args.no_refine}, "
           f"{args.workers} process(es) x --threads {args.threads}, load average at start {loadavg()})\n")
     print("| shoe | elevation (true) | err | grid err | start az (true) | err | fov (true) | mean IoU (grid) | refined "

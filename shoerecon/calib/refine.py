@@ -15,6 +15,9 @@ The object pose (offset on the table, start azimuth) is the shape's position and
 so it moves with the offsets; ``calib.turntable`` reads it off the refined hull (``_canonical``).
 Coarse to fine: ``levels`` mask heights, each with its own steps and silhouette sharpness; every step renders
 a random subset of the views (``views_per_step``) to keep a step cheap on one CPU core.
+The soft IoU is a proxy: it can fall while the hard reprojection gets worse. ``refine`` therefore takes an
+optional ``score`` (the caller's hard measure of a parameter state, e.g. the re-carved hull's IoU), calls it
+after every level, and leaves ``params`` at the best-scoring of these states (the caller compares with its start).
 """
 from __future__ import annotations
 
@@ -39,23 +42,28 @@ class RefineConfig:
     Attributes:
         levels: mask heights (pixels) of the coarse-to-fine stages. steps: Adam steps per stage.
         views_per_step: views rendered per step (a random subset, different every step).
-        sigma_pixels: silhouette edge softness in pixels of the stage (SoftRas sigma = (this * pixel)^2).
+        sigma_pixels: silhouette edge softness in pixels (SoftRas sigma = (this * pixel)^2): one value for
+            every level, or one per level.
         faces_per_pixel: K of the soft renderer.
         lr: Adam learning rate (all parameters are scaled to unit-ish steps). laplacian: weight of the
             offsets' smoothness. grid: voxels along the long side of the occupancy grid that gives the mesh.
         seed: of the view subsets (results are reproducible). fov: descend on the field of view too.
+        lr_end: the learning rate falls (cosine) to this fraction of ``lr`` by the end of every level: at a
+            constant rate Adam keeps every crop jittering by about ``lr`` (a third of a pixel at 64 px), and the
+            re-carved hull, which needs all views aligned at once, pays for each one.
     """
 
     levels: tuple[int, ...] = (48, 64)
     steps: tuple[int, ...] = (80, 40)
     views_per_step: int = 8
-    sigma_pixels: float = 0.5
+    sigma_pixels: float | tuple[float, ...] = 0.5
     faces_per_pixel: int = 16
     lr: float = 0.01
     laplacian: float = 2.0
     grid: int = 32
     seed: int = 0
     fov: bool = False
+    lr_end: float = 1.0
 
 
 def framing_distance(fov: float | Tensor, framing: float) -> float | Tensor:
@@ -141,34 +149,51 @@ def _masks_at(masks: Tensor, height: int) -> Tensor:
     return F.interpolate(masks.float(), size=(height, max(1, round(w * height / h))), mode="area")
 
 
-def refine(masks: Tensor, params: TurntableParams, faces: Tensor, cfg: RefineConfig | None = None, progress=None) -> list[float]:
+def _sigmas(cfg: RefineConfig) -> tuple[float, ...]:
+    s = cfg.sigma_pixels
+    s = (float(s),) * len(cfg.levels) if isinstance(s, (int, float)) else tuple(s)
+    if len(s) != len(cfg.levels) or len(cfg.steps) != len(cfg.levels):
+        raise ValueError(f"RefineConfig: levels {cfg.levels}, steps {cfg.steps} and sigma_pixels {cfg.sigma_pixels} "
+                         "need one entry per level")
+    return s
+
+
+def refine(masks: Tensor, params: TurntableParams, faces: Tensor, cfg: RefineConfig | None = None, progress=None,
+           score=None) -> list[float]:
     """Descend on ``1 - soft IoU`` (+ Laplacian of the offsets) over ``cfg.levels``; updates ``params`` in place.
 
     Args:
         masks: (V, 1, H, W) in [0, 1] (any size; downscaled per level). faces: (F, 3) of ``params.verts()``.
         progress: called once per step (a tqdm ``update``), optional.
+        score: optional ``score(params) -> float`` (higher is better), called after every level; ``params``
+            ends at the best-scoring of these states.
     Returns:
         The loss of every step (for tests and plots).
     """
     from shoerecon.render.renderer import Renderer, RendererConfig
+    from shoerecon.render.shade import packed_silhouette
 
     cfg = cfg or RefineConfig()
+    sigmas = _sigmas(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     v = masks.shape[0]
     params.d_log_fov.requires_grad_(cfg.fov)
     opt = torch.optim.Adam([q for q in params.parameters() if q.requires_grad], lr=cfg.lr)
     losses = []
-    for height, steps in zip(cfg.levels, cfg.steps):
+    best = None
+    for height, steps, sigma_pixels in zip(cfg.levels, cfg.steps, sigmas):
         target = _masks_at(masks, height)
         h, w = target.shape[-2:]
         pixel = 2.0 / min(h, w)
-        renderer = Renderer(RendererConfig(image_size=(h, w), faces_per_pixel=cfg.faces_per_pixel,
-                                           sigma=(cfg.sigma_pixels * pixel) ** 2, background=(1.0, 1.0, 1.0)))
-        for _ in range(steps):
+        sigma = (sigma_pixels * pixel) ** 2
+        renderer = Renderer(RendererConfig(image_size=(h, w), faces_per_pixel=cfg.faces_per_pixel, sigma=sigma))
+        for step in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * (cfg.lr_end + (1 - cfg.lr_end) * 0.5 * (1 + math.cos(math.pi * step / steps)))
             views = torch.randperm(v, generator=gen)[: cfg.views_per_step]
             cams = params.cameras(views).reshape(1, views.shape[0])
-            verts = params.verts()
-            alpha = renderer(verts[None], faces, cams)[0, :, 3:4]
+            # Only the silhouette is needed: no colour blending.
+            alpha = packed_silhouette(renderer.rasterize_packed(params.verts()[None], faces, cams), sigma)[:, None]
             loss = (1 - soft_iou(alpha, target[views])).mean()
             lap = uniform_laplacian(params.offsets, faces).square().sum(-1).mean()
             # Offsets in pixels of this level, so the smoothness weighs the same at every level.
@@ -179,7 +204,19 @@ def refine(masks: Tensor, params: TurntableParams, faces: Tensor, cfg: RefineCon
             losses.append(float(loss.detach()))
             if progress is not None:
                 progress()
+        if score is not None:
+            value = score(params)
+            if best is None or value > best[0]:
+                best = (value, _state(params))
+    if best is not None:
+        with torch.no_grad():
+            for q, b in zip(params.parameters(), best[1]):
+                q.copy_(b)
     return losses
+
+
+def _state(params: TurntableParams) -> list[Tensor]:
+    return [q.detach().clone() for q in params.parameters()]
 
 
 def refined_score(masks: Tensor, params: TurntableParams, faces: Tensor, height: int) -> Tensor:

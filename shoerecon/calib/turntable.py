@@ -37,7 +37,8 @@ class CalibConfig:
         mask_height: masks are downscaled to this height (aspect kept) for fitting.
         elevations, fovs: the coarse grid (degrees). fine_step: the fine grid's half-steps around the best.
         voxels: voxel grid resolution along the long side. tolerance: views a voxel may fall outside of.
-        crop_iterations: carve / re-fit crop rounds per candidate.
+        crop_iterations: carve / re-fit crop rounds per candidate (crops from bounding boxes).
+        moment_iterations: then carve / re-align rounds on the hull's projected silhouettes (``align_moments``).
         framing: the uncropped camera frames a length-1 shoe to this fraction (ties distance to fov).
         direction: turntable direction (1 or -1); 0 tries both.
         min_iou: below this mean reprojection IoU a shoe is "not converged".
@@ -53,6 +54,7 @@ class CalibConfig:
     voxels: int = 40
     tolerance: int = 1
     crop_iterations: int = 3
+    moment_iterations: int = 2
     framing: float = 0.8
     direction: int = 1
     min_iou: float = 0.85
@@ -96,6 +98,32 @@ def fit_crops(proj_boxes: Tensor, mask_boxes: Tensor) -> Tensor:
     pc = torch.stack([(proj_boxes[:, 0] + proj_boxes[:, 1]) / 2, (proj_boxes[:, 2] + proj_boxes[:, 3]) / 2], 1)
     mc = torch.stack([(mask_boxes[:, 0] + mask_boxes[:, 1]) / 2, (mask_boxes[:, 2] + mask_boxes[:, 3]) / 2], 1)
     return torch.cat([mc - zoom[:, None] * pc, zoom[:, None]], 1)
+
+
+def _moments(images: Tensor) -> tuple[Tensor, Tensor]:
+    """Mass (V,) and NDC centroid (V, 2) of (V, 1, H, W) images in [0, 1]."""
+    v, _, h, w = images.shape
+    x, y = pixel_centers_ndc(h, w, dtype=images.dtype)
+    m = images[:, 0]
+    mass = m.flatten(1).sum(1).clamp_min(1e-6)
+    cx = (m.sum(1) * x).sum(1) / mass
+    cy = (m.sum(2) * y).sum(1) / mass
+    return mass, torch.stack([cx, cy], 1)
+
+
+def align_moments(proj: Tensor, masks: Tensor, crops: Tensor) -> Tensor:
+    """Crops (V, 3) updated so each view's projected hull ``proj`` (V, 1, H, W) takes the mask's centroid and area.
+
+    Moments use every pixel, so they place a silhouette to a fraction of a pixel where a bounding box moves
+    by whole pixels. A carved hull is eroded by every inconsistency, which would inflate all zooms each round:
+    the zoom corrections are normalised to a geometric mean of 1 (the common scale is the hull's, not the crops').
+    """
+    area_p, cp = _moments((proj > 0.5).float())
+    area_m, cm = _moments(masks.float())
+    k = (area_m / area_p).sqrt()
+    k = k / k.log().mean().exp()
+    shift = k[:, None] * (crops[:, :2] - cp) + cm
+    return torch.cat([shift, (k * crops[:, 2])[:, None]], 1)
 
 
 def voxel_grid(n: int) -> tuple[Tensor, float]:
@@ -242,6 +270,13 @@ def fit_candidate(masks: Tensor, elevation: float, fov: float, direction: int, c
             break
         hull = points[keep]
         crops = fit_crops(_boxes(plain, hull, pad=size / 2), boxes)
+    for _ in range(cfg.moment_iterations if hull.shape[0] >= 8 else 0):
+        cams = turntable_cameras(v, elevation, fov, dist, direction, crops)
+        keep = carve(masks, cams, points, cfg.tolerance)
+        if int(keep.sum()) < 8:
+            break
+        hull = points[keep]
+        crops = align_moments(splat(hull, cams, h, w, _splat_radius(cams, size, h, w)), masks, crops)
     cams = turntable_cameras(v, elevation, fov, dist, direction, crops)
     if hull.shape[0] < 8:
         return Fit(elevation, fov, dist, direction, crops, hull, torch.zeros(v), h)
@@ -325,6 +360,9 @@ def calibrate_shoe(masks: Tensor, cfg: CalibConfig | None = None, progress=None)
 def refine_fit(masks: Tensor, start: Fit, cfg: CalibConfig, progress=None) -> tuple[Fit | None, float]:
     """The gradient-descent stage (``calib.refine``) from a grid fit, then the visual hull of its cameras.
 
+    The hull's reprojection IoU at ``final_mask_height`` (the number calibration reports) is also refine's
+    ``score``: the rig after the level that scored best is kept, not merely the last one.
+
     Args:
         masks: (V, 1, H, W) full-size masks. start: the grid's final fit.
     Returns:
@@ -340,17 +378,28 @@ def refine_fit(masks: Tensor, start: Fit, cfg: CalibConfig, progress=None) -> tu
         return None, 0.0
     verts, faces = hull_mesh(occ, origin, size)
     params = TurntableParams(start.elevation, start.fov, start.crops, verts, cfg.framing, start.direction)
-    refine(masks, params, faces, rc, progress)
+    fits: list[tuple[Fit | None, float]] = []
+
+    def score(p: TurntableParams) -> float:
+        fits.append(_hull_fit(big, p, start.direction, cfg))
+        return fits[-1][0].score if fits[-1][0] is not None else -1.0
+
+    refine(masks, params, faces, rc, progress, score=score)
+    return max(fits, key=lambda f: f[0].score if f[0] is not None else -1.0)
+
+
+def _hull_fit(big: Tensor, params: TurntableParams, direction: int, cfg: CalibConfig) -> tuple[Fit | None, float]:
+    """The octree visual hull of ``params``' cameras and its reprojection IoU on ``big`` (V, 1, h, w) masks."""
     with torch.no_grad():
         el, fov = float(params.elevation), float(params.fov)
-        crops = params.crops().detach()
+        crops = params.crops().detach().clone()
     dist = framing_distance(fov, cfg.framing)
-    cams = turntable_cameras(v, el, fov, dist, start.direction, crops)
+    cams = turntable_cameras(big.shape[0], el, fov, dist, direction, crops)
     surface, size = carve_octree(big, cams, cfg.final_voxels, max(1, cfg.octree_levels))
     if surface.shape[0] < 8:
         return None, 0.0
     view_iou = iou(silhouettes(surface, cams, *big.shape[-2:]), big)
-    return Fit(el, fov, dist, start.direction, crops, surface, view_iou, big.shape[-2]), size
+    return Fit(el, fov, dist, direction, crops, surface, view_iou, big.shape[-2]), size
 
 
 def _canonical(fit: Fit, photo_hw: tuple[int, int], cfg: CalibConfig) -> dict:

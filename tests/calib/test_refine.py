@@ -51,3 +51,31 @@ def test_refine_recovers_a_perturbed_elevation(shoe_masks):
     elevation = float(params.elevation.detach())
     assert abs(elevation - 12.0) < 2.0, elevation
     assert float(params.fov.detach()) == pytest.approx(30.0)  # the fov is not descended on by default
+
+
+def test_refine_keeps_the_best_scoring_level_not_the_last(shoe_masks):
+    """With a ``score``, the parameters end at the state of the best-scoring level (here the first)."""
+    masks, crops = shoe_masks
+    start = turntable_cameras(12, 14.0, 30.0, framing_distance(30.0, 0.8), 1, crops)
+    occ, origin, size = carve_occupancy(masks, start, 16, 0)
+    verts, faces = hull_mesh(occ, origin, size)
+    params = TurntableParams(14.0, 30.0, crops, verts, 0.8, 1)
+    seen = []
+
+    def score(p):
+        seen.append([q.detach().clone() for q in p.parameters()])
+        return [0.9, 0.5][len(seen) - 1]  # the first level "wins"
+
+    refine(masks, params, faces, RefineConfig(levels=(24, 48), steps=(3, 3), views_per_step=4, lr=0.05), score=score)
+    assert len(seen) == 2
+    now = [q.detach() for q in params.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(now, seen[0]))
+    assert not all(torch.equal(a, b) for a, b in zip(now, seen[1]))  # the second level did move them
+
+
+def test_refine_config_needs_one_entry_per_level(shoe_masks):
+    masks, crops = shoe_masks
+    verts, faces = hull_mesh(torch.ones(4, 4, 4, dtype=torch.bool), torch.zeros(3), 0.1)
+    params = TurntableParams(12.0, 30.0, crops, verts, 0.8, 1)
+    with pytest.raises(ValueError, match="sigma_pixels"):
+        refine(masks, params, faces, RefineConfig(levels=(24, 48), steps=(1, 1), sigma_pixels=(0.5,)))
