@@ -63,7 +63,7 @@ class RefineConfig:
     grid: int = 32
     seed: int = 0
     fov: bool = False
-    lr_end: float = 1.0
+    lr_end: float = 0.05
 
 
 def framing_distance(fov: float | Tensor, framing: float) -> float | Tensor:
