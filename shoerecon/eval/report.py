@@ -24,6 +24,9 @@ from tqdm import tqdm
 from shoerecon.data.layout import DataError
 from shoerecon.eval.invariance import InvarianceConfig, invariance_chamfer
 from shoerecon.eval.seams import render_with_faces, seam_error
+from shoerecon.eval.perceptual import (
+    FID_MODES, LPIPS_MODES, FIDAccumulator, build_fid_features, build_lpips_metric, on_white,
+)
 from shoerecon.eval.metrics import (
     MetricsConfig, lpips_distance, mesh_metrics_3d, mesh_quality, psnr, silhouette_iou, ssim,
 )
@@ -31,12 +34,8 @@ from shoerecon.export.predict import model_device, predict_meshes
 from shoerecon.export.turntable import image_grid, preview_renderer, render_mesh, to_pil
 from shoerecon.geometry.io.glb import load_glb
 from shoerecon.geometry.mesh import Mesh
-from shoerecon.losses.fid import FIDConfig, InceptionPoolFeatures, default_weights_path, frechet_distance
-from shoerecon.losses.perceptual import build_lpips, default_alexnet_path
 from shoerecon.render import Cameras, Renderer
 
-LPIPS_MODES = ("auto", "pretrained", "random", "off")
-FID_MODES = ("auto", "pretrained", "random", "off")
 IMAGE_METRICS = ("silhouette_iou", "psnr", "ssim", "lpips")
 VIEW_GROUPS = ("input", "novel", "all")
 
@@ -121,89 +120,6 @@ class EvalConfig:
 
 
 # ---------------------------------------------------------------------------------------- pieces
-def build_lpips_metric(cfg: EvalConfig, notes: list[str]):
-    """The LPIPS module for cfg.lpips, or None (with a note saying why; none when lpips is off or not one of
-    ``cfg.image_metrics``)."""
-    if cfg.lpips == "off" or "lpips" not in cfg.image_metrics:
-        return None
-
-    if cfg.lpips == "random":
-        notes.append("LPIPS uses a RANDOM backbone (lpips=random): values are not comparable to published LPIPS")
-        with torch.random.fork_rng(devices=[]):  # the same random network in every run: rows stay comparable
-            torch.manual_seed(0)
-            return build_lpips(pretrained=False)
-    weights = cfg.lpips_weights or default_alexnet_path()
-    if cfg.lpips == "auto" and not Path(weights).is_file():
-        notes.append(f"LPIPS skipped: AlexNet weights not found at {weights}")
-        return None
-    return build_lpips(pretrained=str(weights) if cfg.lpips_weights else True)
-
-
-def build_fid_features(cfg: EvalConfig, notes: list[str]):
-    """The frozen Inception-v3 feature extractor for cfg.fid, or None (with a note saying why)."""
-    if cfg.fid == "off":
-        return None
-
-    if cfg.fid == "random":
-        notes.append("FID uses a RANDOM Inception backbone (fid=random): values are not comparable to published FID")
-        with torch.random.fork_rng(devices=[]):  # the same random network every time: comparable across runs
-            torch.manual_seed(0)
-            return InceptionPoolFeatures(FIDConfig(pretrained=False, resize=cfg.fid_resize))
-    weights = cfg.fid_weights or default_weights_path()
-    if cfg.fid == "auto" and not Path(weights).is_file():
-        notes.append(f"FID skipped: Inception-v3 weights not found at {weights}")
-        return None
-    if cfg.fid_resize != 299:
-        notes.append(f"FID on {cfg.fid_resize} px Inception inputs (not 299): not comparable to standard FID")
-    return InceptionPoolFeatures(FIDConfig(pretrained=True, weights=cfg.fid_weights, resize=cfg.fid_resize))
-
-
-def on_white(rgb: Tensor, alpha: Tensor, background: Sequence[float] = (1.0, 1.0, 1.0)) -> Tensor:
-    """Move images composited on ``background`` onto white: rgb + (1 - alpha) (1 - bg), exact for
-    alpha compositing. rgb (B, 3, H, W), alpha (B, 1, H, W) -> (B, 3, H, W) in [0, 1]."""
-    bg = rgb.new_tensor(background).view(1, 3, 1, 1)
-    return (rgb + (1 - alpha.to(rgb)) * (1 - bg)).clamp(0, 1)
-
-
-class FIDAccumulator:
-    """Inception features of fake and real images gathered over many shoes; one FID at the end.
-
-    Images go through the network ``batch_size`` at a time (bounded memory); only the (n, 2048) features
-    are kept, on the CPU (8 KiB per image).
-
-    >>> acc = FIDAccumulator(lambda x: x.flatten(1)[:, :4])        # any (B, 3, H, W) -> (B, d) extractor
-    >>> x = torch.rand(6, 3, 2, 2)
-    >>> acc.add(x, x); abs(acc.value()) < 1e-9
-    True
-    """
-    def __init__(self, features, batch_size: int = 32, device: torch.device | str | None = None):
-        self.features, self.batch_size, self.device = features, batch_size, device
-        self.fake: list[Tensor] = []
-        self.real: list[Tensor] = []
-
-    @torch.no_grad()
-    def _extract(self, images: Tensor) -> Tensor:
-        return torch.cat([self.features(b.to(self.device or b.device).float()).double().cpu()
-                          for b in images.split(self.batch_size)])
-
-    def add(self, fake: Tensor, real: Tensor) -> None:
-        """fake (B, 3, H, W), real (B', 3, H', W') in [0, 1], on white."""
-        if fake.shape[0]:
-            self.fake.append(self._extract(fake))
-        if real.shape[0]:
-            self.real.append(self._extract(real))
-
-    @property
-    def counts(self) -> tuple[int, int]:
-        return sum(f.shape[0] for f in self.fake), sum(f.shape[0] for f in self.real)
-
-    def value(self) -> Optional[float]:
-        """The FID, or None with fewer than 2 images on a side."""
-        if min(self.counts) < 2:
-            return None
-        return float(frechet_distance(torch.cat(self.fake), torch.cat(self.real)))
-
-
 def view_metrics(
     render: Tensor, images: Tensor, masks: Tensor, lpips_model=None, cfg: MetricsConfig = MetricsConfig(),
     names: Sequence[str] = IMAGE_METRICS,
@@ -304,8 +220,9 @@ def evaluate(
     was_training = model.training
     model.eval()
     notes: list[str] = []
-    lpips_model = build_lpips_metric(eval_cfg, notes)
-    fid_net = build_fid_features(eval_cfg, notes)
+    lpips_model = build_lpips_metric(eval_cfg.lpips if "lpips" in eval_cfg.image_metrics else "off",
+                                     eval_cfg.lpips_weights, notes)
+    fid_net = build_fid_features(eval_cfg.fid, eval_cfg.fid_weights, eval_cfg.fid_resize, notes)
     device = model_device(model)
     fid = FIDAccumulator(fid_net.to(device), eval_cfg.fid_batch_size, device) if fid_net is not None else None
     if renderer is None:

@@ -183,10 +183,10 @@ def test_fid_auto_skips_and_pretrained_errors_without_weights(dataset_root, tmp_
 
 
 def test_fid_accumulator_identical_sets_zero_shifted_positive():
-    from shoerecon.eval.report import FIDAccumulator, build_fid_features
+    from shoerecon.eval.perceptual import FIDAccumulator, build_fid_features
 
     torch.manual_seed(0)
-    net = build_fid_features(EvalConfig(fid="random", fid_resize=75), [])
+    net = build_fid_features("random", None, 75, [])
     images = torch.rand(6, 3, 24, 24) * 0.6 + 0.2
     same = FIDAccumulator(net, batch_size=4)
     same.add(images[:4], images[:4])
@@ -221,7 +221,7 @@ def test_frechet_distance_matches_scipy(n1, n2, d):
 
 
 def test_on_white_undoes_compositing():
-    from shoerecon.eval.report import on_white
+    from shoerecon.eval.perceptual import on_white
 
     colour, alpha = torch.rand(2, 3, 4, 4), torch.rand(2, 1, 4, 4)
     grey = (0.5, 0.6, 0.7)
@@ -232,12 +232,12 @@ def test_on_white_undoes_compositing():
 
 def test_random_backbones_are_the_same_network_whatever_the_global_rng():
     """Rows of one ablation table are evaluated after different training runs: random metrics must not drift."""
-    from shoerecon.eval.report import build_lpips_metric
+    from shoerecon.eval.perceptual import build_lpips_metric
 
     nets = []
     for seed in (1, 2):
         torch.manual_seed(seed)
-        nets.append(build_lpips_metric(EvalConfig(lpips="random"), []))
+        nets.append(build_lpips_metric("random", None, []))
     a, b = (dict(n.state_dict()) for n in nets)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
