@@ -17,9 +17,10 @@ from torch import Tensor
 
 from shoerecon.geometry.laplacian import EdgeQuads, _laplacian_operands, edge_quads
 from shoerecon.geometry.mesh import Mesh, unique_edges
+from shoerecon.geometry.sole import sole_bend_projector, sole_vertices
 from shoerecon.geometry.texels import texel_chart_labels, uv_coverage_mask
 
-CACHED = ("edges", "edge_quads", "laplacian_operands", "uv_mask", "chart_labels")
+CACHED = ("edges", "edge_quads", "laplacian_operands", "uv_mask", "chart_labels", "sole_operands")
 
 
 class Template:
@@ -38,7 +39,8 @@ class Template:
     Derived data (each computed on first access, on the tensors' device, then kept):
         edges (E, 2) long unique undirected edges; edge_quads (``EdgeQuads``: interior edges, their two faces
         and opposite vertices); laplacian_operands (src (2E,), dst (2E,), 1/degree (M,), has-neighbour (M,));
-        uv_mask (Ht, Wt) float {0, 1}; chart_labels (Ht, Wt) long UV chart per texel, -1 unused.
+        uv_mask (Ht, Wt) float {0, 1}; chart_labels (Ht, Wt) long UV chart per texel, -1 unused;
+        sole_operands (the ground face's vertex indices (S,) and its bend projector (S, S), ``geometry.sole``).
     """
 
     def __init__(self, verts: Tensor, faces: Tensor, uvs: Optional[Tensor] = None, uv_faces: Optional[Tensor] = None,
@@ -152,6 +154,15 @@ class Template:
         if self.uvs is None:
             return None
         return self._cached("chart_labels", lambda: texel_chart_labels(self.uvs, self.uv_faces, self.texture_size)[0])
+
+    @property
+    def sole_operands(self) -> tuple[Tensor, Tensor]:
+        """The sole's ground face: vertex indices (S,) long and the (S, S) projector onto their heights' bend
+        (``geometry.sole``; S may be 0 for a mesh without a downward face)."""
+        def compute() -> tuple[Tensor, Tensor]:
+            index = sole_vertices(self.verts, self.faces)
+            return index, sole_bend_projector(self.verts[index])
+        return self._cached("sole_operands", compute)
 
 
 __all__ = ["Template", "CACHED"]

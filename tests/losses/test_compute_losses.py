@@ -48,7 +48,7 @@ def context(out, renders, batch, faces, dtype=torch.float32, b: int = B, modules
 
 def all_on(**kw) -> LossConfig:
     weights = dict(silhouette=0.9, image=0.1, perceptual=0.01, flow=0.1, laplacian=0.1, flatten=0.001,
-                   normal_consistency=0.2, edge_length=0.3, align=0.4, flow_smooth=0.5)
+                   normal_consistency=0.2, edge_length=0.3, align=0.4, flow_smooth=0.5, sole_bend=0.6)
     weights.update(kw)
     cfg = LossConfig(**weights)
     cfg.perceptual.pretrained = False
