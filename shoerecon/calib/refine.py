@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from shoerecon.losses.silhouette import soft_iou
 from shoerecon.geometry.laplacian import uniform_laplacian
+from shoerecon.geometry.mesh import Meshes
 from shoerecon.render.cameras import Cameras
 
 ELEVATION_UNIT = 10.0  # degrees per unit of the elevation parameter: similar step sizes for every parameter
@@ -168,7 +169,7 @@ def refine(masks: Tensor, params: TurntableParams, faces: Tensor, cfg: RefineCon
             views = torch.randperm(v, generator=gen)[: cfg.views_per_step]
             cams = params.cameras(views).reshape(1, views.shape[0])
             verts = params.verts()
-            alpha = renderer(verts[None], faces, cams)[0, :, 3:4]
+            alpha = renderer(Meshes(verts[None], faces), cams)[0, :, 3:4]
             loss = (1 - soft_iou(alpha, target[views])).mean()
             lap = uniform_laplacian(params.offsets, faces).square().sum(-1).mean()
             # Offsets in pixels of this level, so the smoothness weighs the same at every level.

@@ -32,7 +32,7 @@ from PIL import Image
 from torch import Tensor
 
 from shoerecon.geometry.io.glb import save_glb
-from shoerecon.geometry.mesh import Mesh
+from shoerecon.geometry.mesh import Mesh, Meshes
 from shoerecon.render.cameras import Cameras
 
 
@@ -131,11 +131,7 @@ def _render(verts: Tensor, mesh: Mesh, cameras: Tensor, cfg: ProductPhotoConfig,
     for start in range(0, cameras.shape[0], 12):
         cams = Cameras.from_tensor(cameras[start : start + 12][None])
         with torch.no_grad():
-            if textured:
-                rgba = r(verts[None], mesh.faces, cams, mesh.texture[None], mesh.uvs, mesh.uv_faces)[0]
-            else:
-                rgba = r(verts[None], mesh.faces, cams)[0]
-        out.append(rgba)
+            out.append(r(Meshes.from_topology(mesh, verts[None], mesh.texture[None] if textured else None), cams)[0])
     return F.avg_pool2d(torch.cat(out), k) if k > 1 else torch.cat(out)
 
 

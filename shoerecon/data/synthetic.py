@@ -24,7 +24,7 @@ from torch import Tensor
 
 from shoerecon.data.synth.shape import DEFAULT_SHAPE_RANGES, ShoeParams, sample_shoe_params as _sample
 from shoerecon.data.synth.shoe import shoe_mesh as _shoe_mesh
-from shoerecon.geometry.mesh import Mesh
+from shoerecon.geometry.mesh import Mesh, Meshes
 
 __all__ = ["DEFAULT_SHAPE_RANGES", "ShoeParams", "SynthConfig", "sample_shoe_params", "shoe_rng", "shoe_mesh",
            "render_turntable", "make_shoe", "generate_shoe", "generate_dataset", "split_ids", "shoe_id"]
@@ -122,7 +122,7 @@ def render_turntable(mesh: Mesh, cameras: Tensor, image_size: int, supersample: 
     for start in range(0, cameras.shape[0], chunk):
         cams = Cameras.from_tensor(cameras[start : start + chunk][None])
         with torch.no_grad():
-            rgba = renderer(mesh.verts[None], mesh.faces, cams, mesh.texture[None], mesh.uvs, mesh.uv_faces)[0]
+            rgba = renderer(Meshes.from_mesh(mesh), cams)[0]
         out.append(rgba)
     rgba = torch.cat(out)
     if supersample > 1:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -24,6 +24,9 @@ from tqdm import tqdm
 from shoerecon.data.layout import DataError
 from shoerecon.eval.invariance import InvarianceConfig, invariance_chamfer
 from shoerecon.eval.seams import render_with_faces, seam_error
+from shoerecon.eval.perceptual import (
+    FID_MODES, LPIPS_MODES, FIDAccumulator, build_fid_features, build_lpips_metric, on_white,
+)
 from shoerecon.eval.metrics import (
     MetricsConfig, lpips_distance, mesh_metrics_3d, mesh_quality, psnr, silhouette_iou, ssim,
 )
@@ -31,12 +34,10 @@ from shoerecon.export.predict import model_device, predict_meshes
 from shoerecon.export.turntable import image_grid, preview_renderer, render_mesh, to_pil
 from shoerecon.geometry.io.glb import load_glb
 from shoerecon.geometry.mesh import Mesh
-from shoerecon.losses.fid import FIDConfig, InceptionPoolFeatures, default_weights_path, frechet_distance
-from shoerecon.losses.perceptual import build_lpips, default_alexnet_path
-from shoerecon.render import Cameras
+from shoerecon.render import Cameras, Renderer
 
-LPIPS_MODES = ("auto", "pretrained", "random", "off")
-FID_MODES = ("auto", "pretrained", "random", "off")
+IMAGE_METRICS = ("silhouette_iou", "psnr", "ssim", "lpips")
+VIEW_GROUPS = ("input", "novel", "all")
 
 
 @dataclass
@@ -52,7 +53,15 @@ class EvalConfig:
     refine_steps: refine each prediction for this many steps against its input view before measuring.
     seams: ``novel/seam_error`` / ``seam_baseline`` / ``seam_excess`` / ``seam_fraction`` (``eval.seams``).
     views: view indices per shoe; None = every view of the rig. max_shoes: first N shoes of the split.
+    batch_size: shoes per network forward.
     grid_shoes / grid_views: rows (shoes) and columns (azimuths) of grid.png.
+    image_metrics: the per-view 2D metrics (of ``IMAGE_METRICS``). view_groups: the views each is averaged
+        over, ``<group>/<metric>`` (``VIEW_GROUPS``: input = the input view, novel = the others, all = every
+        asked view). view_chunk: render at most this many views at a time (None: all at once; soft renders
+        differ in the last bit with the chunking, so the training validation keeps its own).
+    template_only: measure the bare template (no offsets) with the predicted texture: the baseline a network
+        has to beat on shape. clamp_texture: clamp predicted textures to [0, 1] (as exported).
+    ``EvalConfig.quick(...)`` is the training-time validation preset.
     """
     max_shoes: Optional[int] = None
     views: Optional[list[int]] = None
@@ -70,112 +79,63 @@ class EvalConfig:
     grid_shoes: int = 4
     grid_views: int = 6
     refine_steps: int = 0  # > 0: fit each prediction to its input view first (``shoerecon.fit``, cfg.refine)
+    image_metrics: list[str] = field(default_factory=lambda: list(IMAGE_METRICS))
+    view_groups: list[str] = field(default_factory=lambda: ["input", "novel"])
+    view_chunk: Optional[int] = None
+    template_only: bool = False
+    clamp_texture: bool = True
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     invariance_cfg: InvarianceConfig = field(default_factory=InvarianceConfig)
+
+    @classmethod
+    def quick(cls, max_shoes: Optional[int] = None, views: Optional[list[int]] = None,
+              template_only: bool = False) -> "EvalConfig":
+        """The cheap preset of validation during training: silhouette IoU and PSNR averaged over every asked
+        view (``all/silhouette_iou``, ``all/psnr``), one shoe per forward, 12 views per render, the raw
+        (unclamped) texture; no LPIPS, FID, 3D, invariance, quality, seams or grid.
+
+        >>> EvalConfig.quick(max_shoes=2).image_metrics
+        ['silhouette_iou', 'psnr']
+        """
+        return cls(max_shoes=max_shoes, views=views, batch_size=1, lpips="off", three_d=False, invariance=False,
+                   quality=False, seams=False, fid="off", grid_shoes=0, image_metrics=["silhouette_iou", "psnr"],
+                   view_groups=["all"], view_chunk=12, template_only=template_only, clamp_texture=False)
 
     def __post_init__(self) -> None:
         if self.lpips not in LPIPS_MODES:
             raise ValueError(f"EvalConfig.lpips must be one of {LPIPS_MODES}, got {self.lpips!r}")
         if self.fid not in FID_MODES:
             raise ValueError(f"EvalConfig.fid must be one of {FID_MODES}, got {self.fid!r}")
+        for key, given, valid in (("image_metrics", self.image_metrics, IMAGE_METRICS),
+                                  ("view_groups", self.view_groups, VIEW_GROUPS)):
+            bad = [name for name in given if name not in valid]
+            if bad:
+                raise ValueError(f"EvalConfig.{key}: unknown {bad}; valid: {', '.join(valid)}")
+        if self.batch_size < 1 or (self.view_chunk is not None and self.view_chunk < 1):
+            raise ValueError(f"EvalConfig.batch_size and view_chunk must be >= 1, got {self.batch_size}, "
+                             f"{self.view_chunk}")
         if self.fid_resize < 75:
             raise ValueError(f"EvalConfig.fid_resize must be >= 75 (Inception-v3's smallest input), "
                              f"got {self.fid_resize}")
 
 
 # ---------------------------------------------------------------------------------------- pieces
-def build_lpips_metric(cfg: EvalConfig, notes: list[str]):
-    """The LPIPS module for cfg.lpips, or None (with a note saying why)."""
-    if cfg.lpips == "off":
-        return None
-
-    if cfg.lpips == "random":
-        notes.append("LPIPS uses a RANDOM backbone (lpips=random): values are not comparable to published LPIPS")
-        with torch.random.fork_rng(devices=[]):  # the same random network in every run: rows stay comparable
-            torch.manual_seed(0)
-            return build_lpips(pretrained=False)
-    weights = cfg.lpips_weights or default_alexnet_path()
-    if cfg.lpips == "auto" and not Path(weights).is_file():
-        notes.append(f"LPIPS skipped: AlexNet weights not found at {weights}")
-        return None
-    return build_lpips(pretrained=str(weights) if cfg.lpips_weights else True)
-
-
-def build_fid_features(cfg: EvalConfig, notes: list[str]):
-    """The frozen Inception-v3 feature extractor for cfg.fid, or None (with a note saying why)."""
-    if cfg.fid == "off":
-        return None
-
-    if cfg.fid == "random":
-        notes.append("FID uses a RANDOM Inception backbone (fid=random): values are not comparable to published FID")
-        with torch.random.fork_rng(devices=[]):  # the same random network every time: comparable across runs
-            torch.manual_seed(0)
-            return InceptionPoolFeatures(FIDConfig(pretrained=False, resize=cfg.fid_resize))
-    weights = cfg.fid_weights or default_weights_path()
-    if cfg.fid == "auto" and not Path(weights).is_file():
-        notes.append(f"FID skipped: Inception-v3 weights not found at {weights}")
-        return None
-    if cfg.fid_resize != 299:
-        notes.append(f"FID on {cfg.fid_resize} px Inception inputs (not 299): not comparable to standard FID")
-    return InceptionPoolFeatures(FIDConfig(pretrained=True, weights=cfg.fid_weights, resize=cfg.fid_resize))
-
-
-def on_white(rgb: Tensor, alpha: Tensor, background: Sequence[float] = (1.0, 1.0, 1.0)) -> Tensor:
-    """Move images composited on ``background`` onto white: rgb + (1 - alpha) (1 - bg), exact for
-    alpha compositing. rgb (B, 3, H, W), alpha (B, 1, H, W) -> (B, 3, H, W) in [0, 1]."""
-    bg = rgb.new_tensor(background).view(1, 3, 1, 1)
-    return (rgb + (1 - alpha.to(rgb)) * (1 - bg)).clamp(0, 1)
-
-
-class FIDAccumulator:
-    """Inception features of fake and real images gathered over many shoes; one FID at the end.
-
-    Images go through the network ``batch_size`` at a time (bounded memory); only the (n, 2048) features
-    are kept, on the CPU (8 KiB per image).
-
-    >>> acc = FIDAccumulator(lambda x: x.flatten(1)[:, :4])        # any (B, 3, H, W) -> (B, d) extractor
-    >>> x = torch.rand(6, 3, 2, 2)
-    >>> acc.add(x, x); abs(acc.value()) < 1e-9
-    True
-    """
-    def __init__(self, features, batch_size: int = 32, device: torch.device | str | None = None):
-        self.features, self.batch_size, self.device = features, batch_size, device
-        self.fake: list[Tensor] = []
-        self.real: list[Tensor] = []
-
-    @torch.no_grad()
-    def _extract(self, images: Tensor) -> Tensor:
-        return torch.cat([self.features(b.to(self.device or b.device).float()).double().cpu()
-                          for b in images.split(self.batch_size)])
-
-    def add(self, fake: Tensor, real: Tensor) -> None:
-        """fake (B, 3, H, W), real (B', 3, H', W') in [0, 1], on white."""
-        if fake.shape[0]:
-            self.fake.append(self._extract(fake))
-        if real.shape[0]:
-            self.real.append(self._extract(real))
-
-    @property
-    def counts(self) -> tuple[int, int]:
-        return sum(f.shape[0] for f in self.fake), sum(f.shape[0] for f in self.real)
-
-    def value(self) -> Optional[float]:
-        """The FID, or None with fewer than 2 images on a side."""
-        if min(self.counts) < 2:
-            return None
-        return float(frechet_distance(torch.cat(self.fake), torch.cat(self.real)))
-
-
 def view_metrics(
-    render: Tensor, images: Tensor, masks: Tensor, lpips_model=None, cfg: MetricsConfig = MetricsConfig()
+    render: Tensor, images: Tensor, masks: Tensor, lpips_model=None, cfg: MetricsConfig = MetricsConfig(),
+    names: Sequence[str] = IMAGE_METRICS,
 ) -> dict[str, Tensor]:
-    """Per-view 2D metrics. render (V, 4, H, W), images (V, 3, H, W), masks (V, 1, H, W) -> {name: (V,)}."""
+    """Per-view 2D metrics ``names`` (SSIM only on images of at least its window, LPIPS only with a model and
+    >= 32 px). render (V, 4, H, W), images (V, 3, H, W), masks (V, 1, H, W) -> {name: (V,)}."""
     rgb, alpha = render[:, :3], render[:, 3:]
     images, masks = images.to(rgb), masks.to(rgb)
-    out = {"silhouette_iou": silhouette_iou(alpha, masks, cfg.silhouette_threshold), "psnr": psnr(rgb, images)}
-    if min(rgb.shape[-2:]) >= cfg.ssim_window:
+    out = {}
+    if "silhouette_iou" in names:
+        out["silhouette_iou"] = silhouette_iou(alpha, masks, cfg.silhouette_threshold)
+    if "psnr" in names:
+        out["psnr"] = psnr(rgb, images)
+    if "ssim" in names and min(rgb.shape[-2:]) >= cfg.ssim_window:
         out["ssim"] = ssim(rgb, images, cfg.ssim_window)
-    if lpips_model is not None and min(rgb.shape[-2:]) >= 32:
+    if "lpips" in names and lpips_model is not None and min(rgb.shape[-2:]) >= 32:
         lpips_model = lpips_model.to(rgb.device)
         out["lpips"] = lpips_distance(lpips_model, rgb, images)
     return {k: v.detach().float().cpu() for k, v in out.items()}
@@ -194,11 +154,15 @@ def shoe_record(mesh: Mesh, shoe: dict, input_view: int, renderer, lpips_model, 
     if with_seams:  # one rasterisation serves the 2D metrics and the seam error
         render, pix_to_face = render_with_faces(mesh, cams, renderer)
     else:
-        render = render_mesh(mesh, cams, renderer)
-    per_view = view_metrics(render, shoe["targets"], shoe["target_masks"], lpips_model, cfg.metrics)
+        chunk = cfg.view_chunk or max(1, cams.shape[0])
+        render = torch.cat([render_mesh(mesh, cams[s:s + chunk], renderer) for s in range(0, cams.shape[0], chunk)])
+    per_view = view_metrics(render, shoe["targets"], shoe["target_masks"], lpips_model, cfg.metrics,
+                            cfg.image_metrics)
     is_input = (shoe["target_views"] == input_view).to(render.device)
+    groups = {"input": is_input, "novel": ~is_input, "all": torch.ones_like(is_input)}
     rec: dict[str, Any] = {"shoe_id": shoe["shoe_id"]}
-    for group, sel in (("input", is_input), ("novel", ~is_input)):
+    for group in cfg.view_groups:
+        sel = groups[group]
         for name, values in per_view.items():
             rec[f"{group}/{name}"] = float(values[sel.cpu()].mean()) if sel.any() else None
     if with_seams and (~is_input).any():
@@ -233,13 +197,17 @@ def evaluate(
     eval_cfg: EvalConfig = EvalConfig(),
     out_dir: str | Path | None = None,
     progress: bool = True,
+    renderer: Renderer | None = None,
 ) -> dict:
     """Evaluate ``model`` on every shoe of ``dataset`` (a ``TurntableDataset``).
 
     Args:
         model: a ShoeReconNet (or anything with the same forward and template buffers), eval mode.
         cfg: the ExperimentConfig or None (its run name is recorded; the dataset carries the data settings).
+        eval_cfg: what to measure (``EvalConfig.quick()``: the cheap validation during training).
         out_dir: if given, metrics.json, metrics.md and grid.png are written there.
+        renderer: the renderer of the 2D metrics; None: a hard renderer (nearest face, exact coverage) at the
+            dataset's image size and background. Training validation passes its own (``train.val_blend``).
     Returns:
         {"summary": {metric: mean over shoes}, "per_shoe": [...], "num_shoes", "split", "notes"}.
         Metric names: input/* and novel/* (silhouette_iou, psnr, ssim, lpips), novel/seam_error,
@@ -252,11 +220,13 @@ def evaluate(
     was_training = model.training
     model.eval()
     notes: list[str] = []
-    lpips_model = build_lpips_metric(eval_cfg, notes)
-    fid_net = build_fid_features(eval_cfg, notes)
+    lpips_model = build_lpips_metric(eval_cfg.lpips if "lpips" in eval_cfg.image_metrics else "off",
+                                     eval_cfg.lpips_weights, notes)
+    fid_net = build_fid_features(eval_cfg.fid, eval_cfg.fid_weights, eval_cfg.fid_resize, notes)
     device = model_device(model)
     fid = FIDAccumulator(fid_net.to(device), eval_cfg.fid_batch_size, device) if fid_net is not None else None
-    renderer = preview_renderer(dataset.cfg.image_size, dataset.cfg.background)
+    if renderer is None:
+        renderer = preview_renderer(dataset.cfg.image_size, dataset.cfg.background)
     shoe_ids = list(dataset.shoe_ids)[: eval_cfg.max_shoes]
     per_shoe, grid_rows = [], []
     bar = tqdm(total=len(shoe_ids), desc="eval", unit="shoe", disable=not progress)
@@ -267,13 +237,15 @@ def evaluate(
         if not shoes:
             continue
         inputs = torch.stack([s["input"] for s in shoes]).to(model_device(model))
-        meshes = predict_meshes(model, inputs)
+        meshes = predict_meshes(model, inputs, clamp_texture=eval_cfg.clamp_texture)
         if eval_cfg.refine_steps > 0:
             from shoerecon.fit import RefineConfig, refine_meshes
 
             masks = torch.stack([s["input_mask"] for s in shoes]).to(inputs.device)
             meshes = refine_meshes(model, inputs, masks, getattr(cfg, "refine", None) or RefineConfig(),
                                    eval_cfg.refine_steps)
+        if eval_cfg.template_only:  # the shape baseline: the bare template wearing the predicted texture
+            meshes = [replace(m, verts=model.template_verts.to(m.verts.dtype)) for m in meshes]
         inv = invariance_chamfer(model, inputs, eval_cfg.invariance_cfg) if eval_cfg.invariance else {}
         for i, (shoe, mesh) in enumerate(zip(shoes, meshes)):
             input_view = dataset.input_index(dataset.rigs[shoe["shoe_id"]])

@@ -22,9 +22,8 @@ import torch
 from torch import Tensor
 
 from shoerecon.export.turntable import preview_renderer
-from shoerecon.geometry.mesh import Mesh
+from shoerecon.geometry.mesh import Mesh, Meshes
 from shoerecon.render import Cameras, Renderer
-from shoerecon.render.shade import packed_hard_rgb_blend, packed_sample_texture
 
 
 class SeamEdges(NamedTuple):
@@ -154,16 +153,10 @@ def render_with_faces(mesh: Mesh, cameras: Cameras, renderer: Renderer) -> tuple
     if renderer.cfg.blend != "hard":
         raise ValueError(f"render_with_faces needs a hard renderer (blend='hard'), got blend={renderer.cfg.blend!r}")
     device = mesh.verts.device
+    meshes = Meshes.from_mesh(mesh).apply(Tensor.float)
     with torch.no_grad():
-        cams = cameras.to(device=device).reshape(1, -1)
-        frags = renderer.rasterize_packed(mesh.verts[None].float(), mesh.faces, cams)
-        if mesh.texture is not None and mesh.uvs is not None:  # every image (view) uses the one texture
-            colors = packed_sample_texture(
-                frags, mesh.texture[None].float(), mesh.uvs.float(), mesh.uv_faces.to(device), frags.shape[0]
-            )
-        else:
-            colors = frags.bary.new_ones(frags.bary.shape[0], 3)
-        rgba = packed_hard_rgb_blend(colors, frags, renderer.cfg.background)
+        frags = renderer.rasterize_packed(meshes.verts, meshes.faces, cameras.to(device=device).reshape(1, -1))
+        rgba = renderer.shade(frags, meshes)
     n, h, w, _ = frags.shape
     first = frags.rank == 0
     p2f = torch.full((n * h * w,), -1, dtype=torch.long, device=device)

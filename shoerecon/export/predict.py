@@ -89,11 +89,13 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def predict_meshes(model: torch.nn.Module, images: Tensor) -> list[Mesh]:
-    """Prepared inputs (B, 3, H, W) -> B textured meshes (template topology and UV layout, texture (3, Ht, Wt))."""
+def predict_meshes(model: torch.nn.Module, images: Tensor, clamp_texture: bool = True) -> list[Mesh]:
+    """Prepared inputs (B, 3, H, W) -> B textured meshes (template topology and UV layout, texture (3, Ht, Wt),
+    clamped to [0, 1] unless ``clamp_texture`` is False)."""
     with torch.no_grad():
         out = model(images.to(model_device(model)))
-    return [Mesh(out.verts[i], model.faces, model.uvs, model.uv_faces, out.texture[i].clamp(0, 1))
+    return [Mesh(out.verts[i], model.faces, model.uvs, model.uv_faces,
+                 out.texture[i].clamp(0, 1) if clamp_texture else out.texture[i])
             for i in range(images.shape[0])]
 
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from shoerecon.geometry.mesh import Mesh
+from shoerecon.geometry.mesh import Mesh, Meshes
 from shoerecon.render import Cameras, Renderer, RendererConfig
 
 
@@ -39,15 +39,8 @@ def preview_renderer(image_size: int, background: Sequence[float] = (1.0, 1.0, 1
 
 def render_mesh(mesh: Mesh, cameras: Cameras, renderer: Renderer) -> Tensor:
     """Render one mesh (textured if it has uvs + texture, else white) from cameras (V,) -> (V, 4, H, W)."""
-    device = mesh.verts.device
-    textured = mesh.texture is not None and mesh.uvs is not None
     with torch.no_grad():
-        out = renderer(
-            mesh.verts[None].float(), mesh.faces, cameras.to(device=device).reshape(1, -1),
-            mesh.texture[None].float() if textured else None,
-            mesh.uvs if textured else None, mesh.uv_faces if textured else None,
-        )
-    return out[0]
+        return renderer(Meshes.from_mesh(mesh).apply(Tensor.float), cameras.to(device=mesh.verts.device).reshape(1, -1))[0]
 
 
 def render_turntable(mesh: Mesh, cfg: TurntableConfig = TurntableConfig()) -> Tensor:

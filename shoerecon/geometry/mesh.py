@@ -107,3 +107,71 @@ def normalize_verts(verts: Tensor, extent: float = 1.0) -> Tensor:
     """Centre the bounding box at the origin and scale its longest side to ``extent``. (N, 3) -> (N, 3)."""
     lo, hi = verts.min(dim=0).values, verts.max(dim=0).values
     return (verts - (lo + hi) / 2) * (extent / (hi - lo).max().clamp_min(1e-12))
+
+
+@dataclass
+class Meshes:
+    """B meshes that share one topology and UV layout, each with its own positions and texture: what the
+    ``render.Renderer`` draws (pytorch3d's ``Meshes`` with ``TexturesUV``, for a single topology: every
+    prediction of a network is its template on new positions wearing a new texture).
+
+    Attributes:
+        verts: (B, N, 3) float positions.
+        faces: (F, 3) long vertex indices, shared by the B meshes.
+        uvs: (T, 2) float UV vertices in [0, 1]; uv_faces: (F, 3) long into ``uvs``; None for both: no layout.
+        texture: (B, C, Ht, Wt) float, one UV texture per mesh (row 0 is v = 1); None: untextured (white).
+
+    >>> import torch
+    >>> m = Meshes.from_mesh(Mesh(torch.rand(4, 3), torch.tensor([[0, 1, 2], [0, 2, 3]])))
+    >>> len(m), m.textured
+    (1, False)
+    """
+    verts: Tensor
+    faces: Tensor
+    uvs: Optional[Tensor] = None
+    uv_faces: Optional[Tensor] = None
+    texture: Optional[Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.verts.ndim != 3 or self.verts.shape[-1] != 3:
+            raise ValueError(f"Meshes: verts must be (B, N, 3), got {tuple(self.verts.shape)}")
+        if self.faces.ndim != 2 or self.faces.shape[-1] != 3 or self.faces.dtype != torch.long:
+            raise ValueError(f"Meshes: faces must be (F, 3) long, got {tuple(self.faces.shape)} {self.faces.dtype}")
+        if (self.uvs is None) != (self.uv_faces is None):
+            raise ValueError("Meshes: uvs and uv_faces come together")
+        if self.texture is not None:
+            if self.uvs is None:
+                raise ValueError("Meshes: a texture needs uvs and uv_faces")
+            if self.texture.ndim != 4 or self.texture.shape[0] != self.verts.shape[0]:
+                raise ValueError(f"Meshes: texture must be (B={self.verts.shape[0]}, C, Ht, Wt), "
+                                 f"got {tuple(self.texture.shape)}")
+        if self.uv_faces is not None and self.uv_faces.shape != self.faces.shape:
+            raise ValueError(f"Meshes: uv_faces {tuple(self.uv_faces.shape)} must match faces "
+                             f"{tuple(self.faces.shape)}")
+
+    @classmethod
+    def from_mesh(cls, mesh: Mesh) -> "Meshes":
+        """A batch of one: ``mesh`` with its texture (untextured without a texture or UV layout)."""
+        textured = mesh.texture is not None and mesh.uvs is not None
+        return cls(mesh.verts[None], mesh.faces, mesh.uvs if textured else None,
+                   mesh.uv_faces if textured else None, mesh.texture[None] if textured else None)
+
+    @classmethod
+    def from_topology(cls, topology, verts: Tensor, texture: Optional[Tensor] = None) -> "Meshes":
+        """B meshes on the faces and UV layout of ``topology`` (a ``Template`` or ``Mesh``): verts (B, N, 3),
+        texture (B, C, Ht, Wt) or None."""
+        textured = texture is not None
+        return cls(verts, topology.faces, topology.uvs if textured else None,
+                   topology.uv_faces if textured else None, texture)
+
+    def __len__(self) -> int:
+        return self.verts.shape[0]
+
+    @property
+    def textured(self) -> bool:
+        return self.texture is not None
+
+    def apply(self, fn) -> "Meshes":
+        """The batch with ``fn`` applied to its float tensors (verts, uvs, texture), e.g. an upcast."""
+        return replace(self, verts=fn(self.verts), uvs=None if self.uvs is None else fn(self.uvs),
+                       texture=None if self.texture is None else fn(self.texture))

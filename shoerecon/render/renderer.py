@@ -18,6 +18,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
+from shoerecon.geometry.mesh import Meshes
 from shoerecon.render.backends import get_rasterizer
 from shoerecon.render.cameras import Cameras
 from shoerecon.render.rasterize import Fragments, PackedFragments, RasterSettings, blur_radius_from_sigma
@@ -108,19 +109,52 @@ def _check_inputs(verts: Tensor, faces: Tensor, cameras: Cameras) -> Cameras:
     return cameras
 
 
+def as_meshes(*args, **kwargs) -> tuple[Meshes, Cameras]:
+    """The (meshes, cameras) of a Renderer call in either form: ``(meshes, cameras)`` or the tensor form
+    ``(verts, faces, cameras, texture=None, uvs=None, uv_faces=None)`` (uvs are ignored without a texture)."""
+    if args and isinstance(args[0], Meshes):
+        return _call_args(("meshes", "cameras"), args, kwargs)
+    if "meshes" in kwargs:
+        return _call_args(("meshes", "cameras"), args, kwargs)
+    verts, faces, cameras, texture, uvs, uv_faces = _call_args(
+        ("verts", "faces", "cameras", "texture", "uvs", "uv_faces"), args, kwargs, required=3)
+    if texture is not None and (uvs is None or uv_faces is None):
+        raise ValueError("Renderer: a texture needs uvs and uv_faces")
+    textured = texture is not None
+    return Meshes(verts, faces, uvs if textured else None, uv_faces if textured else None, texture), cameras
+
+
+def _call_args(names: tuple[str, ...], args: tuple, kwargs: dict, required: int = 2) -> tuple:
+    if len(args) > len(names) or set(kwargs) - set(names[len(args):]):
+        raise TypeError(f"Renderer: call it as renderer({', '.join(names)}); got {len(args)} positional "
+                        f"arguments and {sorted(kwargs)}")
+    values = list(args) + [kwargs.get(n) for n in names[len(args):]]
+    missing = [n for n, v in zip(names[:required], values) if v is None]
+    if missing:
+        raise TypeError(f"Renderer: missing {', '.join(missing)}")
+    return tuple(values)
+
+
 def _at_least_fp32(x: Tensor) -> Tensor:
     return x.float() if x.is_floating_point() and x.element_size() < 4 else x
 
 
 def full_precision(fn):
-    """Run a renderer method with autocast off and its half/bfloat16 tensor arguments upcast to float32."""
+    """Run a renderer method with autocast off and its half/bfloat16 tensor arguments (and the float tensors of
+    ``Meshes`` arguments) upcast to float32."""
     import functools
+
+    def upcast(a):
+        if isinstance(a, Tensor):
+            return _at_least_fp32(a)
+        return a.apply(_at_least_fp32) if isinstance(a, Meshes) else a
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
-        args = [_at_least_fp32(a) if isinstance(a, Tensor) else a for a in args]
-        kwargs = {k: _at_least_fp32(a) if isinstance(a, Tensor) else a for k, a in kwargs.items()}
-        device = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
+        args = [upcast(a) for a in args]
+        kwargs = {k: upcast(a) for k, a in kwargs.items()}
+        tensors = [a.verts if isinstance(a, Meshes) else a for a in (*args, *kwargs.values())]
+        device = next((a.device.type for a in tensors if isinstance(a, Tensor)), "cpu")
         with torch.autocast(device_type=device, enabled=False):
             return fn(self, *args, **kwargs)
     return wrapper
@@ -132,7 +166,8 @@ class Renderer(nn.Module):
     >>> from shoerecon.geometry.primitives import ico_sphere
     >>> m = ico_sphere(1)
     >>> cams = Cameras.turntable(2).reshape(1, 2)
-    >>> Renderer(RendererConfig(image_size=16))(m.verts[None], m.faces, cams).shape
+    >>> from shoerecon.geometry.mesh import Meshes
+    >>> Renderer(RendererConfig(image_size=16))(Meshes.from_mesh(m), cams).shape
     torch.Size([1, 2, 4, 16, 16])
     """
     def __init__(self, cfg: RendererConfig | None = None) -> None:
@@ -156,40 +191,35 @@ class Renderer(nn.Module):
         return self.rasterize_packed(verts, faces, cameras).to_dense()
 
     @full_precision
-    def forward(
-        self,
-        verts: Tensor,
-        faces: Tensor,
-        cameras: Cameras,
-        texture: Tensor | None = None,
-        uvs: Tensor | None = None,
-        uv_faces: Tensor | None = None,
-    ) -> Tensor:
-        """Render RGBA.
+    def forward(self, *args, **kwargs) -> Tensor:
+        """Render RGBA, as pytorch3d's ``MeshRenderer``: ``renderer(meshes, cameras)``.
 
         Args:
-            verts: (B, N, 3) world space. faces: (F, 3) long. cameras: batch shape (B, V) (or (V,), shared).
-            texture: (B, 3, Ht, Wt) with uvs (T, 2) and uv_faces (F, 3); None renders white.
+            meshes: ``geometry.Meshes``, B meshes of one topology: verts (B, N, 3) world space, faces (F, 3)
+                long, and a texture (B, 3, Ht, Wt) with uvs (T, 2) and uv_faces (F, 3), or none (white).
+                (``Meshes.from_topology(template, verts, texture)``; ``Meshes.from_mesh(mesh)``.)
+            cameras: batch shape (B, V) (or (V,), shared by the meshes).
+            The tensor form ``renderer(verts, faces, cameras, texture=None, uvs=None, uv_faces=None)`` is the
+            same call (kept for the low-level tests and benchmarks).
         Returns:
             (B, V, 4, H, W): RGB and alpha (soft silhouette for blend="soft", coverage for "hard").
         """
-        frags = self.rasterize_packed(verts, faces, cameras)
-        b = verts.shape[0]
-        v = frags.shape[0] // b
-        if texture is None:
+        meshes, cameras = as_meshes(*args, **kwargs)
+        frags = self.rasterize_packed(meshes.verts, meshes.faces, cameras)
+        b = len(meshes)
+        n, h, w, _ = frags.shape
+        return self.shade(frags, meshes).view(b, n // b, h, w, 4).permute(0, 1, 4, 2, 3)
+
+    def shade(self, frags: PackedFragments, meshes: Meshes) -> Tensor:
+        """Colours of the fragments of ``meshes`` (as rasterised by ``rasterize_packed``: N_img = B * V images)
+        blended per pixel -> (N_img, H, W, 4) RGBA."""
+        verts = meshes.verts
+        if meshes.texture is None:
             colors = frags.bary.new_ones(frags.bary.shape[0], 3)
         else:
-            if uvs is None or uv_faces is None:
-                raise ValueError("Renderer: a texture needs uvs and uv_faces")
-            if texture.ndim != 4 or texture.shape[0] != b:
-                raise ValueError(f"Renderer: texture must be (B={b}, C, Ht, Wt), got {tuple(texture.shape)}")
-            if uv_faces.shape != faces.shape:
-                raise ValueError(f"Renderer: uv_faces {tuple(uv_faces.shape)} must match faces {tuple(faces.shape)}")
-            colors = packed_sample_texture(frags, texture.to(verts.dtype), uvs.to(verts), uv_faces.to(verts.device), v)
+            colors = packed_sample_texture(frags, meshes.texture.to(verts.dtype), meshes.uvs.to(verts),
+                                           meshes.uv_faces.to(verts.device), frags.shape[0] // len(meshes))
         cfg = self.cfg
         if cfg.blend == "soft":
-            rgba = packed_softmax_rgb_blend(colors, frags, cfg.sigma, cfg.gamma, cfg.znear, cfg.zfar, cfg.background)
-        else:
-            rgba = packed_hard_rgb_blend(colors, frags, cfg.background)
-        n, h, w, _ = frags.shape
-        return rgba.view(b, v, h, w, 4).permute(0, 1, 4, 2, 3)
+            return packed_softmax_rgb_blend(colors, frags, cfg.sigma, cfg.gamma, cfg.znear, cfg.zfar, cfg.background)
+        return packed_hard_rgb_blend(colors, frags, cfg.background)

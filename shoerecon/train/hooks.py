@@ -20,7 +20,7 @@ from shoerecon.export.predict import export_mesh
 from shoerecon.geometry.mesh import Mesh
 from shoerecon.geometry.quality import mesh_quality
 from shoerecon.geometry.remesh import Remesher, remesh_template
-from shoerecon.train.validation import evaluate_shoes, input_of, summarize
+from shoerecon.train.validation import input_of, validate
 
 
 class Hook:
@@ -92,25 +92,27 @@ class SampleHook(Hook):
 
 
 class ValidationHook(Hook):
-    """Every ``train.val_every`` steps (not the last) and at the end: IoU/PSNR of held-out shoes (main process);
-    at the end also of the bare template, into metrics.json."""
+    """Every ``train.val_every`` steps (not the last) and at the end: IoU/PSNR of held-out shoes (main process;
+    ``train.validation.validate``: the eval report's quick preset); at the end also of the bare template, into
+    metrics.json."""
 
     def on_step_end(self, trainer, batch, result) -> None:
         t = trainer.cfg.train
         if t.val_every and trainer.step % t.val_every == 0 and trainer.step < trainer.total_steps:
             if trainer.acc.is_main_process and len(trainer.val_set) > 0:
-                metrics = self.validate(trainer)
+                metrics = self.measure(trainer)
                 trainer.logger.log({f"val/{k}": v for k, v in metrics.items()}, trainer.step)
             trainer.acc.wait_for_everyone()
 
     @staticmethod
-    def validate(trainer, template_only: bool = False) -> dict[str, float]:
-        rows = evaluate_shoes(trainer.net, trainer.system.eval_renderer, trainer.val_set, trainer.val_shoe_ids(),
-                              trainer.cfg.train.val_views, trainer.device, template_only=template_only)
-        return summarize(rows)
+    def measure(trainer, template_only: bool = False) -> dict[str, float]:
+        """{"iou", "psnr"} of ``validate`` (the eval report's quick preset) on ``train.val_shoes`` val shoes."""
+        t = trainer.cfg.train
+        return validate(trainer.net, trainer.system.eval_renderer, trainer.val_set, t.val_shoes, t.val_views,
+                        template_only)
 
     def on_fit_end(self, trainer, metrics: dict) -> None:
-        net, tmpl = self.validate(trainer), self.validate(trainer, template_only=True)
+        net, tmpl = self.measure(trainer), self.measure(trainer, template_only=True)
         metrics.update({"step": trainer.step, "val_shoes": len(trainer.val_shoe_ids()), "train/steps": trainer.step,
                         "train/minutes": trainer.train_seconds / 60, **{f"val/{k}": v for k, v in net.items()},
                         **{f"template/{k}": v for k, v in tmpl.items()}})

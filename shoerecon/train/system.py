@@ -17,7 +17,7 @@ from torch import Tensor
 
 from shoerecon.data.augment import InputAugment, augment_input_batch
 from shoerecon.data.batch import TrainBatch
-from shoerecon.geometry.mesh import Mesh
+from shoerecon.geometry.mesh import Mesh, Meshes
 from shoerecon.data.template import default_template
 from shoerecon.losses import NOVEL_VIEW_LOSSES, LossContext, build_loss_modules, compute_losses
 from shoerecon.model import ShoeReconNet
@@ -51,8 +51,7 @@ def render_prediction(renderer, verts: Tensor, net, texture: Tensor | None, came
     """Render meshes (B, N, 3) with the network's template topology/UV from cameras (B, V, 4 or 10)
     -> (B, V, 4, H, W)."""
     cams = Cameras.from_tensor(cameras.to(verts.dtype))
-    t = net.template
-    return renderer(verts, t.faces, cams, texture, t.uvs, t.uv_faces)
+    return renderer(Meshes.from_topology(net.template, verts, texture), cams)
 
 
 def eval_render_config(cfg: ExperimentConfig):

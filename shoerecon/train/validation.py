@@ -1,19 +1,20 @@
 """Quick validation during training: silhouette IoU and PSNR of held-out shoes predicted from their input view.
 
-The full evaluation (2D/3D/invariance/quality/seams/FID) is ``shoerecon.eval.report.evaluate``; this is the
-cheap check logged every ``train.val_every`` steps and written to ``metrics.json`` as ``val/`` and ``template/``.
+One code path with the full evaluation: ``validate`` is ``shoerecon.eval.report.evaluate`` with the
+``EvalConfig.quick`` preset (IoU and PSNR over every asked view, nothing else) and the training's validation
+renderer (``train.val_blend``). It is logged every ``train.val_every`` steps and written to ``metrics.json`` as
+``val/`` and (the bare template) ``template/``.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Optional, Sequence
 
-import numpy as np
-import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from shoerecon.eval.metrics import psnr, silhouette_iou
-from shoerecon.train.system import render_prediction
+from shoerecon.eval.report import EvalConfig, evaluate
+
+# the quick preset's summary keys -> the names training logs them under (val/iou, val/psnr)
+LOGGED_NAMES = {"all/silhouette_iou": "iou", "all/psnr": "psnr"}
 
 
 def input_of(dataset, shoe_id: str) -> Tensor:
@@ -21,36 +22,15 @@ def input_of(dataset, shoe_id: str) -> Tensor:
     return dataset.load_shoe(shoe_id, views=[0])["input"]
 
 
-@torch.no_grad()
-def evaluate_shoes(net, renderer, dataset, shoe_ids: Sequence[str], views: Sequence[int] | None, device,
-                   template_only: bool = False, chunk: int = 12) -> list[dict[str, float]]:
-    """Per shoe: mean silhouette IoU and PSNR over its views, predicted from its input view alone.
-
-    ``template_only``: render the bare template (no offsets) with the predicted texture: the
-    baseline a network has to beat on shape.
-    """
-    was_training = net.training
-    net.eval()
-    rows = []
-    for sid in tqdm(shoe_ids, desc="validate", leave=False, disable=True if len(shoe_ids) < 8 else None):
-        full = dataset.load_shoe(sid, views)
-        image = full["input"][None].to(device)
-        cams, masks, targets = (full[k].to(device) for k in ("target_cameras", "target_masks", "targets"))
-        out = net(image)
-        verts = net.template_verts[None].to(out.verts.dtype) if template_only else out.verts
-        ious, psnrs = [], []
-        for s in range(0, cams.shape[0], chunk):
-            r = render_prediction(renderer, verts, net, out.texture, cams[None, s:s + chunk])[0].float()
-            ious.append(silhouette_iou(r[:, 3:4], masks[s:s + chunk]))
-            psnrs.append(psnr(r[:, :3], targets[s:s + chunk]))
-        rows.append({"shoe_id": sid, "iou": torch.cat(ious).mean().item(), "psnr": torch.cat(psnrs).mean().item()})
-    net.train(was_training)
-    return rows
+def validate(net, renderer, dataset, max_shoes: Optional[int], views: Optional[Sequence[int]],
+             template_only: bool = False) -> dict[str, float]:
+    """Mean over the first ``max_shoes`` shoes of ``dataset`` (None: all) of their mean silhouette IoU and PSNR
+    over ``views`` (None: every view), each predicted from its input view alone: {"iou", "psnr"} ({} for no
+    shoes). ``template_only``: the bare template (no offsets) wearing the predicted texture, the baseline a
+    network has to beat on shape. ``renderer``: a ``Renderer`` (the training's validation renderer)."""
+    eval_cfg = EvalConfig.quick(max_shoes, list(views) if views is not None else None, template_only)
+    summary = evaluate(net, None, dataset, eval_cfg, progress=False, renderer=renderer)["summary"]
+    return {name: summary[key] for key, name in LOGGED_NAMES.items() if key in summary}
 
 
-def summarize(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """Mean IoU and PSNR over the shoes' rows ({} for none)."""
-    return {k: float(np.mean([r[k] for r in rows])) for k in ("iou", "psnr")} if rows else {}
-
-
-__all__ = ["input_of", "evaluate_shoes", "summarize"]
+__all__ = ["input_of", "validate", "LOGGED_NAMES"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -182,10 +183,10 @@ def test_fid_auto_skips_and_pretrained_errors_without_weights(dataset_root, tmp_
 
 
 def test_fid_accumulator_identical_sets_zero_shifted_positive():
-    from shoerecon.eval.report import FIDAccumulator, build_fid_features
+    from shoerecon.eval.perceptual import FIDAccumulator, build_fid_features
 
     torch.manual_seed(0)
-    net = build_fid_features(EvalConfig(fid="random", fid_resize=75), [])
+    net = build_fid_features("random", None, 75, [])
     images = torch.rand(6, 3, 24, 24) * 0.6 + 0.2
     same = FIDAccumulator(net, batch_size=4)
     same.add(images[:4], images[:4])
@@ -220,7 +221,7 @@ def test_frechet_distance_matches_scipy(n1, n2, d):
 
 
 def test_on_white_undoes_compositing():
-    from shoerecon.eval.report import on_white
+    from shoerecon.eval.perceptual import on_white
 
     colour, alpha = torch.rand(2, 3, 4, 4), torch.rand(2, 1, 4, 4)
     grey = (0.5, 0.6, 0.7)
@@ -231,11 +232,58 @@ def test_on_white_undoes_compositing():
 
 def test_random_backbones_are_the_same_network_whatever_the_global_rng():
     """Rows of one ablation table are evaluated after different training runs: random metrics must not drift."""
-    from shoerecon.eval.report import build_lpips_metric
+    from shoerecon.eval.perceptual import build_lpips_metric
 
     nets = []
     for seed in (1, 2):
         torch.manual_seed(seed)
-        nets.append(build_lpips_metric(EvalConfig(lpips="random"), []))
+        nets.append(build_lpips_metric("random", None, []))
     a, b = (dict(n.state_dict()) for n in nets)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def direct_validation(net, renderer, dataset, views, template_only, chunk):
+    """The oracle of the quick preset: training validation's former own loop (one shoe per forward, the
+    unclamped texture, the views rendered ``chunk`` at a time, IoU and PSNR averaged over every view)."""
+    from shoerecon.eval.metrics import psnr, silhouette_iou
+    from shoerecon.render import Cameras
+
+    rows = []
+    for sid in dataset.shoe_ids:
+        shoe = dataset.load_shoe(sid, views)
+        with torch.no_grad():
+            out = net(shoe["input"][None])
+            verts = net.template_verts[None] if template_only else out.verts
+            renders = torch.cat([renderer(verts, net.faces, Cameras.from_tensor(shoe["target_cameras"][None, s:s + chunk]),
+                                          out.texture, net.uvs, net.uv_faces)[0]
+                                 for s in range(0, len(shoe["target_views"]), chunk)])
+        rows.append((silhouette_iou(renders[:, 3:], shoe["target_masks"]).mean().item(),
+                     psnr(renders[:, :3], shoe["targets"]).mean().item()))
+    return {"iou": float(np.mean([r[0] for r in rows])), "psnr": float(np.mean([r[1] for r in rows]))}
+
+
+@pytest.mark.parametrize("blend", ["hard", "soft"])
+def test_quick_preset_is_the_training_validation(dataset_root, tiny_model, blend):
+    """Training validation (``train.validation.validate``) is evaluate() with EvalConfig.quick: the same numbers
+    as the direct loop, bit for bit, with the training's renderer; 14 views in chunks of 12 (soft renders
+    differ in the last bit with the chunking), the bare template apart."""
+    from shoerecon.render import Renderer, RendererConfig
+    from shoerecon.train.validation import validate
+
+    ds = TurntableDataset(DataConfig(root=str(dataset_root), image_size=SIZE), split="test")
+    renderer = Renderer(RendererConfig(image_size=SIZE, blend=blend))
+    views = [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 1, 4]
+    for template_only in (False, True):
+        got = validate(tiny_model, renderer, ds, None, views, template_only)
+        want = direct_validation(tiny_model, renderer, ds, views, template_only, 12)
+        assert got == want  # bit for bit
+    summary = evaluate(tiny_model, None, ds, EvalConfig.quick(views=views), progress=False, renderer=renderer)
+    assert set(summary["summary"]) == {"all/silhouette_iou", "all/psnr"}  # nothing else is measured
+
+
+def test_eval_config_rejects_unknown_metrics_and_groups():
+    with pytest.raises(ValueError, match="image_metrics.*'iou'.*valid: silhouette_iou"):
+        EvalConfig(image_metrics=["iou"])
+    with pytest.raises(ValueError, match="view_groups.*'every'"):
+        EvalConfig(view_groups=["every"])
+    assert EvalConfig().view_groups == ["input", "novel"]  # the report's default: no all/ keys

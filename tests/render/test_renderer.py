@@ -2,7 +2,9 @@
 import pytest
 import torch
 
+from shoerecon.geometry.mesh import Mesh, Meshes
 from shoerecon.geometry.primitives import ico_sphere, sphere_uv
+from shoerecon.geometry.topology import Template
 from shoerecon.render import Cameras, RasterSettings, Renderer, RendererConfig
 from shoerecon.render.backends import pytorch3d_backend
 from shoerecon.render.rasterize_naive import rasterize_naive
@@ -54,6 +56,38 @@ def test_bad_inputs_raise_clear_errors():
         RendererConfig(blend="fancy")
     with pytest.raises(ValueError, match="unknown renderer backend"):
         Renderer(RendererConfig(image_size=8, backend="opengl"))(m.verts[None], m.faces, Cameras.turntable(1))
+
+
+def test_meshes_form_renders_what_the_tensor_form_does():
+    """renderer(meshes, cameras), as pytorch3d's MeshRenderer, is the tensor call bit for bit, from a template
+    batch, one Mesh, or untextured (white)."""
+    m = ico_sphere(2)
+    uvs = sphere_uv(m.verts)
+    verts = torch.stack([m.verts * 0.4, m.verts * torch.tensor([0.6, 0.3, 0.3])])
+    tex = torch.rand(2, 3, 8, 8)
+    cams = Cameras.turntable(2)
+    r = Renderer(RendererConfig(image_size=16))
+    want = r(verts, m.faces, cams, tex, uvs, m.faces)
+    assert torch.equal(r(Meshes(verts, m.faces, uvs, m.faces, tex), cams), want)
+    template = Template.from_mesh(Mesh(m.verts, m.faces, uvs, m.faces), texture_size=8)
+    assert torch.equal(r(meshes=Meshes.from_topology(template, verts, tex), cameras=cams), want)
+    one = Mesh(verts[1], m.faces, uvs, m.faces, tex[1])
+    assert torch.equal(r(Meshes.from_mesh(one), cams.reshape(1, 2)), want[1:])
+    white = r(Meshes.from_topology(template, verts), cams)  # no texture: the layout is dropped, renders white
+    assert torch.equal(white, r(verts, m.faces, cams)) and torch.equal(white[:, :, :3].unique(), torch.ones(1))
+
+
+def test_meshes_bad_inputs_raise_clear_errors():
+    m = ico_sphere(0)
+    with pytest.raises(ValueError, match=r"verts must be \(B, N, 3\)"):
+        Meshes(m.verts, m.faces)
+    with pytest.raises(ValueError, match="texture needs uvs"):
+        Meshes(m.verts[None], m.faces, texture=torch.rand(1, 3, 4, 4))
+    with pytest.raises(ValueError, match=r"texture must be \(B=2"):
+        Meshes(m.verts[None].repeat(2, 1, 1), m.faces, sphere_uv(m.verts), m.faces, torch.rand(1, 3, 4, 4))
+    r = Renderer(RendererConfig(image_size=8))
+    with pytest.raises(TypeError, match="missing cameras"):
+        r(Meshes(m.verts[None], m.faces))
 
 
 def _iou(a, b):

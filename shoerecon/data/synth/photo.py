@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from shoerecon.data.synth.lighting import LightingParams, shade
-from shoerecon.geometry.mesh import Mesh
+from shoerecon.geometry.mesh import Mesh, Meshes
 from shoerecon.render.cameras import Cameras
 from shoerecon.render.renderer import Renderer, RendererConfig
 from shoerecon.render.shade import packed_sample_texture
@@ -44,7 +44,7 @@ def _render_unlit(mesh: Mesh, cameras: Tensor, image_size: int, supersample: int
     for start in range(0, cameras.shape[0], chunk):
         cams = Cameras.from_tensor(cameras[start : start + chunk][None])
         with torch.no_grad():
-            out.append(renderer(mesh.verts[None], mesh.faces, cams, mesh.texture[None], mesh.uvs, mesh.uv_faces)[0])
+            out.append(renderer(Meshes.from_mesh(mesh), cams)[0])
     rgba = torch.cat(out)
     if supersample > 1:
         rgba = F.avg_pool2d(rgba, supersample)
@@ -91,7 +91,7 @@ def contact_shadow(mesh: Mesh, cams: Cameras, image_size: int, lighting: Lightin
     ground = verts[:, 1].min()
     verts[:, 1] = ground - (verts[:, 1] - ground) * lighting.shadow_depth
     renderer = Renderer(RendererConfig(image_size=image_size, faces_per_pixel=1, blend="hard", background=WHITE, cull_backfaces=False))
-    sliver = renderer(verts[None], mesh.faces, cams)[0, :, 3:]  # (V, 1, S, S) coverage
+    sliver = renderer(Meshes(verts[None], mesh.faces), cams)[0, :, 3:]  # (V, 1, S, S) coverage
     # Two scales: a tight, dark contact line right under the sole and the wide soft penumbra around it.
     wide = _gaussian_blur(sliver, max(lighting.shadow_softness * image_size, 0.5))
     tight = _gaussian_blur(sliver, max(lighting.shadow_softness * image_size / 4, 0.5))
