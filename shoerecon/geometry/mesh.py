@@ -12,6 +12,18 @@ import torch
 from torch import Tensor
 
 
+def check_uv_layout(faces: Tensor, uvs: Optional[Tensor], uv_faces: Optional[Tensor], owner: str = "") -> None:
+    """ValueError (prefixed ``owner: ``) unless uvs and uv_faces come together and uv_faces (F, 3) matches faces.
+
+    The one check of a UV layout against its faces, shared by ``Mesh``, ``Meshes`` and ``geometry.Template``.
+    """
+    prefix = f"{owner}: " if owner else ""
+    if (uvs is None) != (uv_faces is None):
+        raise ValueError(f"{prefix}uvs and uv_faces come together")
+    if uv_faces is not None and uv_faces.shape != faces.shape:
+        raise ValueError(f"{prefix}uv_faces {tuple(uv_faces.shape)} must match faces {tuple(faces.shape)}")
+
+
 @dataclass
 class Mesh:
     """One triangle mesh.
@@ -34,10 +46,7 @@ class Mesh:
             raise ValueError(f"verts must be (N, 3), got {tuple(self.verts.shape)}")
         if self.faces.ndim != 2 or self.faces.shape[-1] != 3:
             raise ValueError(f"faces must be (F, 3), got {tuple(self.faces.shape)}")
-        if (self.uvs is None) != (self.uv_faces is None):
-            raise ValueError("uvs and uv_faces come together")
-        if self.uv_faces is not None and self.uv_faces.shape != self.faces.shape:
-            raise ValueError(f"uv_faces {tuple(self.uv_faces.shape)} must match faces {tuple(self.faces.shape)}")
+        check_uv_layout(self.faces, self.uvs, self.uv_faces)
 
     @property
     def num_verts(self) -> int:
@@ -137,17 +146,13 @@ class Meshes:
             raise ValueError(f"Meshes: verts must be (B, N, 3), got {tuple(self.verts.shape)}")
         if self.faces.ndim != 2 or self.faces.shape[-1] != 3 or self.faces.dtype != torch.long:
             raise ValueError(f"Meshes: faces must be (F, 3) long, got {tuple(self.faces.shape)} {self.faces.dtype}")
-        if (self.uvs is None) != (self.uv_faces is None):
-            raise ValueError("Meshes: uvs and uv_faces come together")
+        check_uv_layout(self.faces, self.uvs, self.uv_faces, owner="Meshes")
         if self.texture is not None:
             if self.uvs is None:
                 raise ValueError("Meshes: a texture needs uvs and uv_faces")
             if self.texture.ndim != 4 or self.texture.shape[0] != self.verts.shape[0]:
                 raise ValueError(f"Meshes: texture must be (B={self.verts.shape[0]}, C, Ht, Wt), "
                                  f"got {tuple(self.texture.shape)}")
-        if self.uv_faces is not None and self.uv_faces.shape != self.faces.shape:
-            raise ValueError(f"Meshes: uv_faces {tuple(self.uv_faces.shape)} must match faces "
-                             f"{tuple(self.faces.shape)}")
 
     @classmethod
     def from_mesh(cls, mesh: Mesh) -> "Meshes":

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 from torch import Tensor
 
 from shoerecon.geometry.laplacian import EdgeQuads, _laplacian_operands, edge_quads
-from shoerecon.geometry.mesh import Mesh, unique_edges
+from shoerecon.geometry.mesh import Mesh, check_uv_layout, unique_edges
 from shoerecon.geometry.sole import sole_bend_projector, sole_vertices
 from shoerecon.geometry.texels import texel_chart_labels, uv_coverage_mask
 
@@ -51,10 +51,7 @@ class Template:
             raise ValueError(f"Template: faces must be (F, 3), got {tuple(faces.shape)}")
         if faces.numel() and (faces.min() < 0 or faces.max() >= verts.shape[0]):
             raise ValueError(f"Template: faces index outside [0, {verts.shape[0]})")
-        if (uvs is None) != (uv_faces is None):
-            raise ValueError("Template: uvs and uv_faces come together")
-        if uv_faces is not None and uv_faces.shape != faces.shape:
-            raise ValueError(f"Template: uv_faces {tuple(uv_faces.shape)} must match faces {tuple(faces.shape)}")
+        check_uv_layout(faces, uvs, uv_faces, owner="Template")
         unknown = set(cache or {}) - set(CACHED)
         if unknown:
             raise ValueError(f"Template: unknown cache entries {sorted(unknown)}; valid: {', '.join(CACHED)}")
