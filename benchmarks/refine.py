@@ -1,6 +1,7 @@
 """Refinement at predict time (issue 12): input-view fit, novel views and 3D before/after ``--refine N``,
 speed per step, and ``--orientation auto`` on mirrored photos.
 
+    shoerecon synth --out bench/expo512 --shoes 20 --views 12 --size 512 --seed 777   # held out from seed-0 training sets
     python benchmarks/refine.py --checkpoint runs/<name>/checkpoints/last.pt --data ROOT [--split all]
             [--shoes 20] [--steps 100] [--size 128] [--jpeg-quality 90] [--orientation-shoes 20] [--threads 1]
 
