@@ -163,7 +163,7 @@ def make_shoe(index: int, seed: int, cfg: SynthConfig):
     rng = np.random.default_rng([int(seed), int(index), 1])
     style = sample_style(rng)
     albedo, gloss = paint_texture(gbuffer, style, rng)
-    lighting = sample_lighting(rng)
+    lighting = sample_lighting(rng, headroom_rng=np.random.default_rng([int(seed), int(index), 2]))
     if cfg.look == "photo-clipped":
         lighting = replace(lighting, headroom=0.0, shoulder=0.0)
     if cfg.look == "flat":

@@ -99,6 +99,13 @@ def test_headroom_is_drawn_last_so_a_seed_keeps_its_other_lighting():
     got = sample_lighting(np.random.default_rng(11))
     for k, v in expected.items():
         assert getattr(got, k) == pytest.approx(v, abs=0), k
+    # With its own stream, headroom leaves ``rng`` where the old lighting left it (make_shoe draws on from there).
+    rng, old = np.random.default_rng(11), np.random.default_rng(11)
+    own = sample_lighting(rng, headroom_rng=np.random.default_rng(3))
+    for k, (lo, hi) in list(LIGHTING_RANGES.items())[:-1]:
+        old.uniform(lo, hi)
+    assert rng.uniform() == old.uniform()
+    assert own.headroom == pytest.approx(np.random.default_rng(3).uniform(*LIGHTING_RANGES["headroom"]), abs=0)
 
 
 def test_bad_lighting_values_name_the_field():

@@ -115,10 +115,16 @@ def _dir(azimuth: float, elevation: float) -> tuple[float, float, float]:
     return (math.sin(az) * math.cos(el), math.sin(el), -math.cos(az) * math.cos(el))
 
 
-def sample_lighting(rng: np.random.Generator) -> LightingParams:
+def sample_lighting(rng: np.random.Generator, headroom_rng: np.random.Generator | None = None) -> LightingParams:
     """Draw one shoe's lighting: every parameter uniform in ``LIGHTING_RANGES`` (in its order, so parameters added
-    at the end leave the earlier draws of a seed unchanged), the key on a random side."""
-    values = {k: float(rng.uniform(lo, hi)) for k, (lo, hi) in LIGHTING_RANGES.items()}
+    at the end leave the earlier draws of a seed unchanged), the key on a random side.
+
+    ``headroom`` (added last) comes from ``headroom_rng`` when given, else from ``rng`` after the others:
+    ``synthetic.make_shoe`` gives it its own stream, so what it draws from ``rng`` after the lighting (the flat
+    look's paint) is what it was before the exposure existed.
+    """
+    streams = {"headroom": headroom_rng or rng}
+    values = {k: float(streams.get(k, rng).uniform(lo, hi)) for k, (lo, hi) in LIGHTING_RANGES.items()}
     return LightingParams(**values)
 
 
