@@ -1,11 +1,16 @@
 """Refinement at predict time (issue 12): input-view fit, novel views and 3D before/after ``--refine N``,
 speed per step, and ``--orientation auto`` on mirrored photos.
 
+    shoerecon synth --out bench/expo512 --shoes 20 --views 12 --size 512 --seed 777   # held out from seed-0 training sets
     python benchmarks/refine.py --checkpoint runs/<name>/checkpoints/last.pt --data ROOT [--split all]
             [--shoes 20] [--steps 100] [--size 128] [--jpeg-quality 90] [--orientation-shoes 20] [--threads 1]
 
-Each shoe's input view is saved as JPEG and read back through ``predict``'s loader (the network input at the
-checkpoint's size, the fit's photo at ``--size``). "before" is the network's mesh and texture with the
+Each shoe's input view is composited on its background (the PNG's RGB where alpha is 0: white, darker in the
+contact shadow) like a camera would take it, saved as JPEG at the dataset's size and read back through
+``predict``'s loader (the network input at the checkpoint's size, the fit's photo at ``--size``). A dataset
+rendered larger than ``--size`` (``shoerecon synth --size 512``) gives photos like a user's: cut out at full
+size, then framed and resized (``--alpha-drop`` writes the PNG's RGB without compositing, the earlier
+benchmark's photo: partly covered pixels keep the shoe's full colour). "before" is the network's mesh and texture with the
 photo camera framed by silhouette moments (no optimisation); "after" is ``refine`` for ``--steps`` steps.
 Input view: hard render in the photo camera vs the JPEG photo (silhouette IoU, PSNR on the whole image). The
 JPEG has no alpha, so the photo's mask is cut out of the white background (``data.mask_method``, what
@@ -44,6 +49,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--size", type=int, default=128, help="fit / evaluation image size")
     p.add_argument("--jpeg-quality", type=int, default=90)
+    p.add_argument("--alpha-drop", action="store_true",
+                   help="write the PNG's straight RGB as the photo (the earlier benchmark) instead of compositing")
     p.add_argument("--orientation-shoes", type=int, default=20, help="mirrored photos for --orientation auto")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -56,6 +63,7 @@ def main() -> None:
 
     from shoerecon.data import TurntableDataset
     from shoerecon.data.layout import read_image, view_files
+    from shoerecon.data.synth.photo import composite
     from shoerecon.data.dataset import cut_out
     from shoerecon.data.preprocess import pad_to_square, prepare_input
     from shoerecon.eval.metrics import mesh_metrics_3d, psnr, silhouette_iou
@@ -66,6 +74,28 @@ def main() -> None:
     from shoerecon.fit.symmetry import mirror_partners
     from shoerecon.render import Cameras
     from shoerecon.train.checkpoint import load_for_inference
+
+    def save_photo(png: Path, jpg: Path) -> None:
+        """The camera's photo of a view: straight RGB * alpha + background * (1 - alpha), as JPEG. The PNG keeps the
+        background (white, shadow) only where alpha is 0: partly covered pixels take their uncovered neighbours'."""
+        if args.alpha_drop:
+            Image.open(png).convert("RGB").save(jpg, quality=args.jpeg_quality)
+            return
+        rgb, alpha = read_image(png)
+        if alpha is None:
+            alpha = torch.ones_like(rgb[:1])
+        free = (alpha == 0).to(rgb)
+        num, den = (torch.nn.functional.avg_pool2d(t[None], 3, 1, 1)[0] for t in (rgb * free, free))
+        bg = torch.where(free > 0, rgb, torch.where(den > 0, num / den.clamp_min(1e-6), torch.ones_like(rgb)))
+        photo = composite(torch.cat([rgb, alpha]), bg)
+        Image.fromarray((photo.permute(1, 2, 0) * 255).round().clamp(0, 255).byte().numpy()).save(jpg, quality=args.jpeg_quality)
+
+    def input_png(sid: str) -> Path:
+        rig = dataset.rigs[sid]
+        return view_files(dataset.root / sid, rig.num_views)[dataset.input_index(rig)]
+
+    def photo_size(sid: str) -> str:
+        return "x".join(str(n) for n in Image.open(input_png(sid)).size)
 
     def true_silhouette(png: Path, jpg: Path) -> torch.Tensor:
         """(1, S, S) the PNG's alpha cropped and scaled by the JPEG's cut-out mask (``load_input``'s framing)."""
@@ -86,14 +116,15 @@ def main() -> None:
     partners = mirror_partners(model.template_verts)
     tmp = Path(tempfile.mkdtemp(prefix="refine_bench_"))
     rows, forward_cpu, orient = [], [], []
-    print(f"checkpoint {args.checkpoint}; data {args.data} ({args.split}); {args.steps} steps at {args.size} px; "
+    print(f"checkpoint {args.checkpoint}; data {args.data} ({args.split}, photos {photo_size(ids[0])} px, "
+          f"{'alpha dropped' if args.alpha_drop else 'composited'}); {args.steps} steps at {args.size} px; "
           f"threads {args.threads}; JPEG q{args.jpeg_quality}; load average at start {load_avg()}")
     for n, sid in enumerate(ids):
         rig = dataset.rigs[sid]
         iv = dataset.input_index(rig)
         jpg = tmp / f"{sid}.jpg"
-        png = view_files(dataset.root / sid, rig.num_views)[iv]
-        Image.open(png).convert("RGB").save(jpg, quality=args.jpeg_quality)
+        png = input_png(sid)
+        save_photo(png, jpg)
         net_in, _ = load_input(jpg, cfg.data)
         photo, mask = load_input(jpg, data_cfg)
         true_mask = true_silhouette(png, jpg) if read_image(png)[1] is not None else mask

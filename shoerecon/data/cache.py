@@ -10,10 +10,14 @@ Layout of ``<root>/.shoerecon_cache/s<size>/`` (or ``data.cache_dir``)::
     manifest.json        settings the pixels depend on, dtype, per shoe: first row, view count, fingerprint
     images.npy           (total views, 3, S, S)   every view, resized, on the background colour
     masks.npy            (total views, 1, S, S)
-    cameras.npy          (total views, 4) float32 (fov after padding non-square photos)
+    cameras.npy          (total views, C) float32 (fov or crop after padding non-square photos)
     inputs.npy           (shoes, 3, S, S)         the prepared (centred) input view of each shoe
     input_masks.npy      (shoes, 1, S, S)
-    input_cameras.npy    (shoes, 4) float32, input_transforms.npy (shoes, 2, 3) float32
+    input_cameras.npy    (shoes, C) float32, input_transforms.npy (shoes, 2, 3) float32
+
+C is 4 (azimuth, elevation, distance, fov), or 10 when any shoe has product-photo cameras (crop and object offset
+from ``shoerecon calibrate``): then every shoe's cameras are widened as the dataset widens them (``Rig.as_product``).
+A dataset reads a cache only if its own camera width matches (a split with no product shoe reads 4).
 
 ``dtype`` float32 is exact; uint8 is 4x smaller (7,500 shoes x 36 views at 128 px: 18 GB instead of 71 GB) and
 rounds every pixel to 1/255 (at most 0.5/255 from the folder reader).
@@ -107,10 +111,11 @@ def _global_files(root: Path) -> list[Path]:
 # ------------------------------------------------------------------------------------------ building
 def _load_shoe(args: tuple) -> tuple[str, dict | str]:
     """Worker: every view and the prepared input of one shoe at the cache size, or the DataError message."""
-    root, shoe_id, cfg, rig, content = args
+    root, shoe_id, cfg, rig, content, product = args
     try:
         files = shoe_files(root, shoe_id)
         rig_s = shoe_rig(root, shoe_id, rig)
+        rig_s = rig_s.as_product() if product else rig_s
         index = rig_s.input_view if cfg.input_view is None else cfg.input_view
         if not 0 <= index < rig_s.num_views:
             raise DataError(f"{root / shoe_id}: input_view {index} is outside the rig's {rig_s.num_views} views")
@@ -156,18 +161,21 @@ def build_cache(cfg, out: str | Path | None = None, dtype: str = "float32", work
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     s = cfg.image_size
-    counts = [shoe_rig(root, sid, rig).num_views for sid in shoes]  # the rows every shoe takes
+    rigs = [shoe_rig(root, sid, rig) for sid in shoes]
+    counts = [r.num_views for r in rigs]  # the rows every shoe takes
+    product = rig.is_product or any(r.is_product for r in rigs)
+    width = 10 if product else 4
     total, n = sum(counts), len(shoes)
     pixel_dtype = np.float32 if dtype == "float32" else np.uint8
     shapes = {"images": ((total, 3, s, s), pixel_dtype), "masks": ((total, 1, s, s), pixel_dtype),
-              "cameras": ((total, 4), np.float32), "inputs": ((n, 3, s, s), pixel_dtype),
-              "input_masks": ((n, 1, s, s), pixel_dtype), "input_cameras": ((n, 4), np.float32),
+              "cameras": ((total, width), np.float32), "inputs": ((n, 3, s, s), pixel_dtype),
+              "input_masks": ((n, 1, s, s), pixel_dtype), "input_cameras": ((n, width), np.float32),
               "input_transforms": ((n, 2, 3), np.float32)}
     arrays = {k: np.lib.format.open_memmap(tmp / f"{k}.npy", mode="w+", dtype=dt, shape=shape)
               for k, (shape, dt) in shapes.items()}
     records: dict[str, dict] = {}
     broken: dict[str, str] = {}
-    jobs = [(root, sid, cfg, rig, content) for sid in shoes]
+    jobs = [(root, sid, cfg, rig, content, product) for sid in shoes]
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
@@ -196,7 +204,8 @@ def build_cache(cfg, out: str | Path | None = None, dtype: str = "float32", work
         a.flush()
     del arrays
     manifest = {"version": CACHE_VERSION, "root": str(root.resolve()), "dtype": dtype,
-                "settings": pixel_settings(cfg), "content_hash": content, "shoes": records, "broken": broken}
+                "settings": pixel_settings(cfg), "camera_params": width, "content_hash": content, "shoes": records,
+                "broken": broken}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=0))
     if out.exists():
         shutil.rmtree(out)
@@ -236,6 +245,7 @@ class ViewCache:
             raise CacheStale(f"{path}: cache version {self.manifest.get('version')} != {CACHE_VERSION}; rebuild it")
         self.shoes: dict[str, dict] = self.manifest["shoes"]
         self.scale = 1.0 if self.manifest["dtype"] == "float32" else 1.0 / 255.0
+        self.camera_params = int(self.manifest.get("camera_params", 4))  # caches before product cameras: 4
         self._arrays: dict[str, np.ndarray] | None = None
 
     def __getstate__(self) -> dict:
@@ -285,7 +295,7 @@ class ViewCache:
         return t if self.scale == 1.0 else t.float().mul_(self.scale)
 
     def views(self, shoe_id: str, indices: Sequence[int]) -> ShoeViews:
-        """images (V,3,S,S), masks (V,1,S,S), cameras (V,4) of the given views."""
+        """images (V,3,S,S), masks (V,1,S,S), cameras (V,C) of the given views (C: ``camera_params``)."""
         rec = self.shoes[shoe_id]
         if any(not 0 <= i < rec["views"] for i in indices):
             raise DataError(f"{self.root / shoe_id}: views {list(indices)} outside the cached {rec['views']} views")
@@ -295,14 +305,17 @@ class ViewCache:
                          self._own(a["cameras"][rows]))
 
     def input(self, shoe_id: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The prepared input view: image (3,S,S), mask (1,S,S), camera (4,), transform (2,3)."""
+        """The prepared input view: image (3,S,S), mask (1,S,S), camera (C,), transform (2,3)."""
         i, a = self.shoes[shoe_id]["index"], self.arrays
         return (self._pixels(a["inputs"][i]), self._pixels(a["input_masks"][i]),
                 self._own(a["input_cameras"][i]), self._own(a["input_transforms"][i]))
 
 
-def open_cache(cfg, shoe_ids: Sequence[str]) -> tuple[ViewCache | None, set[str]]:
+def open_cache(cfg, shoe_ids: Sequence[str], camera_params: int = 4) -> tuple[ViewCache | None, set[str]]:
     """The cache a dataset should read (None: none or refused) and the set of its fresh shoes among ``shoe_ids``.
+
+    ``camera_params``: the dataset's camera width (4, or 10 with product cameras); a cache of the other width is
+    refused like a stale one.
 
     ``cfg.cache``: never -> (None, {}); auto -> a missing cache is silently unused, a stale one (or stale shoes) is
     refused with a warning naming why; require -> missing or stale raises ``DataError``/``CacheStale``.
@@ -318,6 +331,10 @@ def open_cache(cfg, shoe_ids: Sequence[str]) -> tuple[ViewCache | None, set[str]
     try:
         cache = ViewCache(folder, cfg.root)
         cache.check_settings(cfg)
+        if cache.camera_params != camera_params:
+            raise CacheStale(f"{folder}: the cache holds ({cache.camera_params},) cameras per view, this dataset's "
+                             f"split reads ({camera_params},) (product-photo cameras in some shoes only?); "
+                             "set data.cache: never, or give every shoe the same kind of cameras")
     except CacheStale as e:
         if cfg.cache == "require":
             raise

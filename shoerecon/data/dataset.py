@@ -18,7 +18,7 @@ from shoerecon.data.batch import TrainBatch, TurntableShoe
 from shoerecon.data.layout import DataError, Rig, list_shoes, mask_files, read_rig, read_splits, shoe_rig, view_files
 from shoerecon.data.cache import open_cache
 from shoerecon.data.reading import MASK_SOURCES, DataConfig, cut_out, load_view, read_input, read_views  # noqa: F401 (API)
-from shoerecon.render.cameras import product_params
+
 
 class TurntableDataset(torch.utils.data.Dataset):
     """Items of one split: the input view and ``num_target_views`` random target views of a shoe.
@@ -50,13 +50,8 @@ class TurntableDataset(torch.utils.data.Dataset):
         if not self.shoe_ids:
             raise DataError(f"{self.root}: split {split!r} has no usable shoes")
         self._unify_camera_params()
-        if self.rig.is_product:  # the cache holds plain (V, 4) cameras: calibrated product cameras are read from the folder
-            if cfg.cache == "require":
-                raise DataError(f"{self.root}: data.cache is 'require' but the data cache cannot hold product-photo "
-                                "cameras (crop/offset from cameras.json); use cache: auto or never")
-            self.cache, self.cached = None, set()
-        else:
-            self.cache, self.cached = open_cache(cfg, self.shoe_ids)  # cached: the shoes read from the cache
+        # cached: the shoes read from the cache
+        self.cache, self.cached = open_cache(cfg, self.shoe_ids, camera_params=self.rig.cameras.shape[-1])
 
     # ------------------------------------------------------------------ validation
     def _fail(self, shoe_id: str, err: DataError) -> None:
@@ -84,8 +79,8 @@ class TurntableDataset(torch.utils.data.Dataset):
     def _unify_camera_params(self) -> None:
         """One camera tensor width per dataset so items collate: all (V, 4) unless a shoe has product cameras."""
         if any(r.is_product for r in self.rigs.values()) or self.rig.is_product:
-            self.rig = Rig(product_params(self.rig.cameras), self.rig.input_view)
-            self.rigs = {k: Rig(product_params(r.cameras), r.input_view) for k, r in self.rigs.items()}
+            self.rig = self.rig.as_product()
+            self.rigs = {k: r.as_product() for k, r in self.rigs.items()}
 
     def input_index(self, rig: Rig) -> int:
         i = rig.input_view if self.cfg.input_view is None else self.cfg.input_view
@@ -102,7 +97,7 @@ class TurntableDataset(torch.utils.data.Dataset):
         return len(self.shoe_ids)
 
     def _views(self, shoe_id: str, indices: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
-        """Views resized to image_size: images (V,3,S,S), masks (V,1,S,S), cameras (V,4) (cache or folder)."""
+        """Views resized to image_size: images (V,3,S,S), masks (V,1,S,S), cameras (V,4) or (V,10) (cache or folder)."""
         if shoe_id in self.cached:
             v = self.cache.views(shoe_id, indices)
             return v.images, v.masks, v.cameras

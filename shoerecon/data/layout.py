@@ -32,7 +32,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from shoerecon.render.cameras import Cameras
+from shoerecon.render.cameras import Cameras, product_params
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 RIG_KEYS = {"views", "input_view", "num_views", "image_size", "background", "source", "object"}
@@ -64,6 +64,11 @@ class Rig:
     @property
     def is_product(self) -> bool:
         return self.cameras.shape[-1] > 4
+
+    def as_product(self) -> "Rig":
+        """The same rig with (V, 10) product cameras (plain ones get the identity crop and no offset), so that a
+        dataset mixing plain and product shoes has one camera width."""
+        return Rig(product_params(self.cameras), self.input_view)
 
     def to_json(self, **extra) -> dict:
         """The rig as JSON (azimuths as they are: start 0, direction 1; the offset under "object")."""

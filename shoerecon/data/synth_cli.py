@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from shoerecon.data.synthetic import SynthConfig, generate_dataset
+from shoerecon.data.synthetic import LOOKS, SynthConfig, generate_dataset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,12 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--elevation", type=float, default=d.elevation)
     parser.add_argument("--distance", type=float, default=d.distance)
     parser.add_argument("--fov", type=float, default=d.fov)
+    parser.add_argument("--look", choices=LOOKS, default=d.look,
+                        help=f"appearance (default {d.look}: lit, exposed like product photos; photo-clipped: the old "
+                             "exposure, white parts clipped to the background's white; see SynthConfig.look)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.shoes < 1 or args.views < 1 or args.size < 8:
         raise SystemExit("synth: need --shoes >= 1, --views >= 1 and --size >= 8")
-    cfg = SynthConfig(supersample=args.supersample, elevation=args.elevation, distance=args.distance, fov=args.fov)
+    cfg = SynthConfig(supersample=args.supersample, elevation=args.elevation, distance=args.distance, fov=args.fov,
+                      look=args.look)
     start = time.perf_counter()
     root = generate_dataset(args.out, args.shoes, args.views, args.size, args.seed, workers=args.workers, cfg=cfg,
                               overwrite=args.overwrite)

@@ -14,7 +14,7 @@ lateral side of a right shoe at +Z.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -30,7 +30,8 @@ __all__ = ["DEFAULT_SHAPE_RANGES", "ShoeParams", "SynthConfig", "sample_shoe_par
            "render_turntable", "make_shoe", "generate_shoe", "generate_dataset", "split_ids", "shoe_id"]
 
 
-LOOKS = ("photo", "unlit", "flat")
+LOOKS = ("photo", "photo-clipped", "unlit", "flat")
+LIT_LOOKS = ("photo", "photo-clipped")
 
 
 @dataclass
@@ -46,7 +47,10 @@ class SynthConfig:
         image_size: rendered view side in pixels. supersample: render at this factor and box-filter
             down, so alpha is fractional pixel coverage (1 = hard 0/1 coverage).
         look: "photo" (materials painted per texel, lit like a product photo: ``synth.materials``,
-            ``synth.lighting``, ``synth.photo``), "unlit" (the same materials, no lights) or "flat"
+            ``synth.lighting``, ``synth.photo``; exposed like product photography: the shoe stays below the
+            white background by the lighting's ``headroom``), "photo-clipped" (the same, exposed like the first
+            photo look: radiance clipped at the background's white, so white shoe parts vanish into it), "unlit"
+            (the same materials, no lights) or "flat"
             (``synth.shoe.flat_paint``: one colour per part, soles never white, soft shading baked in:
             the old generator's look, for tests of threshold masks). Alpha is always the exact coverage.
         framing: False: every shoe on the rig's ``distance`` (shoes are normalised to length 1, so
@@ -159,7 +163,9 @@ def make_shoe(index: int, seed: int, cfg: SynthConfig):
     rng = np.random.default_rng([int(seed), int(index), 1])
     style = sample_style(rng)
     albedo, gloss = paint_texture(gbuffer, style, rng)
-    lighting = sample_lighting(rng)
+    lighting = sample_lighting(rng, headroom_rng=np.random.default_rng([int(seed), int(index), 2]))
+    if cfg.look == "photo-clipped":
+        lighting = replace(lighting, headroom=0.0, shoulder=0.0)
     if cfg.look == "flat":
         from shoerecon.data.synth.shoe import flat_paint
 
@@ -182,7 +188,7 @@ def generate_shoe(out_dir: str | Path, index: int, seed: int, cfg: SynthConfig, 
         rig = rig_from_turntable(cfg.num_views, cfg.elevation, distance, cfg.fov)
         write_json(folder / "cameras.json", rig.to_json(image_size=cfg.image_size, background=[1.0, 1.0, 1.0]))
         cameras = rig.cameras
-    views = render_photo(mesh, cameras, cfg.image_size, cfg.supersample, lighting if cfg.look == "photo" else None, gloss)
+    views = render_photo(mesh, cameras, cfg.image_size, cfg.supersample, lighting if cfg.look in LIT_LOOKS else None, gloss)
     for v, rgba in enumerate(views):
         save_rgba(folder / "views" / f"{v:03d}.png", rgba[:3], rgba[3:])
     _save_mesh(mesh, folder / "mesh.glb")

@@ -2,9 +2,9 @@
 
 Turntable cameras never look from below, so the images say nothing about the vertices of the sole's ground
 face, and a network bends them up into the shoe (see ``geometry.sole``). This term penalises the part of their
-height change (prediction minus template, rim included) that no tilted plane bent along the length
-(``a + b x + c z + d x^2``) explains: ``mean_{b,s} ((P dy_b)_s)^2`` with ``P`` the template's bend projector.
-Tilt, lift and toe spring are free; bulges and dents across the sole, and a sole lifted off its rim, are not.
+height change (prediction minus template, rim included) that a plate does not explain (lift, tilt, toe spring and
+heel bevel: ``geometry.sole.plate_basis``): ``mean_{b,s} ((P dy_b)_s)^2`` with ``P`` the template's bend projector.
+Bulges, dents and arches across the sole, and a sole lifted off its rim, cost; a plate's motions do not.
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def sole_bend_loss(verts: Tensor, template: Template) -> Tensor:
         >>> box = trimesh.creation.box(extents=(1.0, 0.4, 0.4)).subdivide().subdivide()
         >>> verts, faces = torch.tensor(box.vertices, dtype=torch.float32), torch.tensor(box.faces)
         >>> template = Template(verts, faces)
-        >>> tilted = verts + torch.stack([0 * verts[:, 0], 0.2 * verts[:, 0] + 0.1 * verts[:, 0] ** 2, 0 * verts[:, 0]], -1)
-        >>> bool(sole_bend_loss(tilted[None], template) < 1e-10)  # tilt and toe spring are free
+        >>> tilted = verts + torch.stack([0 * verts[:, 0], 0.2 * verts[:, 0] - 0.1 * verts[:, 2], 0 * verts[:, 0]], -1)
+        >>> bool(sole_bend_loss(tilted[None], template) < 1e-10)  # tilt is free
         True
         >>> bulged = verts.clone(); bulged[(verts[:, 1] < -0.19) & (verts.norm(dim=-1) < 0.21), 1] += 0.05
         >>> bool(sole_bend_loss(bulged[None], template) > 5e-5)   # a bump in the middle of the sole is not
@@ -47,8 +47,9 @@ def sole_bend_loss(verts: Tensor, template: Template) -> Tensor:
 
 @dataclass
 class SoleBendConfig(TermConfig):
-    """Sole-bend prior's weight (0 = off, the v1/v2 method). The quality config uses it: without it the unseen
-    ground face of a trained model bent up to 0.2 of the length into the shoe."""
+    """Sole-bend prior's weight (0 = off, the v1/v2 method): the soft form of ``model.sole_plate`` (which removes
+    the bend from the network's output outright, so this term is then 0). Without either, the unseen ground face
+    of a trained model bent up to 0.2 of the length into the shoe."""
 
     weight: float = 0.0
 

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from shoerecon.geometry.mesh import Mesh
+from shoerecon.geometry.sole import project_onto_plate
 from shoerecon.geometry.topology import Template
 from shoerecon.model.encoders import ENCODERS, build_encoder
 from shoerecon.model.flow import TextureFlowHead, sample_texture
@@ -43,6 +44,7 @@ class ModelConfig:
     offset_scale: float = 0.25       # max |offset| per axis with tanh; multiplier with linear
     offset_activation: str = "tanh"  # tanh | linear
     offset_init_std: float = 1e-4    # last shape layer init: initial prediction ~ template
+    sole_plate: bool = False         # the sole's ground face moves only as a plate (geometry.sole): no camera sees it
     texture_size: int = 128          # UV texture Ht = Wt
     flow_hidden: int = 16
     flow_init_scale: float = 0.5     # initial flow = this * texel grid (0: all texels at the image centre)
@@ -212,6 +214,8 @@ class ShoeReconNet(nn.Module):
         # Positional encoding in at least float32 (under fp16 autocast sin(2^k pi x) would lose precision).
         points = self.template_verts.to(torch.promote_types(self.template_verts.dtype, latent.dtype))
         offsets = self.shape_decoder(latent, points)
+        if self.cfg.sole_plate:
+            offsets = project_onto_plate(offsets, *self.template.sole_operands)
         flow = self.flow_head(features, latent)
         if self.sampler.head is None:
             texture, variance = sample_texture(image, flow), None

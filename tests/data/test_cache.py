@@ -39,6 +39,44 @@ def test_cache_returns_exactly_the_folder_tensors(dataset_copy, size):
     assert full_b["targets"].shape == (NUM_VIEWS, 3, size, size)
 
 
+def _give_product_cameras(root, shoe="shoe_00001"):
+    """Calibrated product-photo cameras (crop + object offset) for one shoe; the others keep the plain rig."""
+    from shoerecon.data.layout import Rig, read_rig, write_json
+
+    rig = read_rig(root / "rig.json")
+    extra = torch.tensor([0.1, -0.1, 1.2, 0.05, 0.0, 0.02]).expand(rig.num_views, 6)
+    cams = torch.cat([rig.cameras, extra], 1)
+    write_json(root / shoe / "cameras.json", Rig(cams, rig.input_view).to_json())
+    return cams
+
+
+def test_cache_of_product_cameras_returns_exactly_the_folder_tensors(dataset_copy):
+    cams = _give_product_cameras(dataset_copy)
+    build_cache(DataConfig(root=str(dataset_copy), image_size=24), progress=False)
+    folder, cached = _pair(dataset_copy, 24, num_target_views=3)
+    assert cached.cached == set(cached.shoe_ids)
+    for i in range(len(folder)):
+        a, b = folder[i], cached[i]
+        for k in KEYS:
+            assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), (i, k)
+    shoe = cached.load_shoe("shoe_00001")
+    assert shoe["target_cameras"].shape == (NUM_VIEWS, 10)
+    assert torch.allclose(shoe["target_cameras"], cams)                       # the calibrated crop and offset
+    plain = cached.load_shoe("shoe_00000")["target_cameras"]
+    assert torch.equal(plain[:, 4:], torch.tensor([[0.0, 0, 1, 0, 0, 0]] * NUM_VIEWS))  # widened with identity
+
+
+def test_cache_of_another_camera_width_is_refused(dataset_copy):
+    _give_product_cameras(dataset_copy)
+    build_cache(DataConfig(root=str(dataset_copy), image_size=24), progress=False)
+    (dataset_copy / "shoe_00001" / "cameras.json").unlink()   # now no shoe has product cameras: (V, 4)
+    with pytest.raises(CacheStale, match="cameras per view"):
+        TurntableDataset(DataConfig(root=str(dataset_copy), image_size=24, cache="require"), split="all")
+    with pytest.warns(UserWarning, match="cameras per view"):
+        auto = TurntableDataset(DataConfig(root=str(dataset_copy), image_size=24, cache="auto"), split="all")
+    assert auto.cache is None and auto[0]["target_cameras"].shape[-1] == 4
+
+
 def test_uint8_cache_is_within_half_a_level(dataset_copy):
     build_cache(DataConfig(root=str(dataset_copy), image_size=24), dtype="uint8", progress=False)
     folder, cached = _pair(dataset_copy, 24)

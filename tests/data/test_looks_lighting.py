@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from shoerecon.data.synth.lighting import LIGHTING_RANGES, LightingParams, framing_distance, sample_lighting, shade
+from shoerecon.data.synth.lighting import LIGHTING_RANGES, LightingParams, expose, framing_distance, sample_lighting, shade
 
 TOWARD_CAMERA = torch.tensor([0.0, 0.0, -1.0])  # camera space: z points away from the camera
 
@@ -64,11 +64,48 @@ def test_sampled_lighting_is_in_range_and_deterministic():
             assert lo <= getattr(s, k) <= hi, k
         key, fill = s.intensities()
         assert 0 < fill < key
-        # A white surface facing the camera is lit to ~exposure, so a white shoe reads white.
+        # A white surface facing the camera is lit to ~exposure: it reads light (about 215-250 of 255), but stays
+        # below the white background by the headroom, as in product photos.
         white = shade(torch.full((1, 3), 0.94), TOWARD_CAMERA[None], TOWARD_CAMERA[None], torch.zeros(1), s)
-        assert 0.9 <= float(white.min()) <= 1.0
+        assert 0.84 <= float(white.min()) and float(white.max()) <= 1 - s.headroom
     assert sample_lighting(np.random.default_rng(5)) == sample_lighting(np.random.default_rng(5))
     assert {s.key_azimuth > 0 for s in samples} == {True, False}
+
+
+def test_expose_keeps_shadows_rolls_highlights_off_below_the_background():
+    x = torch.tensor([0.0, 0.3, 0.82, 0.94, 1.0, 1.5, 3.0])
+    y = expose(x, 0.06, 0.12)  # top 0.94, knee 0.82
+    # Up to the knee: unchanged. Above: 0.82 + 0.12 (1 - exp(-(x - 0.82) / 0.12)), by hand at x = 0.94: 1 - 1/e.
+    torch.testing.assert_close(y[:3], x[:3])
+    torch.testing.assert_close(y[3], torch.tensor(0.82 + 0.12 * (1 - math.exp(-1.0))))
+    torch.testing.assert_close(y[4], torch.tensor(0.82 + 0.12 * (1 - math.exp(-1.5))))
+    assert float(y.max()) <= 0.94
+    # Strictly increasing (shading survives in the highlights), slope 1 at the knee.
+    grid = torch.linspace(0.0, 1.6, 1601, dtype=torch.float64)
+    assert (expose(grid, 0.06, 0.12).diff() > 0).all()
+    k = torch.tensor([0.82 + 1e-6], dtype=torch.float64, requires_grad=True)
+    expose(k, 0.06, 0.12).backward()
+    assert float(k.grad) == pytest.approx(1.0, abs=1e-4)
+    # shoulder 0: a hard clip at 1 - headroom; both 0: the old look's clamp to [0, 1].
+    torch.testing.assert_close(expose(x, 0.1, 0.0), x.clamp(0, 0.9))
+    assert torch.equal(expose(x - 0.5, 0.0, 0.0), (x - 0.5).clamp(0, 1))
+
+
+def test_headroom_is_drawn_last_so_a_seed_keeps_its_other_lighting():
+    # Oracle: the draws in LIGHTING_RANGES order with numpy directly; headroom is the last one.
+    assert list(LIGHTING_RANGES)[-1] == "headroom"
+    rng = np.random.default_rng(11)
+    expected = {k: rng.uniform(lo, hi) for k, (lo, hi) in LIGHTING_RANGES.items()}
+    got = sample_lighting(np.random.default_rng(11))
+    for k, v in expected.items():
+        assert getattr(got, k) == pytest.approx(v, abs=0), k
+    # With its own stream, headroom leaves ``rng`` where the old lighting left it (make_shoe draws on from there).
+    rng, old = np.random.default_rng(11), np.random.default_rng(11)
+    own = sample_lighting(rng, headroom_rng=np.random.default_rng(3))
+    for k, (lo, hi) in list(LIGHTING_RANGES.items())[:-1]:
+        old.uniform(lo, hi)
+    assert rng.uniform() == old.uniform()
+    assert own.headroom == pytest.approx(np.random.default_rng(3).uniform(*LIGHTING_RANGES["headroom"]), abs=0)
 
 
 def test_bad_lighting_values_name_the_field():
@@ -76,6 +113,10 @@ def test_bad_lighting_values_name_the_field():
         LightingParams(fill=1.5)
     with pytest.raises(ValueError, match="ambient"):
         LightingParams(ambient=-0.1)
+    with pytest.raises(ValueError, match="headroom"):
+        LightingParams(headroom=-0.01)
+    with pytest.raises(ValueError, match="headroom \\+ shoulder"):
+        LightingParams(headroom=0.5, shoulder=0.5)
 
 
 def test_framing_distance_of_a_segment_is_hand_computed():

@@ -128,3 +128,43 @@ def test_render_photo_is_deterministic_and_checks_inputs():
         render_photo(mesh, cams(), 32, 1, light, torch.zeros(1, 8, 8))
     with pytest.raises(ValueError, match="cameras"):
         render_photo(mesh, cams()[0], 32, 1, light)
+
+
+def test_white_shoe_on_white_stays_below_the_background_by_the_headroom():
+    """Product-photo exposure: an all-white shoe under a bright key and glossy highlights stays below the white
+    background by ``headroom`` everywhere and keeps its shading; alpha is the exact coverage whatever the exposure.
+    The old look (headroom = shoulder = 0) clips the same shoe to the background's white."""
+    mesh, g = tiny_shoe()
+    albedo, gloss = paint_texture(g, plain_style(upper=WHITE, sole=WHITE), np.random.default_rng(0))
+    with_texture(mesh, albedo)
+    gloss_t = torch.from_numpy(np.ones_like(gloss))[None]
+    ref = render_photo(mesh, cams(), 32, 2, lighting=None)[:, 3:]
+    bright = dict(exposure=1.12, specular=0.4, shininess=12.0, shadow_strength=0.3)
+    for headroom in (0.02, 0.12):
+        rgba, bg = render_photo(mesh, cams(), 32, 2, LightingParams(headroom=headroom, **bright), gloss_t, with_background=True)
+        assert torch.equal(rgba[:, 3:], ref)
+        shoe = rgba[:, :3].permute(0, 2, 3, 1)[rgba[:, 3] > 0]
+        assert float(shoe.max()) <= 1 - headroom + 1e-6
+        assert float(shoe.max()) >= 1 - headroom - 0.05  # the highlights do reach the shoulder
+        assert float(shoe.std()) > 0.02 and len(torch.unique(shoe)) > 50  # shaded, not one flat value
+        photo = composite(rgba, bg)
+        assert float(photo[:, :, 0, :].min()) == 1.0  # the top rows: background blown to white
+    old = render_photo(mesh, cams(), 32, 2, LightingParams(headroom=0.0, shoulder=0.0, **bright), gloss_t)
+    inside = old[:, 3] == 1
+    assert torch.equal(old[:, 3:], ref)
+    assert float((old[:, :3].amin(1)[inside] == 1.0).float().mean()) > 0.2  # clipped: white on white
+
+
+def test_photo_clipped_look_is_the_photo_look_without_headroom():
+    from dataclasses import asdict
+
+    from shoerecon.data.synthetic import SynthConfig, make_shoe
+
+    cfg = dict(edge_length=0.06, texture_size=32)
+    _, _, _, new, _ = make_shoe(3, 7, SynthConfig(look="photo", **cfg))
+    _, _, _, again, _ = make_shoe(3, 7, SynthConfig(look="photo", **cfg))
+    _, _, _, old, _ = make_shoe(3, 7, SynthConfig(look="photo-clipped", **cfg))
+    assert new == again  # deterministic per (seed, index)
+    assert 0.02 <= new.headroom <= 0.12 and (old.headroom, old.shoulder) == (0.0, 0.0)
+    assert {k: v for k, v in asdict(old).items() if k not in ("headroom", "shoulder")} == \
+        {k: v for k, v in asdict(new).items() if k not in ("headroom", "shoulder")}

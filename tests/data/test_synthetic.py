@@ -83,6 +83,16 @@ def test_parameter_ranges_are_respected():
     assert 0.2 < np.mean([p.style in ("high", "tall") for p in draws]) < 0.45
 
 
+def test_width_goes_with_the_sole_and_still_spans_narrow_to_wide_lasts():
+    draws = [sample_shoe_params(shoe_rng(11, i)) for i in range(400)]
+    widths = {kind: [p.width_ratio for p in draws if p.sole == kind] for kind in ("slim", "regular", "chunky")}
+    means = [np.mean(widths[k]) for k in ("slim", "regular", "chunky")]
+    assert means[0] + 0.01 < means[1] < means[2] - 0.01, means
+    everything = np.array([p.width_ratio for p in draws])
+    assert everything.min() < 0.335 and everything.max() > 0.445       # the 0.33-0.45 is still covered
+    assert 0.37 < float(np.median(everything)) < 0.39                  # most shoes near real lasts (~0.37-0.38)
+
+
 def test_narrowed_ranges_are_respected():
     cfg = SynthConfig(shape_ranges={**DEFAULT_SHAPE_RANGES, "collar_height": (0.33, 0.35), "width_ratio": (0.4, 0.41)})
     for i in range(40):

@@ -5,7 +5,7 @@ import pytest
 import torch
 import trimesh
 
-from shoerecon.geometry.sole import sole_bend_projector, sole_vertices
+from shoerecon.geometry.sole import plate_basis, project_onto_plate, sole_bend_projector, sole_vertices
 from shoerecon.geometry.topology import Template
 from shoerecon.losses import LossConfig, enabled_terms
 from shoerecon.losses.sole_bend import sole_bend_loss
@@ -28,11 +28,34 @@ def test_ground_face_is_the_bottom_face_with_its_rim_and_only_it():
     assert 0 < len(strict) < len(index)
 
 
+def _smoothstep_np(a, b, t):
+    u = np.clip((t - a) / (b - a), 0.0, 1.0)
+    return u * u * (3 - 2 * u)
+
+
+def _plate_np(points):
+    """The plate family written out: lift, tilt in x and z, toe spring under the front 40%, heel bevel under the
+    back 15% of the points' x extent."""
+    x, z = points[:, 0], points[:, 2]
+    t = (x - x.min()) / (x.max() - x.min())
+    return np.stack([np.ones_like(x), x, z, _smoothstep_np(0.6, 1.0, t) ** 2, (1 - _smoothstep_np(0.0, 0.15, t)) ** 2], -1)
+
+
+def test_plate_basis_is_flat_between_heel_and_ball():
+    x = torch.linspace(-0.5, 0.5, 101, dtype=torch.float64)
+    points = torch.stack([x, torch.zeros_like(x), torch.zeros_like(x)], -1)
+    basis = plate_basis(points)
+    flat = (x > -0.5 + 0.15 + 1e-9) & (x < 0.1 - 1e-9)        # t in (0.15, 0.6)
+    assert float(basis[flat, 3:].abs().max()) == 0.0
+    assert float(basis[-1, 3]) == 1.0 and float(basis[0, 4]) == 1.0   # full toe spring at the tip, bevel at the heel
+    np.testing.assert_allclose(basis.numpy(), _plate_np(points.numpy()), atol=1e-12)
+
+
 def test_bend_is_the_least_squares_residual_oracle():
     rng = np.random.default_rng(0)
     points = torch.tensor(rng.uniform(-0.5, 0.5, size=(40, 3)), dtype=torch.float64)
     heights = rng.normal(size=40)
-    design = np.stack([np.ones(40), points[:, 0], points[:, 2], points[:, 0] ** 2], -1)
+    design = _plate_np(points.numpy())
     coef, *_ = np.linalg.lstsq(design, heights, rcond=None)
     expected = heights - design @ coef
     got = sole_bend_projector(points) @ torch.tensor(heights)
@@ -43,8 +66,11 @@ def test_tilt_height_and_toe_spring_are_free_a_bump_is_not():
     verts, faces = _box()
     template = Template(verts, faces)
     x = verts[:, 0]
-    posed = verts + torch.stack([0 * x, 0.3 + 0.2 * x + 0.15 * x ** 2 - 0.1 * verts[:, 2], 0 * x], -1)
+    toe = torch.tensor(_smoothstep_np(0.6, 1.0, x.numpy() + 0.5) ** 2, dtype=x.dtype)
+    posed = verts + torch.stack([0 * x, 0.3 + 0.2 * x + 0.15 * toe - 0.1 * verts[:, 2], 0 * x], -1)
     assert float(sole_bend_loss(posed[None], template)) < 1e-10
+    arched = verts + torch.stack([0 * x, 0.2 * (0.25 - x ** 2), 0 * x], -1)   # the middle up: no shoe's sole
+    assert float(sole_bend_loss(arched[None], template)) > 1e-5
     bump = (verts[:, 1] == -0.2) & (verts[:, 0].abs() < 0.01) & (verts[:, 2].abs() < 0.01)
     assert bump.sum() == 1
     bumped = verts.clone()
@@ -105,3 +131,28 @@ def test_off_by_default_and_a_yaml_section():
     assert on.sole_bend.weight == 5.0
     with pytest.raises(ValueError, match="weight"):
         LossConfig(sole_bend=-1.0)
+
+
+def test_project_onto_plate_keeps_plates_and_drops_bends():
+    verts, faces = _box(torch.float64)
+    index, projector = Template(verts, faces).sole_operands
+    rng = torch.Generator().manual_seed(3)
+    offsets = 0.02 * torch.randn((2, len(verts), 3), dtype=torch.float64, generator=rng)
+    out = project_onto_plate(offsets, index, projector)
+    # x, z and every height off the ground face are untouched
+    assert torch.equal(out[..., [0, 2]], offsets[..., [0, 2]])
+    off_sole = torch.ones(len(verts), dtype=torch.bool)
+    off_sole[index] = False
+    assert torch.equal(out[:, off_sole, 1], offsets[:, off_sole, 1])
+    # the ground face's heights are now their least-squares plate fit (numpy oracle), and projecting twice is once
+    design = _plate_np(verts[index].numpy())
+    for b in range(2):
+        coef, *_ = np.linalg.lstsq(design, offsets[b, index, 1].numpy(), rcond=None)
+        np.testing.assert_allclose(out[b, index, 1].numpy(), design @ coef, atol=1e-10)
+    assert torch.allclose(project_onto_plate(out, index, projector), out, atol=1e-12)
+    # a plate motion passes unchanged, and gradients flow to the raw offsets
+    plate = torch.zeros_like(offsets)
+    plate[..., 1] = 0.05 + 0.1 * verts[:, 0] - 0.2 * verts[:, 2]
+    assert torch.allclose(project_onto_plate(plate, index, projector), plate, atol=1e-12)
+    raw = offsets.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda o: project_onto_plate(o, index, projector), (raw,))

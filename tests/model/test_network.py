@@ -203,3 +203,25 @@ def test_variance_head_starts_at_v1_and_trains(mode):
 def test_v1_network_has_no_variance_parameters():
     net = ShoeReconNet(ModelConfig(**SMALL), icosphere(0))
     assert not any(k.startswith("sampler.") for k in net.state_dict())
+
+
+def test_sole_plate_leaves_only_plate_motions_of_the_ground_face():
+    from shoerecon.geometry.template import load_template
+    from shoerecon.losses.sole_bend import sole_bend_loss
+    shoe = load_template()
+    torch.manual_seed(0)
+    free = ShoeReconNet(ModelConfig(**SMALL), shoe)
+    randomize_offsets(free)
+    plate = ShoeReconNet(ModelConfig(**SMALL, sole_plate=True), shoe)
+    plate.load_state_dict(free.state_dict())
+    image = torch.rand(2, 3, 32, 32)
+    a, b = free(image), plate(image)
+    assert float(sole_bend_loss(a.verts, free.template)) > 1e-6     # random offsets bend the sole
+    assert float(sole_bend_loss(b.verts, plate.template)) < 1e-12   # the plate network's never does
+    index = plate.template.sole_operands[0]
+    assert 50 < len(index) < shoe.num_verts // 2
+    rest = torch.ones(shoe.num_verts, dtype=torch.bool)
+    rest[index] = False
+    torch.testing.assert_close(b.verts[:, rest], a.verts[:, rest], rtol=0, atol=0)
+    torch.testing.assert_close(b.verts[..., [0, 2]], a.verts[..., [0, 2]], rtol=0, atol=0)
+    torch.testing.assert_close(b.verts, plate.template_verts + b.offsets)

@@ -11,8 +11,14 @@ studio rig moves with the camera, so every view of a turntable is lit the same w
 with ``sky(n) = 1 - ambient_falloff * (1 - n_y) / 2`` (surfaces facing down see less of the
 studio's bounce light), H_l the half vector of L_l and the direction to the camera. The key light
 sits near the camera, a little above and to one side; the fill light on the other side, weaker.
-Intensities are drawn so that a white surface facing the camera ends up near 1 (product photos
-are bright and slightly over-exposed toward the white background).
+Intensities are drawn so that a white surface facing the camera receives about 1 (``exposure``).
+
+Exposure (``expose``): product photography blows the separately lit background out to pure white
+while the shoe stays below it, so white leather and rubber read about 225-250 of 255, shaded, and a
+cut-out can find them. The radiance passes a highlight shoulder: unchanged up to a knee, then rolled
+off smoothly (slope 1 at the knee, strictly increasing, so shading survives) toward ``1 - headroom``,
+which it never exceeds. ``headroom`` is drawn per shoe; ``headroom = shoulder = 0`` is the old look
+(a hard clip at 1: white parts merge with the background).
 """
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ LIGHTING_RANGES: dict[str, tuple[float, float]] = {
     "shadow_softness": (0.01, 0.035), # Gaussian sigma of the shadow, as a fraction of the image side
     "shadow_depth": (0.04, 0.12),     # how far the shadow reaches below the sole, as a fraction of the shoe's height
     "fill": (0.7, 0.9),               # fraction of the image width the shoe spans at view 0
+    "headroom": (0.02, 0.12),         # the shoe's radiance stays this far below the white background (drawn last)
 }
 
 
@@ -55,6 +62,8 @@ class LightingParams:
         specular, shininess: Blinn-Phong highlight weight (times the gloss map) and exponent.
         shadow_strength, shadow_softness, shadow_depth: the soft contact shadow on the background.
         fill: fraction of the image width the shoe spans at view 0 (use with ``framing_distance``).
+        headroom, shoulder: the exposure (``expose``): shoe radiance rolls off from ``1 - headroom - shoulder``
+            toward ``1 - headroom`` (the background is 1); both 0 = the old hard clip at 1.
     """
 
     ambient: float = 0.4
@@ -71,11 +80,16 @@ class LightingParams:
     shadow_softness: float = 0.02
     shadow_depth: float = 0.08
     fill: float = 0.8
+    headroom: float = 0.06
+    shoulder: float = 0.12
 
     def __post_init__(self) -> None:
-        for name in ("ambient", "ambient_falloff", "fill_ratio", "exposure", "specular", "shadow_strength", "shadow_softness", "shadow_depth"):
+        for name in ("ambient", "ambient_falloff", "fill_ratio", "exposure", "specular", "shadow_strength", "shadow_softness",
+                     "shadow_depth", "headroom", "shoulder"):
             if getattr(self, name) < 0:
                 raise ValueError(f"LightingParams.{name} must be >= 0, got {getattr(self, name)}")
+        if self.headroom + self.shoulder >= 1:
+            raise ValueError(f"LightingParams: headroom + shoulder must be < 1, got {self.headroom} + {self.shoulder}")
         if not 0 < self.fill <= 1:
             raise ValueError(f"LightingParams.fill must be in (0, 1], got {self.fill}")
         if self.shininess <= 0:
@@ -101,9 +115,16 @@ def _dir(azimuth: float, elevation: float) -> tuple[float, float, float]:
     return (math.sin(az) * math.cos(el), math.sin(el), -math.cos(az) * math.cos(el))
 
 
-def sample_lighting(rng: np.random.Generator) -> LightingParams:
-    """Draw one shoe's lighting: every parameter uniform in ``LIGHTING_RANGES``, the key on a random side."""
-    values = {k: float(rng.uniform(lo, hi)) for k, (lo, hi) in LIGHTING_RANGES.items()}
+def sample_lighting(rng: np.random.Generator, headroom_rng: np.random.Generator | None = None) -> LightingParams:
+    """Draw one shoe's lighting: every parameter uniform in ``LIGHTING_RANGES`` (in its order, so parameters added
+    at the end leave the earlier draws of a seed unchanged), the key on a random side.
+
+    ``headroom`` (added last) comes from ``headroom_rng`` when given, else from ``rng`` after the others:
+    ``synthetic.make_shoe`` gives it its own stream, so what it draws from ``rng`` after the lighting (the flat
+    look's paint) is what it was before the exposure existed.
+    """
+    streams = {"headroom": headroom_rng or rng}
+    values = {k: float(streams.get(k, rng).uniform(lo, hi)) for k, (lo, hi) in LIGHTING_RANGES.items()}
     return LightingParams(**values)
 
 
@@ -123,7 +144,7 @@ def shade(
         gloss: (...) or (..., 1) specular weight in [0, 1]; None = 1.
         params: the lights.
     Returns:
-        (..., 3) RGB, clamped to [0, 1] like a photo.
+        (..., 3) RGB in [0, 1 - headroom] after ``expose`` (the old look, headroom = shoulder = 0: clamped to [0, 1]).
     """
     key_dir, fill_dir = params.light_dirs()
     key_i, fill_i = params.intensities()
@@ -137,7 +158,26 @@ def shade(
         facing = ((normal * light).sum(-1, keepdim=True) > 0).to(normal.dtype)  # no highlight on the unlit side
         spec = spec + intensity * facing * (normal * half).sum(-1, keepdim=True).clamp_min(0).pow(params.shininess)
     g = 1.0 if gloss is None else (gloss if gloss.ndim == albedo.ndim else gloss[..., None])
-    return (albedo * diffuse + params.specular * g * spec).clamp(0, 1)
+    return expose(albedo * diffuse + params.specular * g * spec, params.headroom, params.shoulder)
+
+
+def expose(radiance: Tensor, headroom: float, shoulder: float) -> Tensor:
+    """Product-photo exposure of shaded radiance (any shape; differentiable): pixel values in [0, 1 - headroom].
+
+    With ``top = 1 - headroom`` and ``knee = top - shoulder``: values up to the knee are kept, values above it
+    become ``knee + shoulder * (1 - exp(-(x - knee) / shoulder))`` (slope 1 at the knee, strictly increasing, tends
+    to ``top``). ``shoulder = 0`` clips at ``top``; ``headroom = shoulder = 0`` is a plain clamp to [0, 1].
+
+    >>> expose(torch.tensor([0.5, 0.82, 10.0]), 0.06, 0.12)
+    tensor([0.5000, 0.8200, 0.9400])
+    """
+    top = 1.0 - headroom
+    x = radiance.clamp_min(0)
+    if shoulder <= 0:
+        return x.clamp_max(top)
+    knee = top - shoulder
+    rolled = knee + shoulder * (1 - torch.exp(-(x - knee).clamp_min(0) / shoulder))
+    return torch.where(x > knee, rolled, x)
 
 
 def framing_distance(
