@@ -7,7 +7,8 @@ Generates (once; reused when ``--work`` already holds it) ``--shoes`` product-ph
 re-centred/zoomed views, floor shadow + reflection, JPEG q85), imports them, scores the masks against the exact
 alpha, calibrates, and scores the rig against the truth. Prints two tables and the targets of issue 13:
 masks IoU >= 0.97; elevation within 2 deg, start azimuth within 3 deg, mean reprojection IoU >= 0.95,
-<= 60 s per shoe on one core. Timings depend on the machine's load, printed next to them.
+<= 60 s per shoe on one core. Timings depend on the machine's load, printed next to them. Last, how the calibrated
+frame sits on the true one (scale, yaw, offset of the similarity between them: ``frame_offset``).
 """
 from __future__ import annotations
 
@@ -28,6 +29,45 @@ def loadavg() -> str:
         return "n/a"
 
 
+def frame_offset(cal: torch.Tensor, true: torch.Tensor, verts: torch.Tensor, points: int = 800) -> list[float]:
+    """How the calibrated frame sits on the true one (DESIGN: centred box, length 1, toe +X, for both).
+
+    Fits the similarity (scale s, yaw, translation t) with ``cal_cam(s R_yaw p + t) ~ true_cam(p)`` for the true
+    mesh's vertices p, in the NDC of all views (L-BFGS). Identity = the same frame; a network trained on
+    calibrated folders learns the frame these differ by.
+    Args:
+        cal, true: (V, 10) cameras. verts: (N, 3) the true mesh.
+    Returns:
+        [scale, yaw (degrees), tx, ty, tz, mean residual (NDC)].
+    """
+    from shoerecon.render.cameras import Cameras
+
+    c, t = Cameras.from_tensor(cal), Cameras.from_tensor(true)
+    p = verts[torch.randperm(verts.shape[0], generator=torch.Generator().manual_seed(0))[:points]]
+    v = c.shape[0]
+    target = t.transform_points_ndc(p.expand(v, -1, -1))[..., :2]
+    x = torch.zeros(5, requires_grad=True)  # log scale, yaw (rad), t
+
+    def moved():
+        cy, sy, zero, one = torch.cos(x[1]), torch.sin(x[1]), x[1] * 0, x[1] * 0 + 1
+        rot = torch.stack([torch.stack([cy, zero, sy]), torch.stack([zero, one, zero]), torch.stack([-sy, zero, cy])])
+        return (p @ rot.T) * x[0].exp() + x[2:]
+
+    opt = torch.optim.LBFGS([x], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = (c.transform_points_ndc(moved().expand(v, -1, -1))[..., :2] - target).square().mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        res = (c.transform_points_ndc(moved().expand(v, -1, -1))[..., :2] - target).norm(dim=-1).mean()
+    x = x.detach()
+    return [float(x[0].exp()), float(np.degrees(x[1])), *x[2:].tolist(), float(res)]
+
+
 def _calibrate_one(job) -> dict:
     """Calibrate one imported shoe in this process (one torch thread); the per-shoe time is its wall clock."""
     from shoerecon.calib.cli import load_masks
@@ -46,7 +86,8 @@ def _calibrate_one(job) -> dict:
 
         write_json(Path(cameras_out) / shoe / "cameras.json", _cameras_json(r, r["cameras"], 0))
     keys = ("elevation", "fov", "start_azimuth", "mean_iou", "converged", "refined", "grid_elevation", "grid_iou")
-    return {k: r[k] for k in keys} | {"seconds": time.perf_counter() - t, "cpu": time.process_time() - c, "shoe": shoe}
+    return {k: r[k] for k in keys} | {"seconds": time.perf_counter() - t, "cpu": time.process_time() - c, "shoe": shoe,
+                                      "cameras": r["cameras"]}
 
 
 def main(argv=None) -> int:
@@ -159,7 +200,30 @@ def main(argv=None) -> int:
     print(f"mean per-view reprojection IoU: {np.mean(ious):.3f} (min shoe {min(ious):.3f}) ({verdict(np.mean(ious) >= 0.95)})")
     print(f"CPU seconds per shoe (time.process_time, one thread): mean {np.mean(secs):.0f}, max {max(secs):.0f} "
           f"(target <= 60 on one core; load average {loadavg()})")
+    _print_frames(res, truth)
     return 0
+
+
+def _print_frames(res: dict, truth: Path) -> None:
+    """The calibrated frame vs the true one per shoe (``frame_offset``), and its spread over the shoes."""
+    from shoerecon.data.layout import read_rig
+    from shoerecon.geometry.io.glb import load_glb
+
+    rows = {}
+    for shoe, r in sorted(res.items()):
+        if r.get("cameras") is not None and (truth / shoe / "mesh.glb").exists():
+            true = read_rig(truth / shoe / "cameras.json").cameras
+            rows[shoe] = frame_offset(r["cameras"], true, load_glb(truth / shoe / "mesh.glb").verts)
+    if not rows:
+        return
+    print("\n## frame: the true shoe in the calibrated frame (similarity fitted in NDC; identity = DESIGN frame)\n")
+    print("| shoe | scale | yaw (deg) | tx | ty | tz | residual (NDC) |\n|---|---|---|---|---|---|---|")
+    for shoe, f in rows.items():
+        print(f"| {shoe} | {f[0]:.3f} | {f[1]:+.2f} | {f[2]:+.3f} | {f[3]:+.3f} | {f[4]:+.3f} | {f[5]:.4f} |")
+    a = np.array(list(rows.values()))
+    for name, fn in (("mean", np.mean), ("std", np.std)):
+        v = fn(a, 0)
+        print(f"| {name} | {v[0]:.3f} | {v[1]:+.2f} | {v[2]:+.3f} | {v[3]:+.3f} | {v[4]:+.3f} | {v[5]:.4f} |")
 
 
 if __name__ == "__main__":
