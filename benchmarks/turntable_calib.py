@@ -37,7 +37,9 @@ def _calibrate_one(job) -> dict:
     torch.set_num_threads(threads)
     masks = load_masks(Path(root), shoe, views)
     t, c = time.perf_counter(), time.process_time()
-    r = calibrate_shoe(masks, CalibConfig() if refine else CalibConfig(refine=None))
+    from shoerecon.calib.refine import RefineConfig
+
+    r = calibrate_shoe(masks, CalibConfig(refine=RefineConfig()) if refine else CalibConfig())
     if cameras_out and r["converged"]:  # the cameras.json `shoerecon calibrate` would write (for training runs)
         from shoerecon.calib.cli import _cameras_json
         from shoerecon.data.layout import write_json
@@ -59,7 +61,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=1, help="processes (one shoe each) for generating and calibrating")
     p.add_argument("--masks", choices=("import", "alpha"), default="import",
                    help="calibrate from the imported masks (default) or the exact alpha (calibration alone)")
-    p.add_argument("--no-refine", action="store_true", help="grid search only (no gradient-descent stage)")
+    p.add_argument("--refine", action="store_true", help="also the gradient-descent stage (calib.refine)")
+    p.add_argument("--no-refine", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old commands
     p.add_argument("--cameras-out", default=None,
                    help="also write each converged shoe's cameras.json to <this>/<shoe>/ (a calibrated copy to train on)")
     args = p.parse_args(argv)
@@ -120,8 +123,8 @@ def main(argv=None) -> int:
         shoes = sorted(rigs)
     else:
         shoes = [r.name for r in reports if r.status == "ok"]
-    jobs = [(str(ds), s, args.views, args.threads, not args.no_refine, args.cameras_out) for s in shoes]
-    print(f"\n## calibration ({len(shoes)} shoes from {args.masks} masks, refine {not args.no_refine}, "
+    jobs = [(str(ds), s, args.views, args.threads, args.refine, args.cameras_out) for s in shoes]
+    print(f"\n## calibration ({len(shoes)} shoes from {args.masks} masks, refine {args.refine}, "
           f"{args.workers} process(es) x --threads {args.threads}, load average at start {loadavg()})\n")
     print("| shoe | elevation (true) | err | grid err | start az (true) | err | fov (true) | mean IoU (grid) | refined "
           "| CPU s | wall s | load | converged |")

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from shoerecon.calib.refine import RefineConfig
 from shoerecon.calib.turntable import CalibConfig, calibrate_shoe, downscale_masks, iou, silhouettes, splat
 from shoerecon.data.layout import (DataError, Rig, list_shoes, mask_files, read_mask, read_rig, read_splits, view_files,
                                    write_json, read_image)
@@ -45,6 +46,10 @@ def reprojection(result: dict, masks: torch.Tensor, cfg: CalibConfig) -> torch.T
     small = downscale_masks(masks, result["mask_height"])
     cams = Cameras.from_tensor(result["cameras"])
     h, w = small.shape[-2:]
+    if result.get("mesh") is not None:
+        from shoerecon.calib.turntable import mesh_silhouettes
+
+        return mesh_silhouettes(*result["mesh"], cams, h, w), small
     if result.get("surface"):
         return silhouettes(result["hull"], cams, h, w), small
     px = result["voxel"] * float((cams.focal() * cams.crop[:, 2] / cams.distance).mean()) * min(h, w) / 2
@@ -166,15 +171,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-iou", type=float, default=d.min_iou, help=f"convergence threshold (default {d.min_iou})")
     parser.add_argument("--voxels", type=int, default=d.voxels, help=f"voxel grid resolution (default {d.voxels})")
     parser.add_argument("--mask-height", type=int, default=d.mask_height, help=f"fitting resolution (default {d.mask_height})")
-    parser.add_argument("--no-refine", action="store_true",
-                        help="skip the gradient-descent refinement after the grid search (faster, coarser rig)")
+    parser.add_argument("--refine", action="store_true",
+                        help="also run the gradient-descent stage (calib.refine) after the grid search (slower)")
 
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     cfg = CalibConfig(direction=args.direction, min_iou=args.min_iou, voxels=args.voxels, mask_height=args.mask_height)
-    if args.no_refine:
-        cfg = replace(cfg, refine=None)
+    if args.refine:
+        cfg = replace(cfg, refine=RefineConfig())
     try:
         results = calibrate_dataset(args.dataset, cfg)
     except DataError as e:

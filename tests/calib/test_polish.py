@@ -1,0 +1,116 @@
+"""The aim prior and the sub-pixel hull of `shoerecon calibrate` (calib.turntable): shoe box under the hull's
+wedge, re-aimed cameras, distance-field hull, and the elevation / fov line search."""
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from shoerecon.calib.refine import framing_distance
+from shoerecon.calib.turntable import (CalibConfig, Fit, PolishConfig, _parabola_vertex, aim_at, hull_field, iou,
+                                       mesh_silhouettes, polish, shoe_box, signed_distances, subpixel_hull,
+                                       turntable_cameras)
+
+
+def _box_with_wedge(voxel: float = 0.01):
+    """Voxel centres of a box x in [-0.5, 0.5], y in [-0.1, 0.1], z in [-0.15, 0.15], standing on a wedge whose
+    z-width shrinks linearly to nothing 0.08 below it (what carving leaves under a sole seen from above)."""
+    xs = torch.arange(-0.5 + voxel / 2, 0.5, voxel)
+    pts = []
+    for y in torch.arange(-0.18 + voxel / 2, 0.1, voxel):
+        half = 0.15 if y > -0.1 else 0.15 * (1 - (-0.1 - float(y)) / 0.08)
+        zs = torch.arange(-0.15 + voxel / 2, 0.15, voxel)
+        zs = zs[zs.abs() <= half]
+        if zs.numel():
+            g = torch.stack(torch.meshgrid(xs, torch.tensor([float(y)]), zs, indexing="ij"), -1).reshape(-1, 3)
+            pts.append(g)
+    return torch.cat(pts), voxel
+
+
+def test_shoe_box_finds_the_sole_above_the_wedge():
+    pts, voxel = _box_with_wedge()
+    lo, hi = shoe_box(pts, voxel)
+    assert float(pts[:, 1].min()) < -0.17  # the hull's bottom is the wedge's
+    # the box's bottom is near the sole's: the first level keeping 70% of the largest box is 30% into the wedge
+    assert -0.1 - 0.3 * 0.08 - voxel <= float(lo[1]) <= -0.1 + voxel
+    assert float(shoe_box(pts, voxel, floor_area=0.95)[0][1]) == pytest.approx(-0.1, abs=1.5 * voxel)
+    assert torch.allclose(hi, torch.tensor([0.5, 0.1, 0.15]), atol=1e-4)
+    assert torch.allclose(lo[[0, 2]], torch.tensor([-0.5, -0.15]), atol=1e-4)
+
+
+def test_aim_at_keeps_the_camera_centres_and_the_photos():
+    gen = torch.Generator().manual_seed(0)
+    crops = torch.cat([0.1 * torch.randn(8, 2, generator=gen), 1 + 0.2 * torch.rand(8, 1, generator=gen)], 1)
+    el, fov, dist, height = 12.0, 35.0, 2.0, -0.08  # the shoe's centre sits 0.08 below the look-at point
+    fit = Fit(el, fov, dist, 1, crops, torch.zeros(0, 3), torch.zeros(8))
+    pts = (torch.rand(500, 3, generator=gen) - 0.5) * torch.tensor([1.0, 0.4, 0.35]) + torch.tensor([0.0, height, 0.0])
+    elevation, distance, new_crops = aim_at(fit, height, pts)
+    # the camera centre stays: its height above the new look-at point grows by 0.08, its radius is kept
+    e = math.radians(el)
+    assert distance * math.sin(math.radians(elevation)) == pytest.approx(dist * math.sin(e) - height, abs=1e-5)
+    assert distance * math.cos(math.radians(elevation)) == pytest.approx(dist * math.cos(e), abs=1e-5)
+    old = turntable_cameras(8, el, fov, dist, 1, crops)
+    from shoerecon.render.cameras import Cameras
+
+    new = Cameras.turntable(8, elevation, distance, fov, 0.0, translation=[0.0, -height, 0.0], crop=new_crops)
+    a = old.transform_points_ndc(pts.expand(8, -1, -1))[..., :2]
+    b = new.transform_points_ndc(pts.expand(8, -1, -1))[..., :2]
+    assert (a - b).abs().max() < 6e-3  # the 2-degree tilt's keystone only: 0.4 px at 128 px
+    kept = Cameras.turntable(8, elevation, distance, fov, 0.0, translation=[0.0, -height, 0.0], crop=crops)
+    assert (a - kept.transform_points_ndc(pts.expand(8, -1, -1))[..., :2]).abs().max() > 0.03  # crops must move
+
+
+def test_parabola_vertex():
+    f = lambda x: -2.0 * (x - 0.7) ** 2 + 1.0  # noqa: E731
+    assert _parabola_vertex(-1.0, 0.0, 2.0, f(-1.0), f(0.0), f(2.0)) == pytest.approx(0.7)
+    assert _parabola_vertex(0.0, 1.0, 2.0, 0.0, -1.0, 0.0) is None  # a minimum, not a maximum
+    assert _parabola_vertex(0.0, 1.0, 2.0, 0.0, 2.0, 3.9) == 2.0  # its top (x = 20.5) clamped to the bracket
+
+
+@pytest.fixture(scope="module")
+def shoe():
+    """Exact masks (12, 1, 48, 64) of a synthetic shoe at elevation 12, fov 30 (framing distance), random crops."""
+    from shoerecon.data.synthetic import sample_shoe_params, shoe_mesh, shoe_rng
+    from shoerecon.render.renderer import Renderer, RendererConfig
+
+    mesh = shoe_mesh(sample_shoe_params(shoe_rng(0, 3)), textured=False)
+    gen = torch.Generator().manual_seed(0)
+    crops = torch.cat([0.05 * torch.randn(12, 2, generator=gen), 1 + 0.05 * torch.rand(12, 1, generator=gen)], 1)
+    cams = turntable_cameras(12, 12.0, 30.0, framing_distance(30.0, 0.8), 1, crops)
+    with torch.no_grad():
+        masks = Renderer(RendererConfig(image_size=(48, 64)).hard())(mesh.verts[None], mesh.faces, cams.reshape(1, 12))
+    return masks[0, :, 3:4], crops, cams
+
+
+def test_subpixel_hull_reprojects_onto_the_masks(shoe):
+    masks, _, cams = shoe
+    sd = signed_distances(masks)
+    assert float(sd[masks > 0.5].max()) < 0 < float(sd[masks < 0.5].min())
+    field, origin, size = hull_field(sd, cams, 40)
+    verts, faces = subpixel_hull(field, origin, size)
+    view_iou = iou(mesh_silhouettes(verts, faces, cams, 48, 64), masks)
+    assert float(view_iou.min()) > 0.95, view_iou
+    # a rig 4 degrees off explains the same masks worse
+    off = turntable_cameras(12, 16.0, 30.0, framing_distance(30.0, 0.8), 1, cams.crop)
+    field, origin, size = hull_field(sd, off, 40)
+    worse = iou(mesh_silhouettes(*subpixel_hull(field, origin, size), off, 48, 64), masks)
+    assert float(worse.mean()) < float(view_iou.mean()) - 0.01
+
+
+def test_polish_recovers_elevation_and_fov(shoe):
+    masks, crops, _ = shoe
+    cfg = CalibConfig(polish=PolishConfig(mask_height=48, voxels=40, offsets=(-4.0, -2.0, 2.0, 4.0),
+                                          fov_ratios=(0.7, 0.84, 1.19, 1.42)))
+    start_el, start_fov = 17.0, 42.0  # the truth is 12 and 30
+    k = (framing_distance(start_fov, 0.8) / framing_distance(30.0, 0.8)) * math.tan(math.radians(start_fov) / 2) \
+        / math.tan(math.radians(15.0))
+    start = Fit(start_el, start_fov, framing_distance(start_fov, 0.8), 1, crops / torch.tensor([1.0, 1.0, k]),
+                torch.zeros(0, 3), torch.zeros(12))
+    fit = polish(masks, start, cfg)
+    assert abs(fit.elevation - 12.0) < 1.5, fit.elevation
+    assert 30.0 / 1.25 < fit.fov < 30.0 * 1.25, fit.fov
+    assert fit.score > 0.95 and fit.mesh is not None
+    # without the search (one candidate) the start's rig stays
+    still = polish(masks, start, replace(cfg, polish=PolishConfig(mask_height=48, voxels=40, offsets=(),
+                                                                  fov_ratios=(), fine_offsets=())))
+    assert still.elevation == start_el and still.fov == start_fov
