@@ -23,24 +23,9 @@ def test_hull_mesh_is_closed_and_spans_the_occupied_box():
     assert unique_edges(faces).shape[0] == counts.shape[0]
 
 
-@pytest.fixture(scope="module")
-def shoe_masks():
-    """Exact masks (12, 1, 48, 64) of a synthetic shoe on a turntable at elevation 12, fov 30, random crops."""
-    from shoerecon.data.synthetic import sample_shoe_params, shoe_mesh, shoe_rng
-    from shoerecon.render.renderer import Renderer, RendererConfig
-
-    mesh = shoe_mesh(sample_shoe_params(shoe_rng(0, 3)), textured=False)
-    gen = torch.Generator().manual_seed(0)
-    crops = torch.cat([0.05 * torch.randn(12, 2, generator=gen), 1 + 0.05 * torch.rand(12, 1, generator=gen)], 1)
-    cams = turntable_cameras(12, 12.0, 30.0, framing_distance(30.0, 0.8), 1, crops)
-    with torch.no_grad():
-        masks = Renderer(RendererConfig(image_size=(48, 64)).hard())(mesh.verts[None], mesh.faces, cams.reshape(1, 12))
-    return masks[0, :, 3:4], crops
-
-
-def test_refine_recovers_a_perturbed_elevation(shoe_masks):
+def test_refine_recovers_a_perturbed_elevation(shoe):
     torch.manual_seed(0)
-    masks, crops = shoe_masks
+    masks, crops, _ = shoe
     start_el = 16.0  # the truth is 12: the grid's hull is carved with a rig 4 degrees off
     start = turntable_cameras(12, start_el, 30.0, framing_distance(30.0, 0.8), 1, crops)
     occ, origin, size = carve_occupancy(masks, start, 24, 0)
@@ -53,9 +38,9 @@ def test_refine_recovers_a_perturbed_elevation(shoe_masks):
     assert float(params.fov.detach()) == pytest.approx(30.0)  # the fov is not descended on by default
 
 
-def test_refine_keeps_the_best_scoring_level_not_the_last(shoe_masks):
+def test_refine_keeps_the_best_scoring_level_not_the_last(shoe):
     """With a ``score``, the parameters end at the state of the best-scoring level (here the first)."""
-    masks, crops = shoe_masks
+    masks, crops, _ = shoe
     start = turntable_cameras(12, 14.0, 30.0, framing_distance(30.0, 0.8), 1, crops)
     occ, origin, size = carve_occupancy(masks, start, 16, 0)
     verts, faces = hull_mesh(occ, origin, size)
@@ -73,8 +58,8 @@ def test_refine_keeps_the_best_scoring_level_not_the_last(shoe_masks):
     assert not all(torch.equal(a, b) for a, b in zip(now, seen[1]))  # the second level did move them
 
 
-def test_refine_config_needs_one_entry_per_level(shoe_masks):
-    masks, crops = shoe_masks
+def test_refine_config_needs_one_entry_per_level(shoe):
+    masks, crops, _ = shoe
     verts, faces = hull_mesh(torch.ones(4, 4, 4, dtype=torch.bool), torch.zeros(3), 0.1)
     params = TurntableParams(12.0, 30.0, crops, verts, 0.8, 1)
     with pytest.raises(ValueError, match="sigma_pixels"):
