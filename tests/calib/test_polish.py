@@ -11,6 +11,8 @@ from shoerecon.calib.turntable import (CalibConfig, Fit, PolishConfig, _parabola
                                        mesh_silhouettes, polish, shoe_box, signed_distances, subpixel_hull,
                                        turntable_cameras)
 
+from calib_shoe import shoe  # noqa: F401 (the shared pytest fixture)
+
 
 def _box_with_wedge(voxel: float = 0.01):
     """Voxel centres of a box x in [-0.5, 0.5], y in [-0.1, 0.1], z in [-0.15, 0.15], standing on a wedge whose

@@ -6,6 +6,8 @@ from shoerecon.calib.refine import RefineConfig, TurntableParams, hull_mesh, ref
 from shoerecon.calib.turntable import carve_occupancy, framing_distance, turntable_cameras
 from shoerecon.geometry.mesh import unique_edges
 
+from calib_shoe import shoe  # noqa: F401 (the shared pytest fixture)
+
 
 def test_hull_mesh_is_closed_and_spans_the_occupied_box():
     occ = torch.zeros(10, 8, 8, dtype=torch.bool)

@@ -1,4 +1,5 @@
-"""Shared calibration fixtures."""
+"""The calibration tests' shared fixture (a module, not a conftest.py: under --doctest-modules a conftest.py in
+tests/calib/ is imported as 'conftest' before tests/conftest.py and the two collide). Import ``shoe`` from it."""
 import pytest
 import torch
 
