@@ -219,16 +219,25 @@ def _state(params: TurntableParams) -> list[Tensor]:
     return [q.detach().clone() for q in params.parameters()]
 
 
-def refined_score(masks: Tensor, params: TurntableParams, faces: Tensor, height: int) -> Tensor:
-    """(V,) hard-render IoU of the refined mesh against the masks at ``height`` (threshold 0.5)."""
+def iou(a: Tensor, b: Tensor) -> Tensor:
+    """Per-item IoU (V,) of binary-ish (V, 1, H, W) images (threshold 0.5)."""
+    a, b = a > 0.5, b > 0.5
+    return (a & b).flatten(1).sum(1) / (a | b).flatten(1).sum(1).clamp_min(1)
+
+
+def mesh_silhouettes(verts: Tensor, faces: Tensor, cams: Cameras, height: int, width: int) -> Tensor:
+    """(V, 1, H, W) hard silhouettes (pixel-centre coverage) of a mesh (N, 3), (F, 3) seen by cams (V,)."""
     from shoerecon.render.renderer import Renderer, RendererConfig
 
+    r = Renderer(RendererConfig(image_size=(height, width)).hard())
+    with torch.no_grad():
+        return torch.cat([r(verts[None], faces, cams[i : i + 12].reshape(1, -1))[0, :, 3:4]
+                          for i in range(0, cams.shape[0], 12)])
+
+
+def refined_score(masks: Tensor, params: TurntableParams, faces: Tensor, height: int) -> Tensor:
+    """(V,) hard-render IoU of the refined mesh against the masks at ``height`` (threshold 0.5)."""
     target = _masks_at(masks, height)
     h, w = target.shape[-2:]
-    r = Renderer(RendererConfig(image_size=(h, w)).hard())
-    with torch.no_grad():
-        alpha = torch.cat([r(params.verts()[None], faces, params.cameras(idx).reshape(1, -1))[0, :, 3:4]
-                           for idx in torch.arange(masks.shape[0]).split(12)])
-    a, b = alpha > 0.5, target > 0.5
-    return (a & b).flatten(1).sum(1) / (a | b).flatten(1).sum(1).clamp_min(1)
+    return iou(mesh_silhouettes(params.verts().detach(), faces, params.cameras(), h, w), target)
 

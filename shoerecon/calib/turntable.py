@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from shoerecon.calib.refine import RefineConfig, TurntableParams, framing_distance, hull_mesh, refine
+from shoerecon.calib.refine import (RefineConfig, TurntableParams, framing_distance, hull_mesh, iou,  # noqa: F401
+                                    mesh_silhouettes, refine)
 from shoerecon.render.cameras import Cameras, pixel_centers_ndc
 
 
@@ -213,12 +214,6 @@ def splat(points: Tensor, cams: Cameras, height: int, width: int, radius: int) -
     return -F.max_pool2d(-F.max_pool2d(img, 3, 1, 1), 3, 1, 1)
 
 
-def iou(a: Tensor, b: Tensor) -> Tensor:
-    """Per-item IoU (V,) of binary-ish (V, 1, H, W) images (threshold 0.5)."""
-    a, b = a > 0.5, b > 0.5
-    return (a & b).flatten(1).sum(1) / (a | b).flatten(1).sum(1).clamp_min(1)
-
-
 def voxel_axes(n: int) -> tuple[Tensor, Tensor, float]:
     """Axis coordinates of ``voxel_grid(n)``: xs (n,), ys = zs (m,), voxel size."""
     size = 1.4 / n
@@ -312,16 +307,6 @@ def subpixel_hull(field: Tensor, origin: Tensor, voxel: float) -> tuple[Tensor, 
     verts, faces, _, _ = marching_cubes(-np.pad(field.numpy(), 1, constant_values=1.0), 0.0)
     verts = torch.from_numpy(verts.copy()).float() - 1.0
     return verts * voxel + origin, torch.from_numpy(faces.copy()).long()
-
-
-def mesh_silhouettes(verts: Tensor, faces: Tensor, cams: Cameras, height: int, width: int) -> Tensor:
-    """(V, 1, H, W) hard silhouettes (pixel-centre coverage) of a mesh (N, 3), (F, 3) seen by cams (V,)."""
-    from shoerecon.render.renderer import Renderer, RendererConfig
-
-    r = Renderer(RendererConfig(image_size=(height, width)).hard())
-    with torch.no_grad():
-        return torch.cat([r(verts[None], faces, cams[i : i + 12].reshape(1, -1))[0, :, 3:4]
-                          for i in range(0, cams.shape[0], 12)])
 
 
 def shoe_box(points: Tensor, voxel: float, floor_area: float = 0.7) -> tuple[Tensor, Tensor]:
