@@ -3,6 +3,7 @@ headless browser (upload -> drawn 3D viewer -> the offered GLB passes the Khrono
 from __future__ import annotations
 
 import io
+import os
 import urllib.request
 import zipfile
 
@@ -61,12 +62,17 @@ def test_reconstruct_writes_the_offered_files(model_file, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def server(model_file):
+def server(model_file, tmp_path_factory):
     pytest.importorskip("gradio", reason="gradio not installed (pip install 'shoerecon[demo]')")
     from serve_load import free_port
 
     from shoerecon.serve import launch
 
+    # Each test server gets its own upload cache. Gradio stores uploads under <GRADIO_TEMP_DIR>/<content hash>/:
+    # with the default shared /tmp/gradio, the server of the other pytest worker (same photo, same hash) deleted
+    # this one's upload when it closed, and the browser test failed with FileNotFoundError inside gradio.
+    temp_dir = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
     cfg = ServeConfig(port=free_port(), max_pixels=MAX_PIXELS, max_upload_mb=0.05, strip_size=32, threads=1)
     pil_limit, threads = Image.MAX_IMAGE_PIXELS, __import__("torch").get_num_threads()
     app = launch(model_file, cfg, block=False)  # sets PIL's process-wide guard to the server's limit
@@ -74,6 +80,10 @@ def server(model_file):
     app.close()
     Image.MAX_IMAGE_PIXELS = pil_limit  # other tests in this process keep PIL's default
     __import__("torch").set_num_threads(threads)
+    if temp_dir is None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+    else:
+        os.environ["GRADIO_TEMP_DIR"] = temp_dir
 
 
 def test_api_round_trip_and_limits(server, tmp_path):
