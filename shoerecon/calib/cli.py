@@ -85,7 +85,8 @@ def calibrate_dataset(root: str | Path, cfg: CalibConfig | None = None, progress
     if not shoes:
         raise DataError(f"{root}: no shoe folders")
     per_shoe = (len(cfg.elevations) * len(cfg.fovs) * (2 if cfg.direction == 0 else 1) + 8 * cfg.fine_steps
-                + (sum(cfg.refine.steps) if cfg.refine is not None else 0))
+                + (sum(cfg.refine.steps) if cfg.refine is not None else 0)
+                + (cfg.polish.candidates if cfg.polish is not None else 0))
     bar = tqdm(total=len(shoes) * per_shoe, desc="calibrate", unit="fit", disable=not progress)
     results, overlays, start = {}, [], time.perf_counter()
     for shoe in shoes:

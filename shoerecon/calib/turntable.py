@@ -9,6 +9,8 @@ How (coarse to fine):
    (the turntable frame). Crops start from a shoe-sized box's projection matched to each mask's box, then
    alternate: carve a voxel visual hull with all views (a voxel stays if it projects inside the masks of
    all but ``tolerance`` views), re-fit each view's crop so the hull's projected box matches the mask's.
+   The crops' common zoom is then set so that the hull is 1 long (``pin_length``): the candidate's distance is
+   the framing distance of a length-1 shoe, and only then is the perspective the candidate's.
 2. Score = mean per-view IoU of the hull's reprojection with the masks: a wrong elevation or fov leaves no
    shape consistent with every silhouette. A grid over (elevation, fov), then a finer grid around the best.
 3. The photographer's prior (``aim``): the camera aims at the shoe's centre. With a free crop per view a lowered
@@ -58,6 +60,12 @@ class PolishConfig:
     rounds: int = 2
     settle_rounds: int = 4
 
+    @property
+    def candidates(self) -> int:
+        """About how many candidates ``polish`` scores (the start, the searches' grids and their parabola
+        vertices; a search whose best is at an end tries two more), for progress bars."""
+        return 1 + len(self.offsets) + len(self.fov_ratios) + len(self.fine_offsets) + 3
+
 
 @dataclass
 class CalibConfig:
@@ -83,6 +91,11 @@ class CalibConfig:
         polish: the last stage, elevation / fov line searches on the sub-pixel hull (``polish``); None = skip.
         floor_area: the shoe's sole is the lowest hull level whose floor-plane box keeps this fraction of the
             largest level's box (``shoe_box``).
+        pin_length: after each crop alignment (grid and polish), scale the zooms so that the hull's length is 1
+            (``hull_length``). A candidate's distance is ``framing_distance(fov)`` for a length-1 shoe, but the
+            crops' common zoom sets the hull's size and moments leave it wherever the start put it (0.87 on a
+            test shoe): the perspective (distance over size) then is not the candidate's, and the fov search
+            chose 38 degrees for a true 27 (13 for a true 39).
     """
 
     mask_height: int = 64
@@ -103,6 +116,7 @@ class CalibConfig:
     aim: bool = True
     floor_area: float = 0.7
     polish: PolishConfig | None = field(default_factory=lambda: PolishConfig())
+    pin_length: bool = True
 
 
 def downscale_masks(masks: Tensor, height: int) -> Tensor:
@@ -309,6 +323,14 @@ def subpixel_hull(field: Tensor, origin: Tensor, voxel: float) -> tuple[Tensor, 
     return verts * voxel + origin, torch.from_numpy(faces.copy()).long()
 
 
+def hull_length(verts: Tensor) -> float:
+    """The length of a hull (points (N, 3), turntable frame): its extent along its floor-plane principal axis."""
+    xz = verts[:, [0, 2]] - verts[:, [0, 2]].mean(0)
+    axis = torch.linalg.eigh(xz.T @ xz)[1][:, -1]
+    along = xz @ axis
+    return float(along.amax() - along.amin())
+
+
 def shoe_box(points: Tensor, voxel: float, floor_area: float = 0.7) -> tuple[Tensor, Tensor]:
     """The shoe's box (lo (3,), hi (3,)) from its visual hull's voxel centres (N, 3) (solid or surface voxels).
 
@@ -403,6 +425,8 @@ def fit_candidate(masks: Tensor, elevation: float, fov: float, direction: int, c
         hull = found
         cams = turntable_cameras(v, elevation, fov, dist, direction, crops)
         crops = align_moments(splat(hull, cams, h, w, _splat_radius(cams, size, h, w)), masks, crops)
+        if cfg.pin_length:  # voxel centres: the solid reaches half a voxel further at each end
+            crops = crops * torch.tensor([1.0, 1.0, hull_length(hull) + size])
     cams = turntable_cameras(v, elevation, fov, dist, direction, crops)
     if hull.shape[0] < 8:
         return Fit(elevation, fov, dist, direction, crops, hull, torch.zeros(v), h)
@@ -480,7 +504,7 @@ def calibrate_shoe(masks: Tensor, cfg: CalibConfig | None = None, progress=None)
             fine_cfg = replace(fine_cfg, voxels=int(round(1.4 / size)), octree_levels=max(1, cfg.octree_levels))
     polished = False
     if cfg.polish is not None and final.hull.shape[0] >= 8:
-        fit = polish(masks, final, cfg)
+        fit = polish(masks, final, cfg, progress)
         if fit is not None:  # its IoU is the sub-pixel hull's: not comparable with the voxel splats', always kept
             final, polished = fit, True
             fine_cfg = replace(fine_cfg, voxels=cfg.polish.voxels)
@@ -496,7 +520,7 @@ def calibrate_shoe(masks: Tensor, cfg: CalibConfig | None = None, progress=None)
         "refined": used_refine, "grid_elevation": grid_elevation, "grid_iou": grid_score}
 
 
-def polish(masks: Tensor, start: Fit, cfg: CalibConfig) -> Fit | None:
+def polish(masks: Tensor, start: Fit, cfg: CalibConfig, progress=None) -> Fit | None:
     """Line searches on the sub-pixel hull: the last word on elevation and field of view.
 
     The voxel hull's splatted reprojection misses the masks by about a pixel all along the outline, which
@@ -510,6 +534,7 @@ def polish(masks: Tensor, start: Fit, cfg: CalibConfig) -> Fit | None:
 
     Args:
         masks: (V, 1, H, W) full-size masks. start: the fit to polish (elevation, fov, direction, crops).
+        progress: called once per candidate scored (about ``PolishConfig.candidates``).
     Returns:
         The best fit (hull: its solid voxel centres, mesh: the sub-pixel hull), None when the hull is empty.
     """
@@ -519,6 +544,8 @@ def polish(masks: Tensor, start: Fit, cfg: CalibConfig) -> Fit | None:
     v, _, h, w = big.shape
 
     def evaluate(elevation: float, fov: float, base: Fit, rounds: int = pc.rounds) -> Fit | None:
+        if progress is not None:
+            progress()
         dist = framing_distance(fov, cfg.framing)
         # Keep the shoe's size in the photos: zoom follows focal / distance (moments then fix the rest).
         k = (dist / base.distance) * math.tan(math.radians(fov) / 2) / math.tan(math.radians(base.fov) / 2)
@@ -526,6 +553,8 @@ def polish(masks: Tensor, start: Fit, cfg: CalibConfig) -> Fit | None:
         for r in range(rounds):
             if r > 0:
                 crops = align_moments(sil, big, crops)
+                if cfg.pin_length:  # the perspective is distance / size: the size must be the one framing assumed
+                    crops = crops * torch.tensor([1.0, 1.0, hull_length(verts)])
                 if cfg.aim:  # the crops of the hull moved onto the look-at point (the aim prior)
                     c = turntable_cameras(v, elevation, fov, dist, base.direction, crops)
                     ends = torch.stack([centre, centre - torch.tensor([0.0, float(centre[1]), 0.0])])
