@@ -102,6 +102,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=1, help="processes (one shoe each) for generating and calibrating")
     p.add_argument("--masks", choices=("import", "alpha"), default="import",
                    help="calibrate from the imported masks (default) or the exact alpha (calibration alone)")
+    p.add_argument("--reimport", action="store_true",
+                   help="import the photos again even when <work>/dataset holds an earlier import (else it is reused)")
     p.add_argument("--refine", action="store_true", help="also the gradient-descent stage (calib.refine)")
     p.add_argument("--no-refine", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old commands
     p.add_argument("--cameras-out", default=None,
@@ -123,7 +125,12 @@ def main(argv=None) -> int:
     rigs = json.loads((truth / "rig.json").read_text())["shoes"]
 
     t = time.perf_counter()
-    if (ds / "import_report.md").exists():  # imported before: reuse (delete the folder to re-import)
+    if args.reimport and ds.exists():
+        import shutil
+
+        shutil.rmtree(ds)
+    reused = (ds / "import_report.md").exists()
+    if reused:  # imported before, maybe by older code: reuse (--reimport to redo)
         from shoerecon.data.importer import ShoeReport
 
         reports = [ShoeReport(p.name, status="ok" if (ds / p.name / "masks").is_dir() else "skipped", problem="see import_report.md")
@@ -133,7 +140,9 @@ def main(argv=None) -> int:
             warnings.simplefilter("ignore")
             reports = import_folder(src, ds, ImportConfig(views=args.views), progress=False)
     t_import = time.perf_counter() - t
-    print(f"\n## masks (import: {t_import:.1f} s for {len(reports)} shoes, load average {loadavg()})\n")
+    how = (f"REUSED the import of {time.ctime((ds / 'import_report.md').stat().st_mtime)} (--reimport to redo it)"
+           if reused else f"import: {t_import:.1f} s for {len(reports)} shoes")
+    print(f"\n## masks ({how}, load average {loadavg()})\n")
     print("| shoe | status | mean mask IoU | min mask IoU |\n|---|---|---|---|")
     all_iou = []
     for r in reports:
