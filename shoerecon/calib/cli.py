@@ -98,6 +98,8 @@ def calibrate_dataset(root: str | Path, cfg: CalibConfig | None = None, progress
             continue
         bar.set_postfix_str(shoe)
         res = calibrate_shoe(masks, cfg, progress=bar.update)
+        bar.n = min(bar.total, (len(results) + 1) * per_shoe)  # per_shoe is an estimate: do not let it drift
+        bar.refresh()
         res["seconds"] = time.perf_counter() - t0
         results[shoe] = res
         if res["cameras"] is not None:
@@ -168,7 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="dataset folder (as `shoerecon import` writes it: views + masks)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--direction", type=int, default=d.direction, choices=(1, -1, 0),
-                        help="turntable direction: 1, -1, or 0 to try both (default 1)")
+                        help=f"turntable direction: 1, -1, or 0 to try both (default {d.direction}: shops spin either way)")
     parser.add_argument("--min-iou", type=float, default=d.min_iou, help=f"convergence threshold (default {d.min_iou})")
     parser.add_argument("--voxels", type=int, default=d.voxels, help=f"voxel grid resolution (default {d.voxels})")
     parser.add_argument("--mask-height", type=int, default=d.mask_height, help=f"fitting resolution (default {d.mask_height})")

@@ -78,7 +78,8 @@ class CalibConfig:
         crop_iterations: carve / re-fit crop rounds per candidate (crops from bounding boxes).
         moment_iterations: then carve / re-align rounds on the hull's projected silhouettes (``align_moments``).
         framing: the uncropped camera frames a length-1 shoe to this fraction (ties distance to fov).
-        direction: turntable direction (1 or -1); 0 tries both.
+        direction: turntable direction (1 or -1); 0 (the default) tries both in the coarse grid: shops spin
+            either way, and forcing the wrong one on a real set converged to elevation -13, fov 7 at IoU 0.89.
         min_iou: below this mean reprojection IoU a shoe is "not converged".
         final_voxels, final_mask_height: the best rig is carved once more at this resolution, then refined
             ``octree_levels`` times near the surface (voxels halve each time).
@@ -107,7 +108,7 @@ class CalibConfig:
     crop_iterations: int = 3
     moment_iterations: int = 2
     framing: float = 0.8
-    direction: int = 1
+    direction: int = 0
     min_iou: float = 0.85
     final_voxels: int = 64
     final_mask_height: int = 128

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from shoerecon.calib.refine import framing_distance
-from shoerecon.calib.turntable import (CalibConfig, Fit, PolishConfig, _parabola_vertex, aim_at, hull_field, hull_length,
-                                       iou, mesh_silhouettes, polish, shoe_box, signed_distances, subpixel_hull,
-                                       turntable_cameras)
+from shoerecon.calib.turntable import (CalibConfig, Fit, PolishConfig, _parabola_vertex, aim_at, fit_candidate, hull_field,
+                                       hull_length, iou, mesh_silhouettes, polish, shoe_box, signed_distances,
+                                       subpixel_hull, turntable_cameras, voxel_grid)
 
 from calib_shoe import shoe  # noqa: F401 (the shared pytest fixture)
 
@@ -125,3 +125,15 @@ def test_polish_pins_the_hull_length_to_the_framing(shoe):
     assert hull_length(pinned.mesh[0]) == pytest.approx(1.0, abs=0.03)
     assert hull_length(free.mesh[0]) < 0.9
     assert pinned.score > free.score
+
+
+def test_the_coarse_grid_tells_the_turntable_direction(shoe):
+    """Shops turn either way; the wrong direction explains the silhouettes much worse (``CalibConfig.direction``
+    0 tries both). The mirror images are the mirrored shoe turning the other way."""
+    masks, _, _ = shoe
+    cfg, grid = CalibConfig(mask_height=48, voxels=32), voxel_grid(32)
+    for m, right in ((masks, 1), (masks.flip(-1), -1)):
+        good = fit_candidate(m, 12.0, 30.0, right, cfg, grid).score
+        wrong = fit_candidate(m, 12.0, 30.0, -right, cfg, grid).score
+        assert good > wrong + 0.05, (right, good, wrong)
+    assert CalibConfig().direction == 0
