@@ -89,8 +89,15 @@ def sample_hidden_rig(rng: np.random.Generator, cfg: ProductPhotoConfig) -> dict
     }
 
 
-def framing_distance(fov: float, framing: float) -> float:
-    """The distance at which a length-1 object spans ``framing`` of the shorter image side with this fov (degrees)."""
+def framing_distance(fov: float | Tensor, framing: float) -> float | Tensor:
+    """The distance at which a length-1 object spans ``framing`` of the shorter image side (fov in degrees; a
+    tensor fov gives a differentiable tensor).
+
+    A photographer frames the shoe, which ties distance to fov: with a free zoom per view they are otherwise one
+    unknown, the perspective. The hidden rigs here and ``shoerecon calibrate`` use the same rule.
+    """
+    if isinstance(fov, Tensor):
+        return 0.5 / (framing * torch.tan(torch.deg2rad(fov) / 2)) + 0.25
     return 0.5 / (framing * math.tan(math.radians(fov) / 2)) + 0.25
 
 
