@@ -134,7 +134,7 @@ def _cameras_json(res: dict, cams: torch.Tensor, input_view: int) -> dict:
     views = [{"azimuth": round(i * 360.0 / v, 6), "elevation": round(res["elevation"], 4), "distance": round(res["distance"], 6),
               "fov": round(res["fov"], 4), "shift_x": round(float(c[4]), 6), "shift_y": round(float(c[5]), 6),
               "zoom": round(float(c[6]), 6)} for i, c in enumerate(cams)]
-    return {"num_views": v, "input_view": input_view, "views": views,
+    return {"num_views": v, "input_view": int(res.get("input_view", input_view)), "views": views,
             "object": {"translation": [round(float(t), 6) for t in res["translation"]],
                        "start_azimuth": round(res["start_azimuth"], 4), "direction": int(res["direction"])},
             "source": {"calibrated": True, "mean_iou": round(res["mean_iou"], 4)}}

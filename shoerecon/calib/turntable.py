@@ -92,6 +92,10 @@ class CalibConfig:
         polish: the last stage, elevation / fov line searches on the sub-pixel hull (``polish``); None = skip.
         floor_area: the shoe's sole is the lowest hull level whose floor-plane box keeps this fraction of the
             largest level's box (``shoe_box``).
+        heel_rise: the toe end of the hull's long axis is the one view 0 sees on the right, unless the other end
+            stands lower by more than this fraction of the height (``heel_rise``: a shop whose 360 set starts
+            with the toe on the left); 0 = always the view-0 prior. The input view is then the view nearest the
+            side with the toe on the right (``side_view``).
         pin_length: after each crop alignment (grid and polish), scale the zooms so that the hull's length is 1
             (``hull_length``). A candidate's distance is ``framing_distance(fov)`` for a length-1 shoe, but the
             crops' common zoom sets the hull's size and moments leave it wherever the start put it (0.87 on a
@@ -118,6 +122,7 @@ class CalibConfig:
     floor_area: float = 0.7
     polish: PolishConfig | None = field(default_factory=lambda: PolishConfig())
     pin_length: bool = True
+    heel_rise: float = 0.1
 
 
 def downscale_masks(masks: Tensor, height: int) -> Tensor:
@@ -701,12 +706,15 @@ def _canonical(fit: Fit, photo_hw: tuple[int, int], cfg: CalibConfig) -> dict:
     evals, evecs = torch.linalg.eigh(xz.T @ xz)
     ax = evecs[:, -1]                                  # long axis (x, z) in the turntable frame
     phi = math.degrees(math.atan2(float(ax[1]), float(ax[0])))  # R_y(phi) maps the axis onto +X
-    # View 0 (azimuth 0 in the turntable frame) must see the toe side on the right: |start| <= 90.
+    # The prior: view 0 (azimuth 0 in the turntable frame) sees the toe on the right, |start| <= 90 ...
     phi = (phi + 180.0) % 360.0 - 180.0
     if phi > 90:
         phi -= 180
     elif phi < -90:
         phi += 180
+    # ... unless the shoe says otherwise: its heel (the collar) stands clearly taller than its toe box.
+    if cfg.heel_rise and heel_rise(hull @ _rot_y(phi).T) < -cfg.heel_rise:
+        phi = phi - 180.0 if phi > 0 else phi + 180.0
     rot = _rot_y(phi)
     obj = hull @ rot.T
     size = 1.4 / cfg.voxels
@@ -729,6 +737,7 @@ def _canonical(fit: Fit, photo_hw: tuple[int, int], cfg: CalibConfig) -> dict:
     cams = Cameras.turntable(v, elevation, distance, fit.fov, phi, direction=fit.direction,
                              translation=translation, crop=crops)
     out = {"elevation": elevation, "fov": fit.fov, "distance": distance, "start_azimuth": phi,
+           "input_view": side_view(phi, fit.direction, v),
            "direction": fit.direction, "translation": translation, "cameras": cams.to_tensor(),
            "view_iou": fit.view_iou, "mean_iou": fit.score, "converged": fit.score >= cfg.min_iou,
            "hull": (obj - centre) * scale, "voxel": size * scale, "mask_height": int(fit.mask_height),
@@ -736,6 +745,26 @@ def _canonical(fit: Fit, photo_hw: tuple[int, int], cfg: CalibConfig) -> dict:
     if mesh is not None:
         out["mesh"] = ((mesh - centre) * scale, fit.mesh[1])
     return out
+
+
+def heel_rise(points: Tensor) -> float:
+    """How much taller the back quarter (-X) of a shoe (points (N, 3), long axis on X) stands than its front
+    quarter (+X), over its height: 0.15-0.68 on 68 synthetic shoes (the collar is at the heel, the toe box is
+    low), about -0.5 for a shoe the wrong way round."""
+    x, y = points[:, 0], points[:, 1]
+    lo, hi = float(x.min()), float(x.max())
+    quarter = 0.25 * (hi - lo)
+    back, front = y[x <= lo + quarter], y[x >= hi - quarter]
+    if back.numel() == 0 or front.numel() == 0:
+        return 0.0
+    return float(back.max() - front.max()) / max(float(y.max() - y.min()), 1e-9)
+
+
+def side_view(start_azimuth: float, direction: int, num_views: int) -> int:
+    """The view nearest the canonical input view (azimuth 0: the side, toe on the right) of a turntable whose
+    view i is at ``start_azimuth + direction * i * 360 / num_views`` degrees."""
+    az = torch.tensor([start_azimuth + direction * i * 360.0 / num_views for i in range(num_views)])
+    return int(((az + 180.0) % 360.0 - 180.0).abs().argmin())
 
 
 def _rot_y(deg: float) -> Tensor:
