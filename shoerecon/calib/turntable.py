@@ -18,7 +18,8 @@ How (coarse to fine):
 4. ``polish``: line searches over elevation and fov scored by the reprojection of a sub-pixel hull (the zero
    level of the views' signed distances, rendered by the rasteriser): the voxel hull's splats are a pixel off
    all along the outline, more than what a few degrees change.
-5. The shoe's frame (DESIGN): the hull's long axis (in the floor plane) is +X with the toe on view 0's right,
+5. The shoe's frame (DESIGN): the hull's long axis (in the floor plane) is +X, the toe the end view 0 sees on
+   the right unless that end stands clearly taller than the other (``heel_rise``: the collar is at the heel),
    its box (``shoe_box``: the sole, not the uncarvable wedge under it) is centred and its length is 1, which
    gives the start azimuth, the offset and the scale; the cameras are re-aimed at the box's centre (``aim_at``).
 The per-view IoU of the final hull is reported; a shoe below ``min_iou`` is "not converged" and gets no
