@@ -74,8 +74,38 @@ def overlay_sheet(rows: list[tuple[torch.Tensor, torch.Tensor]], path: Path, per
         _save(path, torch.cat([F.pad(x, (0, width - x.shape[-1]), value=1.0) for x in lines], 1))
 
 
-def calibrate_dataset(root: str | Path, cfg: CalibConfig | None = None, progress: bool = True) -> dict[str, dict]:
-    """Calibrate every shoe of ``root`` and write the files listed in the module docstring. Returns shoe -> result."""
+def calibrate_one(root: Path, shoe: str, num_views: int, cfg: CalibConfig, progress=None) -> tuple[dict, tuple | None]:
+    """Calibrate one shoe of a dataset: its result (``calibrate_shoe``'s, with ``seconds`` and the reprojection's
+    ``view_iou``) and its overlay row (reprojection, masks), or a not-converged result naming the problem."""
+    t0 = time.perf_counter()
+    try:
+        masks = load_masks(root, shoe, num_views)
+    except DataError as e:
+        return {"converged": False, "problem": str(e)}, None
+    res = calibrate_shoe(masks, cfg, progress=progress)
+    res["seconds"] = time.perf_counter() - t0
+    if res["cameras"] is None:
+        return res, None
+    proj, small = reprojection(res, masks, cfg)
+    res["view_iou"] = iou(proj, small)
+    res["mean_iou"] = float(res["view_iou"].mean())
+    res["converged"] = res["mean_iou"] >= cfg.min_iou
+    return res, (proj, small)
+
+
+def _calibrate_job(job: tuple) -> tuple[str, dict, tuple | None]:
+    """``calibrate_one`` in a worker process (one shoe, ``threads`` torch threads)."""
+    root, shoe, num_views, cfg, threads = job
+    torch.set_num_threads(threads)
+    return (shoe, *calibrate_one(root, shoe, num_views, cfg))
+
+
+def calibrate_dataset(root: str | Path, cfg: CalibConfig | None = None, progress: bool = True,
+                      workers: int = 1) -> dict[str, dict]:
+    """Calibrate every shoe of ``root`` and write the files listed in the module docstring. Returns shoe -> result.
+
+    ``workers`` > 1 calibrates that many shoes at a time in processes (each with this process's torch threads).
+    """
     from tqdm import tqdm
 
     cfg = cfg or CalibConfig()
@@ -84,37 +114,35 @@ def calibrate_dataset(root: str | Path, cfg: CalibConfig | None = None, progress
     shoes = list_shoes(root)
     if not shoes:
         raise DataError(f"{root}: no shoe folders")
-    per_shoe = (len(cfg.elevations) * len(cfg.fovs) * (2 if cfg.direction == 0 else 1) + 8 * cfg.fine_steps
-                + (sum(cfg.refine.steps) if cfg.refine is not None else 0)
-                + (cfg.polish.candidates if cfg.polish is not None else 0))
-    bar = tqdm(total=len(shoes) * per_shoe, desc="calibrate", unit="fit", disable=not progress)
     results, overlays, start = {}, [], time.perf_counter()
-    for shoe in shoes:
-        t0 = time.perf_counter()
-        try:
-            masks = load_masks(root, shoe, rig.num_views)
-        except DataError as e:
-            results[shoe] = {"converged": False, "problem": str(e)}
-            continue
-        bar.set_postfix_str(shoe)
-        res = calibrate_shoe(masks, cfg, progress=bar.update)
-        bar.n = min(bar.total, (len(results) + 1) * per_shoe)  # per_shoe is an estimate: do not let it drift
-        bar.refresh()
-        res["seconds"] = time.perf_counter() - t0
+    if workers > 1:  # a bar per shoe: the workers' fits are not seen from here
+        import multiprocessing as mp
+
+        jobs = [(root, shoe, rig.num_views, cfg, torch.get_num_threads()) for shoe in shoes]
+        with mp.get_context("fork").Pool(min(workers, len(shoes))) as pool:
+            done = list(tqdm(pool.imap(_calibrate_job, jobs), total=len(shoes), desc="calibrate", unit="shoe",
+                             disable=not progress))
+    else:
+        done = []
+        per_shoe = (len(cfg.elevations) * len(cfg.fovs) * (2 if cfg.direction == 0 else 1) + 8 * cfg.fine_steps
+                    + (sum(cfg.refine.steps) if cfg.refine is not None else 0)
+                    + (cfg.polish.candidates if cfg.polish is not None else 0))
+        bar = tqdm(total=len(shoes) * per_shoe, desc="calibrate", unit="fit", disable=not progress)
+        for shoe in shoes:
+            bar.set_postfix_str(shoe)
+            done.append((shoe, *calibrate_one(root, shoe, rig.num_views, cfg, progress=bar.update)))
+            bar.n = min(bar.total, len(done) * per_shoe)  # per_shoe is an estimate: do not let it drift
+            bar.refresh()
+        bar.close()
+    for shoe, res, overlay in done:
         results[shoe] = res
-        if res["cameras"] is not None:
-            proj, small = reprojection(res, masks, cfg)
-            res["view_iou"] = iou(proj, small)
-            res["mean_iou"] = float(res["view_iou"].mean())
-            res["converged"] = res["mean_iou"] >= cfg.min_iou
-            overlays.append((proj, small))
+        if overlay is not None:
+            overlays.append(overlay)
         path = root / shoe / "cameras.json"
         if res["converged"]:
-            cams = res["cameras"]
-            write_json(path, _cameras_json(res, cams, rig.input_view))
+            write_json(path, _cameras_json(res, res["cameras"], rig.input_view))
         elif path.exists():
             path.unlink()  # stale cameras of an earlier run would be wrong now
-    bar.close()
     ok = {k: r for k, r in results.items() if r.get("converged")}
     if ok:
         med = {k: statistics.median(r[k] for r in ok.values()) for k in ("elevation", "fov", "distance")}
@@ -168,7 +196,9 @@ def _write_report(path: Path, results: dict, cfg: CalibConfig, seconds: float) -
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = CalibConfig()
     parser.add_argument("dataset", help="dataset folder (as `shoerecon import` writes it: views + masks)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="shoes calibrated at a time, one process each (default 1; about 40 CPU s a shoe)")
     parser.add_argument("--direction", type=int, default=d.direction, choices=(1, -1, 0),
                         help=f"turntable direction: 1, -1, or 0 to try both (default {d.direction}: shops spin either way)")
     parser.add_argument("--min-iou", type=float, default=d.min_iou, help=f"convergence threshold (default {d.min_iou})")
@@ -184,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     if args.refine:
         cfg = replace(cfg, refine=RefineConfig())
     try:
-        results = calibrate_dataset(args.dataset, cfg)
+        results = calibrate_dataset(args.dataset, cfg, workers=max(1, args.workers))
     except DataError as e:
         raise SystemExit(f"calibrate: {e}") from None
     for shoe, r in results.items():

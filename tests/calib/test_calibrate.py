@@ -126,3 +126,19 @@ def test_heel_rise_and_side_view():
     assert heel_rise(verts * torch.tensor([-1.0, 1.0, -1.0])) < -0.1  # turned half round: toe on -X
     assert side_view(-20.0, 1, 36) == 2 and side_view(0.0, 1, 36) == 0 and side_view(12.0, 1, 36) == 35
     assert side_view(170.0, 1, 36) == 19 and side_view(170.0, -1, 36) == 17
+
+
+def test_workers_write_what_one_process_writes(dataset, tmp_path):
+    root, _ = dataset
+    cfg = replace(CFG, refine=None, polish=None)
+    copies = []
+    for name, workers in (("one", 1), ("two", 2)):
+        dst = tmp_path / name
+        shutil.copytree(root, dst, ignore=shutil.ignore_patterns("cameras.json", "calibration*", "splits.json"))
+        results = calibrate_dataset(dst, cfg, progress=False, workers=workers)
+        copies.append((dst, results))
+    (one, r1), (two, r2) = copies
+    assert list(r1) == list(r2) and r1["sku_00000"]["converged"] and not r2["noise"]["converged"]
+    assert torch.equal(read_rig(one / "sku_00000" / "cameras.json").cameras, read_rig(two / "sku_00000" / "cameras.json").cameras)
+    assert (one / "splits.json").read_text() == (two / "splits.json").read_text()
+    assert not (two / "noise" / "cameras.json").exists()
