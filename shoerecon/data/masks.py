@@ -203,11 +203,9 @@ def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: obje
     # sole may be darker than that shadow, but its lower edge is a sharp step where a shadow darkens gently.
     grey = (chroma < cfg.shadow_chroma) & (bright > cfg.shadow_dark)
     smooth = kornia.filters.box_blur(bright, (2 * px(1) + 1, 1))
-    # The step counts only under more grey (a grey sole): under a dark or coloured sole the scan stops anyway, and
-    # the half-covered pixel at that sole's edge is peeled as before.
-    grey_above = torch.cat([grey[..., :1, :], grey[..., :-1, :]], dim=-2)
-    step = sharp_fall(bright, px(2), cfg.shadow_step) & grey_above
-    shape = peel_from_outside(shape, grey.to(x.dtype), smooth, outline=step, min_width=px(cfg.peel_width))
+    tolerance = 0.03  # the peel's: brightness noise (JPEG) that does not count as brighter or darker
+    step = sharp_fall(bright, px(2), cfg.shadow_step, tolerance)
+    shape = peel_from_outside(shape, grey.to(x.dtype), smooth, tolerance, outline=step, min_width=px(cfg.peel_width))
     shape = fill_holes(morph.opening(shape, k))
     return keep_components(shape, cfg.min_component)[0]
 
@@ -328,12 +326,15 @@ def extend_to_contact_line(mask: Tensor, candidate: Tensor, brightness: Tensor, 
     return torch.maximum(mask, morph.closing(out, out.new_ones(3, 3)))
 
 
-def sharp_fall(brightness: Tensor, gap: int, step: float) -> Tensor:
-    """Pixels (B, 1, H, W) bool at least ``step`` darker than the pixel ``gap`` rows below them: the lower outline of
-    something darker than the floor under it (a soft shadow darkens towards the shoe by less over ``gap`` pixels).
-    brightness: (B, 1, H, W); the bottom rows compare with the last row."""
+def sharp_fall(brightness: Tensor, gap: int, step: float, flat: float) -> Tensor:
+    """Pixels (B, 1, H, W) bool at least ``step`` darker than the pixel ``gap`` rows below them and at most ``flat``
+    brighter than the pixel above: the lower outline of something flat and darker than the floor under it (a grey
+    sole). A soft shadow darkens towards the shoe by less than ``step`` over ``gap`` pixels; a steep one (a small
+    photo, the half-covered pixel under a dark sole) keeps darkening above. brightness: (B, 1, H, W); rows beyond
+    the image compare with the nearest row."""
     below = torch.cat([brightness[..., gap:, :], brightness[..., -1:, :].expand_as(brightness[..., :gap, :])], dim=-2)
-    return below - brightness >= step
+    above = torch.cat([brightness[..., :1, :], brightness[..., :-1, :]], dim=-2)
+    return (below - brightness >= step) & (above >= brightness - flat)
 
 
 def peel_from_outside(mask: Tensor, peelable: Tensor, brightness: Tensor, tolerance: float = 0.03,
@@ -352,7 +353,7 @@ def peel_from_outside(mask: Tensor, peelable: Tensor, brightness: Tensor, tolera
     >>> grey = torch.ones_like(m)                                         # a grey sole on a soft shadow
     >>> peel_from_outside(m, grey, b)[0, 0, :, 0].tolist()                # the sole is darker still: all peeled
     [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-    >>> peel_from_outside(m, grey, b, outline=sharp_fall(b, 2, 0.1))[0, 0, :, 0].tolist()   # its edge stops it
+    >>> peel_from_outside(m, grey, b, outline=sharp_fall(b, 2, 0.1, 0.03))[0, 0, :, 0].tolist()  # its edge stops it
     [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     """
     m = mask > 0.5

@@ -154,7 +154,7 @@ def test_peel_stops_at_a_sharp_fall_and_leaves_narrow_streaks():
     m = torch.zeros(1, 1, h, w)
     m[..., :12, 1:15] = 1                                         # the mask took in most of the shadow
     grey = torch.ones_like(m)
-    edge = sharp_fall(b, 2, 0.1)
+    edge = sharp_fall(b, 2, 0.1, 0.03)
     assert edge[0, 0, 4:6].all() and not edge[0, 0, 6:].any()   # the sole's last rows, none of the shadow
     edge[..., 7:9] = False                                        # a gap in the outline
     streaks = peel_from_outside(m, grey, b, outline=edge)[0, 0]
