@@ -85,7 +85,8 @@ def _calibrate_one(job) -> dict:
         from shoerecon.data.layout import write_json
 
         write_json(Path(cameras_out) / shoe / "cameras.json", _cameras_json(r, r["cameras"], 0))
-    keys = ("elevation", "fov", "start_azimuth", "mean_iou", "converged", "refined", "grid_elevation", "grid_iou")
+    keys = ("elevation", "fov", "start_azimuth", "direction", "mean_iou", "converged", "refined", "grid_elevation",
+            "grid_iou")
     return {k: r[k] for k in keys} | {"seconds": time.perf_counter() - t, "cpu": time.process_time() - c, "shoe": shoe,
                                       "cameras": r["cameras"]}
 
@@ -97,11 +98,15 @@ def main(argv=None) -> int:
     p.add_argument("--height", type=int, default=120)
     p.add_argument("--width", type=int, default=160)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--direction", type=int, choices=(1, -1, 0), default=0,
+                   help="turntable direction of generated sets: 1, -1, or 0 drawn per shoe (default)")
     p.add_argument("--work", default="/tmp/tt_bench", help="folder for photos, truth and the dataset")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workers", type=int, default=1, help="processes (one shoe each) for generating and calibrating")
     p.add_argument("--masks", choices=("import", "alpha"), default="import",
                    help="calibrate from the imported masks (default) or the exact alpha (calibration alone)")
+    p.add_argument("--reimport", action="store_true",
+                   help="import the photos again even when <work>/dataset holds an earlier import (else it is reused)")
     p.add_argument("--refine", action="store_true", help="also the gradient-descent stage (calib.refine)")
     p.add_argument("--no-refine", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old commands
     p.add_argument("--cameras-out", default=None,
@@ -116,14 +121,19 @@ def main(argv=None) -> int:
     work = Path(args.work)
     src, truth, ds = work / "photos", work / "truth", work / "dataset"
     if not (truth / "rig.json").exists():
-        cfg = ProductPhotoConfig(height=args.height, width=args.width, num_views=args.views)
+        cfg = ProductPhotoConfig(height=args.height, width=args.width, num_views=args.views, direction=args.direction)
         t = time.perf_counter()
         generate_product_photos(src, args.shoes, args.seed, cfg, truth, workers=args.workers)
         print(f"generated {args.shoes} turntables in {time.perf_counter() - t:.0f} s")
     rigs = json.loads((truth / "rig.json").read_text())["shoes"]
 
     t = time.perf_counter()
-    if (ds / "import_report.md").exists():  # imported before: reuse (delete the folder to re-import)
+    if args.reimport and ds.exists():
+        import shutil
+
+        shutil.rmtree(ds)
+    reused = (ds / "import_report.md").exists()
+    if reused:  # imported before, maybe by older code: reuse (--reimport to redo)
         from shoerecon.data.importer import ShoeReport
 
         reports = [ShoeReport(p.name, status="ok" if (ds / p.name / "masks").is_dir() else "skipped", problem="see import_report.md")
@@ -133,7 +143,9 @@ def main(argv=None) -> int:
             warnings.simplefilter("ignore")
             reports = import_folder(src, ds, ImportConfig(views=args.views), progress=False)
     t_import = time.perf_counter() - t
-    print(f"\n## masks (import: {t_import:.1f} s for {len(reports)} shoes, load average {loadavg()})\n")
+    how = (f"REUSED the import of {time.ctime((ds / 'import_report.md').stat().st_mtime)} (--reimport to redo it)"
+           if reused else f"import: {t_import:.1f} s for {len(reports)} shoes")
+    print(f"\n## masks ({how}, load average {loadavg()})\n")
     print("| shoe | status | mean mask IoU | min mask IoU |\n|---|---|---|---|")
     all_iou = []
     for r in reports:
@@ -170,7 +182,7 @@ def main(argv=None) -> int:
     print("| shoe | elevation (true) | err | grid err | start az (true) | err | fov (true) | mean IoU (grid) | refined "
           "| CPU s | wall s | load | converged |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
-    el_err, az_err, ious, secs, res = [], [], [], [], {}
+    el_err, az_err, ious, secs, res, wrong_way = [], [], [], [], {}, []
     if args.workers > 1:
         import multiprocessing as mp
 
@@ -185,6 +197,8 @@ def main(argv=None) -> int:
         e = r["elevation"] - tr["elevation"]
         a = (r["start_azimuth"] - tr["start_azimuth"] + 180) % 360 - 180
         el_err.append(abs(e)), az_err.append(abs(a)), ious.append(r["mean_iou"]), secs.append(r["cpu"])
+        if r["direction"] != tr["direction"]:
+            wrong_way.append(shoe)
         print(f"| {shoe} | {r['elevation']:.1f} ({tr['elevation']:.1f}) | {e:+.1f} | {r['grid_elevation'] - tr['elevation']:+.1f} "
               f"| {r['start_azimuth']:.1f} ({tr['start_azimuth']:.1f}) | {a:+.1f} | {r['fov']:.1f} ({tr['fov']:.1f}) | "
               f"{r['mean_iou']:.3f} ({r['grid_iou']:.3f}) | {r['refined']} | {r['cpu']:.0f} | {r['seconds']:.0f} | "
@@ -198,6 +212,8 @@ def main(argv=None) -> int:
     print(f"start azimuth |err|: max {max(az_err):.2f}, mean {np.mean(az_err):.2f} deg; within 3 deg: "
           f"{sum(x <= 3 for x in az_err)}/{len(az_err)} ({verdict(max(az_err) <= 3)})")
     print(f"mean per-view reprojection IoU: {np.mean(ious):.3f} (min shoe {min(ious):.3f}) ({verdict(np.mean(ious) >= 0.95)})")
+    turns = sorted({rigs[s]["direction"] for s in res})
+    print(f"turntable direction right: {len(res) - len(wrong_way)}/{len(res)} (the set turns {turns}; wrong: {wrong_way or 'none'})")
     print(f"CPU seconds per shoe (time.process_time, one thread): mean {np.mean(secs):.0f}, max {max(secs):.0f} "
           f"(target <= 60 on one core; load average {loadavg()})")
     _print_frames(res, truth)

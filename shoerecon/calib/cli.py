@@ -85,7 +85,8 @@ def calibrate_dataset(root: str | Path, cfg: CalibConfig | None = None, progress
     if not shoes:
         raise DataError(f"{root}: no shoe folders")
     per_shoe = (len(cfg.elevations) * len(cfg.fovs) * (2 if cfg.direction == 0 else 1) + 8 * cfg.fine_steps
-                + (sum(cfg.refine.steps) if cfg.refine is not None else 0))
+                + (sum(cfg.refine.steps) if cfg.refine is not None else 0)
+                + (cfg.polish.candidates if cfg.polish is not None else 0))
     bar = tqdm(total=len(shoes) * per_shoe, desc="calibrate", unit="fit", disable=not progress)
     results, overlays, start = {}, [], time.perf_counter()
     for shoe in shoes:
@@ -97,6 +98,8 @@ def calibrate_dataset(root: str | Path, cfg: CalibConfig | None = None, progress
             continue
         bar.set_postfix_str(shoe)
         res = calibrate_shoe(masks, cfg, progress=bar.update)
+        bar.n = min(bar.total, (len(results) + 1) * per_shoe)  # per_shoe is an estimate: do not let it drift
+        bar.refresh()
         res["seconds"] = time.perf_counter() - t0
         results[shoe] = res
         if res["cameras"] is not None:
@@ -131,7 +134,7 @@ def _cameras_json(res: dict, cams: torch.Tensor, input_view: int) -> dict:
     views = [{"azimuth": round(i * 360.0 / v, 6), "elevation": round(res["elevation"], 4), "distance": round(res["distance"], 6),
               "fov": round(res["fov"], 4), "shift_x": round(float(c[4]), 6), "shift_y": round(float(c[5]), 6),
               "zoom": round(float(c[6]), 6)} for i, c in enumerate(cams)]
-    return {"num_views": v, "input_view": input_view, "views": views,
+    return {"num_views": v, "input_view": int(res.get("input_view", input_view)), "views": views,
             "object": {"translation": [round(float(t), 6) for t in res["translation"]],
                        "start_azimuth": round(res["start_azimuth"], 4), "direction": int(res["direction"])},
             "source": {"calibrated": True, "mean_iou": round(res["mean_iou"], 4)}}
@@ -167,7 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="dataset folder (as `shoerecon import` writes it: views + masks)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--direction", type=int, default=d.direction, choices=(1, -1, 0),
-                        help="turntable direction: 1, -1, or 0 to try both (default 1)")
+                        help=f"turntable direction: 1, -1, or 0 to try both (default {d.direction}: shops spin either way)")
     parser.add_argument("--min-iou", type=float, default=d.min_iou, help=f"convergence threshold (default {d.min_iou})")
     parser.add_argument("--voxels", type=int, default=d.voxels, help=f"voxel grid resolution (default {d.voxels})")
     parser.add_argument("--mask-height", type=int, default=d.mask_height, help=f"fitting resolution (default {d.mask_height})")

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from shoerecon.data.product_photos import framing_distance  # one rule: the hidden rigs and calibrate share it
 from shoerecon.losses.silhouette import soft_iou
 from shoerecon.geometry.laplacian import uniform_laplacian
 from shoerecon.render.cameras import Cameras
@@ -64,18 +65,6 @@ class RefineConfig:
     seed: int = 0
     fov: bool = False
     lr_end: float = 0.05
-
-
-def framing_distance(fov: float | Tensor, framing: float) -> float | Tensor:
-    """The distance at which a length-1 object spans ``framing`` of the shorter image side (fov in degrees;
-    a tensor fov gives a differentiable tensor).
-
-    The same rule as the synthetic product photos: per-view zoom makes fov and distance one unknown, the
-    perspective; a photographer frames the shoe, which ties them.
-    """
-    if isinstance(fov, Tensor):
-        return 0.5 / (framing * torch.tan(torch.deg2rad(fov) / 2)) + 0.25
-    return 0.5 / (framing * math.tan(math.radians(fov) / 2)) + 0.25
 
 
 def hull_mesh(occupancy: Tensor, origin: Tensor, voxel: float) -> tuple[Tensor, Tensor]:

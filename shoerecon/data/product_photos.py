@@ -44,7 +44,8 @@ class ProductPhotoConfig:
         height, width: photo size in pixels (shops: 4:3 or 3:2). num_views: photos per shoe.
         elevation_range, fov_range: degrees, uniform per shoe.
         max_offset: the shoe's offset from the turntable axis, up to this fraction of its length (in the floor plane).
-        start_range: start azimuth uniform in [-start_range, start_range] degrees. direction: 1 or -1.
+        start_range: start azimuth uniform in [-start_range, start_range] degrees. direction: 1 or -1, or 0: drawn
+            per shoe (shops' turntables and photo orders go either way).
         fill_range: the shoe's bounding box fills this fraction of the photo's width (or height, whichever
             binds) after each view's re-centring and zoom, drawn per shoe; ``zoom_jitter`` varies it per view.
         framing: the uncropped camera's distance frames a length-1 shoe to this fraction of the shorter side
@@ -81,14 +82,22 @@ def sample_hidden_rig(rng: np.random.Generator, cfg: ProductPhotoConfig) -> dict
         "fov": fov,
         "distance": framing_distance(fov, cfg.framing),
         "start_azimuth": float(rng.uniform(-cfg.start_range, cfg.start_range)),
-        "direction": int(cfg.direction),
+        # drawn only for 0: a seed's sets of a fixed direction stay what they were
+        "direction": int(cfg.direction) if cfg.direction else int(rng.choice([-1, 1])),
         "translation": [r * math.cos(phi), float(rng.uniform(-0.03, 0.03)), r * math.sin(phi)],
         "fill": float(rng.uniform(*cfg.fill_range)),
     }
 
 
-def framing_distance(fov: float, framing: float) -> float:
-    """The distance at which a length-1 object spans ``framing`` of the shorter image side with this fov (degrees)."""
+def framing_distance(fov: float | Tensor, framing: float) -> float | Tensor:
+    """The distance at which a length-1 object spans ``framing`` of the shorter image side (fov in degrees; a
+    tensor fov gives a differentiable tensor).
+
+    A photographer frames the shoe, which ties distance to fov: with a free zoom per view they are otherwise one
+    unknown, the perspective. The hidden rigs here and ``shoerecon calibrate`` use the same rule.
+    """
+    if isinstance(fov, Tensor):
+        return 0.5 / (framing * torch.tan(torch.deg2rad(fov) / 2)) + 0.25
     return 0.5 / (framing * math.tan(math.radians(fov) / 2)) + 0.25
 
 
@@ -258,12 +267,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     parser.add_argument("--no-shadow", action="store_true", help="no contact shadow or floor reflection")
+    parser.add_argument("--direction", type=int, choices=(1, -1, 0), default=0,
+                        help="turntable direction: 1, -1, or 0 to draw it per shoe (default 0: shops go either way)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.shoes < 1 or args.views < 3 or min(args.height, args.width) < 16:
         raise SystemExit("synth-photos: need --shoes >= 1, --views >= 3 and photos of at least 16 x 16 pixels")
-    cfg = ProductPhotoConfig(height=args.height, width=args.width, num_views=args.views,
+    cfg = ProductPhotoConfig(height=args.height, width=args.width, num_views=args.views, direction=args.direction,
                              **({"shadow": 0.0, "reflection": 0.0} if args.no_shadow else {}))
     start = time.perf_counter()
     out, truth = generate_product_photos(args.out, args.shoes, args.seed, cfg, args.truth, args.workers)

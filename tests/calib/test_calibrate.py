@@ -1,13 +1,15 @@
 """`shoerecon calibrate`: recovers a hidden turntable rig from silhouettes, and refuses to write wrong cameras."""
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
 
 from shoerecon.calib.cli import calibrate_dataset
 from shoerecon.calib.refine import RefineConfig
-from shoerecon.calib.turntable import CalibConfig, align_moments, fit_crops, mask_boxes_ndc
+from shoerecon.calib.turntable import (CalibConfig, align_moments, calibrate_shoe, fit_crops, heel_rise,
+                                       mask_boxes_ndc, side_view)
 from shoerecon.data.layout import read_rig, rig_from_turntable, write_json
 from shoerecon.data.product_photos import ProductPhotoConfig, generate_product_photos
 
@@ -99,3 +101,28 @@ def test_calibrate_recovers_the_rig_and_skips_the_inconsistent_shoe(dataset):
     report = (root / "calibration.md").read_text()
     assert "NOT CONVERGED" in report and "| sku_00000 | ok |" in report
     assert (root / "calibration_overlay.png").exists()
+
+
+def test_a_set_that_starts_with_the_toe_on_the_left_is_turned_round(dataset):
+    """The same turntable started half a turn later (toe left in view 0): the shoe's taller heel, not the view-0
+    prior, says which end is the toe, and the input view becomes the side view with the toe on the right."""
+    from shoerecon.calib.cli import load_masks
+
+    root, truth = dataset
+    masks = load_masks(root, "sku_00000", VIEWS).roll(-VIEWS // 2, dims=0)
+    res = calibrate_shoe(masks, replace(CFG, refine=None, direction=1))
+    turned = (res["start_azimuth"] - (truth["start_azimuth"] + 180.0) + 180.0) % 360.0 - 180.0
+    assert abs(turned) <= 5.0, (res["start_azimuth"], truth["start_azimuth"])
+    assert res["input_view"] == VIEWS // 2
+    prior_only = calibrate_shoe(masks, replace(CFG, refine=None, direction=1, heel_rise=0.0))
+    assert abs(prior_only["start_azimuth"]) <= 90.0 and prior_only["input_view"] in (0, 1, VIEWS - 1)
+
+
+def test_heel_rise_and_side_view():
+    from shoerecon.data.synthetic import sample_shoe_params, shoe_mesh, shoe_rng
+
+    verts = shoe_mesh(sample_shoe_params(shoe_rng(0, 3)), textured=False).verts
+    assert heel_rise(verts) > 0.1
+    assert heel_rise(verts * torch.tensor([-1.0, 1.0, -1.0])) < -0.1  # turned half round: toe on -X
+    assert side_view(-20.0, 1, 36) == 2 and side_view(0.0, 1, 36) == 0 and side_view(12.0, 1, 36) == 35
+    assert side_view(170.0, 1, 36) == 19 and side_view(170.0, -1, 36) == 17

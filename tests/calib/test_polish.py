@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from shoerecon.calib.refine import framing_distance
-from shoerecon.calib.turntable import (CalibConfig, Fit, PolishConfig, _parabola_vertex, aim_at, hull_field, iou,
-                                       mesh_silhouettes, polish, shoe_box, signed_distances, subpixel_hull,
-                                       turntable_cameras)
+from shoerecon.calib.turntable import (CalibConfig, Fit, PolishConfig, _parabola_vertex, aim_at, fit_candidate, hull_field,
+                                       hull_length, iou, mesh_silhouettes, polish, shoe_box, signed_distances,
+                                       subpixel_hull, turntable_cameras, voxel_grid)
 
 from calib_shoe import shoe  # noqa: F401 (the shared pytest fixture)
 
@@ -101,3 +101,39 @@ def test_polish_recovers_elevation_and_fov(shoe):
     still = polish(masks, start, replace(cfg, polish=PolishConfig(mask_height=48, voxels=40, offsets=(),
                                                                   fov_ratios=(), fine_offsets=())))
     assert still.elevation == start_el and still.fov == start_fov
+
+
+def test_hull_length_is_the_long_extent_at_any_yaw():
+    corners = torch.tensor([[x, y, z] for x in (-0.5, 0.5) for y in (-0.2, 0.2) for z in (-0.17, 0.17)])
+    for yaw in (0.0, 30.0, 100.0):
+        c, s = math.cos(math.radians(yaw)), math.sin(math.radians(yaw))
+        rot = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+        pts = corners @ rot.T + torch.tensor([0.07, 0.3, -0.05])
+        assert hull_length(pts) == pytest.approx(1.0, abs=1e-5)
+        assert hull_length(pts * 0.8) == pytest.approx(0.8, abs=1e-5)
+
+
+def test_polish_pins_the_hull_length_to_the_framing(shoe):
+    """Crops zoomed 20% too far carve a hull 1/1.2 the size: the perspective (distance over size) is then not the
+    candidate's. With ``pin_length`` the zooms are rescaled until the hull's length is 1 again."""
+    masks, crops, _ = shoe
+    pc = PolishConfig(mask_height=48, voxels=40, offsets=(), fov_ratios=(), fine_offsets=())
+    start = Fit(12.0, 30.0, framing_distance(30.0, 0.8), 1, crops * torch.tensor([1.0, 1.0, 1.2]),
+                torch.zeros(0, 3), torch.zeros(12))
+    pinned = polish(masks, start, CalibConfig(polish=pc))
+    free = polish(masks, start, CalibConfig(polish=pc, pin_length=False))
+    assert hull_length(pinned.mesh[0]) == pytest.approx(1.0, abs=0.03)
+    assert hull_length(free.mesh[0]) < 0.9
+    assert pinned.score > free.score
+
+
+def test_the_coarse_grid_tells_the_turntable_direction(shoe):
+    """Shops turn either way; the wrong direction explains the silhouettes much worse (``CalibConfig.direction``
+    0 tries both). The mirror images are the mirrored shoe turning the other way."""
+    masks, _, _ = shoe
+    cfg, grid = CalibConfig(mask_height=48, voxels=32), voxel_grid(32)
+    for m, right in ((masks, 1), (masks.flip(-1), -1)):
+        good = fit_candidate(m, 12.0, 30.0, right, cfg, grid).score
+        wrong = fit_candidate(m, 12.0, 30.0, -right, cfg, grid).score
+        assert good > wrong + 0.05, (right, good, wrong)
+    assert CalibConfig().direction == 0

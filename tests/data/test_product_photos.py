@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from shoerecon.data.layout import read_image, read_rig
-from shoerecon.data.product_photos import ProductPhotoConfig, generate_product_photos, recentre_crops
+from shoerecon.data.product_photos import ProductPhotoConfig, generate_product_photos, recentre_crops, sample_hidden_rig
 from shoerecon.data.preprocess import mask_bbox
 
 
@@ -53,3 +53,10 @@ def test_recentre_crops_centres_and_fills():
     assert torch.isclose(zoom, torch.tensor(min(0.5 * 4 / 0.4, 0.5 * 2 / 0.2)))
     moved = zoom * pts[0] + crop[0, :2]
     assert torch.allclose(moved.mean(0), torch.zeros(2), atol=1e-6)
+
+
+def test_hidden_rigs_turn_either_way_only_when_asked():
+    draws = lambda d: [sample_hidden_rig(np.random.default_rng(i), ProductPhotoConfig(direction=d)) for i in range(40)]  # noqa: E731
+    assert {r["direction"] for r in draws(0)} == {-1, 1}
+    assert {r["direction"] for r in draws(-1)} == {-1}
+    assert {r["direction"] for r in draws(1)} == {1}
