@@ -182,7 +182,7 @@ def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: obje
         return max(1, int(n * scale + 0.5))
 
     sigma = 0.8 * scale
-    _, edges = kornia.filters.canny(x, cfg.edge_low, cfg.edge_high, kernel_size=2 * px(1) + 1, sigma=(sigma, sigma))
+    edges = canny_edges(x, cfg.edge_low, cfg.edge_high, kernel_size=2 * px(1) + 1, sigma=sigma)
     weak = (dist > cfg.weak).to(x.dtype)
     k = x.new_ones(2 * px(cfg.kernel // 2) + 1, 2 * px(cfg.kernel // 2) + 1)
     # Edges count only where the pixel differs from the background at all (JPEG ringing on white does not).
@@ -426,3 +426,29 @@ def photo_mask(
         return threshold_mask(image, background, threshold, kernel_size)
     raise ValueError(f"unknown photo mask method {method!r}; valid: {', '.join(PHOTO_MASK_METHODS)}")
 
+
+def canny_edges(image: Tensor, low: float, high: float, kernel_size: int = 5, sigma: float = 1.0) -> Tensor:
+    """Canny edges (B, 1, H, W) in {0, 1} of images (B, C, H, W): ``kornia.filters.canny`` with its hysteresis done
+    by connected components.
+
+    kornia grows the strong edges into the weak ones one 3 x 3 step at a time until nothing changes (140 steps on a
+    1024 x 768 photo: 90% of an import, 5-16 CPU s a photo). Keeping every 8-connected component of weak edges
+    that holds a strong pixel is the same set in one pass (tests/data/test_canny.py checks it against
+    kornia's).
+
+    >>> x = torch.zeros(1, 1, 16, 16); x[..., 4:12, 4:12] = 1
+    >>> e = canny_edges(x, 0.1, 0.2)
+    >>> bool(e[0, 0, 8, 3:5].any()), bool(e[0, 0, 8, 8])  # the square's outline, not its inside
+    (True, False)
+    """
+    import kornia
+
+    _, graded = kornia.filters.canny(image, low, high, kernel_size=kernel_size, sigma=(sigma, sigma), hysteresis=False)
+    out = []
+    for g in graded[:, 0].cpu().numpy():  # 0: none, 0.5: weak, 1: strong (kornia's labels)
+        labels, n = ndimage.label(g > 0, structure=np.ones((3, 3), dtype=bool))
+        keep = np.zeros(n + 1, dtype=bool)
+        keep[np.unique(labels[g >= 1])] = True
+        keep[0] = False
+        out.append(torch.from_numpy(keep[labels]))
+    return torch.stack(out)[:, None].to(device=image.device, dtype=image.dtype)
