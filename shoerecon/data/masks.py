@@ -102,7 +102,12 @@ class ProductMaskConfig:
         edge_low, edge_high: canny hysteresis thresholds (image gradient) of the outline edges: a white
             sole on a white floor is found by its sharp outline (soft shadows and faded reflections have none).
         shadow_chroma, shadow_dark: a grey (chroma below) pixel brighter than ``shadow_dark`` times the
-            background may be shadow or reflection: peeled when connected to the outside without crossing an edge.
+            background may be shadow or reflection: peeled from below while it darkens towards the shoe.
+        shadow_step: a soft shadow darkens by less than this (relative to the background) over 2 pixels; a larger
+            fall towards the shoe is a sharp outline (a grey sole's lower edge) and stops the peel there.
+        peel_width: peeled gaps narrower than this many columns between kept pixels of a row stay (a shadow under the
+            shoe is as wide as the shoe; a column that the peel took through a grey sole between columns where it
+            stopped is not).
         kernel: closing kernel that joins edges and seeds. min_component: keep components with at least this
             fraction of the largest one's area (a pair of shoes, a detached heel tab).
         contact_step: a near-white band under the shoe (a white sole, a cream toe) joins the mask down to the
@@ -127,6 +132,8 @@ class ProductMaskConfig:
     min_component: float = 0.2
     shadow_chroma: float = 0.06
     shadow_dark: float = 0.42
+    shadow_step: float = 0.1
+    peel_width: int = 5
     contact_step: float = 0.08
     contact_reach: float = 0.4
     grow: bool = True
@@ -192,10 +199,13 @@ def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: obje
     if cfg.grow:
         shape = grow_faint_parts(shape, dist, edges, cfg.weak, cfg.grow_contrast, cfg.grow_sharp, px(cfg.grow_radius))
     # Peel shadow and reflection: grey, not too dark pixels reachable from the bottom through such pixels,
-    # darkening towards the shoe. A white sole is as grey, but brighter than the contact shadow under it.
+    # darkening towards the shoe. A white sole is as grey, but brighter than the contact shadow under it; a grey
+    # sole may be darker than that shadow, but its lower edge is a sharp step where a shadow darkens gently.
     grey = (chroma < cfg.shadow_chroma) & (bright > cfg.shadow_dark)
     smooth = kornia.filters.box_blur(bright, (2 * px(1) + 1, 1))
-    shape = peel_from_outside(shape, grey.to(x.dtype), smooth)
+    tolerance = 0.03  # the peel's: brightness noise (JPEG) that does not count as brighter or darker
+    step = sharp_fall(bright, px(2), cfg.shadow_step, tolerance)
+    shape = peel_from_outside(shape, grey.to(x.dtype), smooth, tolerance, outline=step, min_width=px(cfg.peel_width))
     shape = fill_holes(morph.opening(shape, k))
     return keep_components(shape, cfg.min_component)[0]
 
@@ -316,13 +326,40 @@ def extend_to_contact_line(mask: Tensor, candidate: Tensor, brightness: Tensor, 
     return torch.maximum(mask, morph.closing(out, out.new_ones(3, 3)))
 
 
-def peel_from_outside(mask: Tensor, peelable: Tensor, brightness: Tensor, tolerance: float = 0.03) -> Tensor:
+def sharp_fall(brightness: Tensor, gap: int, step: float, flat: float) -> Tensor:
+    """Pixels (B, 1, H, W) bool at least ``step`` darker than the pixel ``gap`` rows below them and at most ``flat``
+    brighter than the pixel above: the lower outline of something flat and darker than the floor under it (a grey
+    sole). A soft shadow darkens towards the shoe by less than ``step`` over ``gap`` pixels; a steep one (a small
+    photo, the half-covered pixel under a dark sole) keeps darkening above. brightness: (B, 1, H, W); rows beyond
+    the image compare with the nearest row."""
+    below = torch.cat([brightness[..., gap:, :], brightness[..., -1:, :].expand_as(brightness[..., :gap, :])], dim=-2)
+    above = torch.cat([brightness[..., :1, :], brightness[..., :-1, :]], dim=-2)
+    return (below - brightness >= step) & (above >= brightness - flat)
+
+
+def peel_from_outside(mask: Tensor, peelable: Tensor, brightness: Tensor, tolerance: float = 0.03,
+                      outline: Tensor | None = None, min_width: int = 1) -> Tensor:
     """Remove from binary masks (B, 1, H, W) the floor's shadow and reflection: scanning each column up from the
     bottom row, through pixels that are outside the mask or ``peelable`` and no brighter than the darkest one
-    passed so far (+ ``tolerance``). A contact shadow darkens towards the shoe; a white sole is brighter than
-    the shadow it stands in, so the scan stops at it. brightness: (B, 1, H, W) relative to the background."""
+    passed so far (+ ``tolerance``), and not ``outline`` pixels of the mask (B, 1, H, W bool, e.g. ``sharp_fall``).
+    A contact shadow darkens towards the shoe; a white sole is brighter than the shadow it stands in, a grey sole
+    starts with a sharp step, so the scan stops at either. Peeled gaps narrower than ``min_width`` columns between
+    kept pixels of a row stay: per-column scans that pass a sole in a few columns leave streaks, a shadow under the
+    shoe is as wide as the shoe, and beyond its ends it has kept pixels on one side only.
+    brightness: (B, 1, H, W) relative to the background.
+
+    >>> m = torch.zeros(1, 1, 8, 5); m[..., :6, :] = 1                   # the mask takes in a shadow
+    >>> b = torch.tensor([0.6, 0.6, 0.6, 0.86, 0.9, 0.95, 0.97, 1.0]).view(1, 1, 8, 1).expand(1, 1, 8, 5)
+    >>> grey = torch.ones_like(m)                                         # a grey sole on a soft shadow
+    >>> peel_from_outside(m, grey, b)[0, 0, :, 0].tolist()                # the sole is darker still: all peeled
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    >>> peel_from_outside(m, grey, b, outline=sharp_fall(b, 2, 0.1, 0.03))[0, 0, :, 0].tolist()  # its edge stops it
+    [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    """
     m = mask > 0.5
     free = ~m | (peelable > 0.5)
+    if outline is not None:
+        free = free & ~(m & outline)
     reached = torch.zeros_like(m)
     run = torch.ones_like(free[..., -1, :])
     darkest = torch.full_like(brightness[..., -1, :], float("inf"))
@@ -331,7 +368,10 @@ def peel_from_outside(mask: Tensor, peelable: Tensor, brightness: Tensor, tolera
         run = run & (free[..., r, :] & ((~m[..., r, :]) | (b <= darkest + tolerance)))
         darkest = torch.where(run, torch.minimum(darkest, b), darkest)
         reached[..., r, :] = run
-    return (m & ~reached).to(mask.dtype)
+    kept = (m & ~reached).to(mask.dtype)
+    if min_width > 1:  # a gap narrower than min_width between kept pixels of a row is a streak: it stays
+        kept = morph.closing(kept, kept.new_ones(1, min_width)) * m
+    return kept
 
 
 def keep_components(mask: Tensor, min_fraction: float) -> Tensor:
