@@ -41,15 +41,12 @@ def load_masks(root: Path, shoe: str, num_views: int) -> torch.Tensor:
     return torch.stack(out)
 
 
-def reprojection(result: dict, masks: torch.Tensor, cfg: CalibConfig) -> torch.Tensor:
-    """(V, 1, h, w) reprojection of the calibrated hull with the final cameras at the fitting resolution."""
+def reprojection(result: dict, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(V, 1, h, w) reprojection of a voxel-hull result (no ``polish``) with the final cameras, and the masks
+    (V, 1, h, w) at its fitting resolution. A polished result carries its own (``calibrate_shoe``)."""
     small = downscale_masks(masks, result["mask_height"])
     cams = Cameras.from_tensor(result["cameras"])
     h, w = small.shape[-2:]
-    if result.get("mesh") is not None:
-        from shoerecon.calib.turntable import mesh_silhouettes
-
-        return mesh_silhouettes(*result["mesh"], cams, h, w), small
     if result.get("surface"):
         return silhouettes(result["hull"], cams, h, w), small
     px = result["voxel"] * float((cams.focal() * cams.crop[:, 2] / cams.distance).mean()) * min(h, w) / 2
@@ -86,7 +83,9 @@ def calibrate_one(root: Path, shoe: str, num_views: int, cfg: CalibConfig, progr
     res["seconds"] = time.perf_counter() - t0
     if res["cameras"] is None:
         return res, None
-    proj, small = reprojection(res, masks, cfg)
+    if "reprojection" in res:  # the polished hull, already rendered and scored with the cameras as written
+        return res, res.pop("reprojection")
+    proj, small = reprojection(res, masks)
     res["view_iou"] = iou(proj, small)
     res["mean_iou"] = float(res["view_iou"].mean())
     res["converged"] = res["mean_iou"] >= cfg.min_iou

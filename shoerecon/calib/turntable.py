@@ -330,11 +330,15 @@ def subpixel_hull(field: Tensor, origin: Tensor, voxel: float) -> tuple[Tensor, 
     return verts * voxel + origin, torch.from_numpy(faces.copy()).long()
 
 
+def floor_axis(points: Tensor) -> Tensor:
+    """The long axis (2,) (unit x, z; sign arbitrary) of points (N, 3) in the floor plane: their principal axis."""
+    xz = points[:, [0, 2]] - points[:, [0, 2]].mean(0)
+    return torch.linalg.eigh(xz.T @ xz)[1][:, -1]
+
+
 def hull_length(verts: Tensor) -> float:
-    """The length of a hull (points (N, 3), turntable frame): its extent along its floor-plane principal axis."""
-    xz = verts[:, [0, 2]] - verts[:, [0, 2]].mean(0)
-    axis = torch.linalg.eigh(xz.T @ xz)[1][:, -1]
-    along = xz @ axis
+    """The length of a hull (points (N, 3), turntable frame): its extent along ``floor_axis``."""
+    along = verts[:, [0, 2]] @ floor_axis(verts)
     return float(along.amax() - along.amin())
 
 
@@ -522,6 +526,7 @@ def calibrate_shoe(masks: Tensor, cfg: CalibConfig | None = None, progress=None)
         result["view_iou"] = iou(sil, big)
         result["mean_iou"] = float(result["view_iou"].mean())
         result["converged"] = result["mean_iou"] >= cfg.min_iou
+        result["reprojection"] = (sil, big)  # for overlays: rendering it again would repeat this
     return result | {"polished": polished,
         "candidates": [(f.elevation, f.fov, f.direction, round(f.score, 4)) for f in tried],
         "refined": used_refine, "grid_elevation": grid_elevation, "grid_iou": grid_score}
@@ -703,9 +708,7 @@ def _canonical(fit: Fit, photo_hw: tuple[int, int], cfg: CalibConfig) -> dict:
         return {"elevation": fit.elevation, "fov": fit.fov, "distance": fit.distance, "start_azimuth": 0.0,
                 "direction": fit.direction, "translation": [0.0, 0.0, 0.0], "cameras": None,
                 "view_iou": fit.view_iou, "mean_iou": 0.0, "converged": False}
-    xz = hull[:, [0, 2]] - hull[:, [0, 2]].mean(0)
-    evals, evecs = torch.linalg.eigh(xz.T @ xz)
-    ax = evecs[:, -1]                                  # long axis (x, z) in the turntable frame
+    ax = floor_axis(hull)                              # long axis (x, z) in the turntable frame
     phi = math.degrees(math.atan2(float(ax[1]), float(ax[0])))  # R_y(phi) maps the axis onto +X
     # The prior: view 0 (azimuth 0 in the turntable frame) sees the toe on the right, |start| <= 90 ...
     phi = (phi + 180.0) % 360.0 - 180.0
