@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -73,7 +74,7 @@ def frame_offset(cal: torch.Tensor, true: torch.Tensor, verts: torch.Tensor, poi
     with torch.no_grad():
         res = (c.transform_points_ndc(moved().expand(v, -1, -1))[..., :2] - target).norm(dim=-1).mean()
     x = x.detach()
-    return [float(x[0].exp()), float(np.degrees(x[1])), *x[2:].tolist(), float(res)]
+    return [float(x[0].exp()), math.degrees(float(x[1])), *x[2:].tolist(), float(res)]
 
 
 def _calibrate_one(job) -> dict:
