@@ -147,15 +147,19 @@ def test_workers_write_what_one_process_writes(dataset, tmp_path):
 def test_report_lists_the_views_whose_masks_disagree_with_the_hull(tmp_path):
     from shoerecon.calib.cli import _write_report
 
-    def result(view_iou):
-        return {"view_iou": torch.tensor(view_iou), "converged": True, "elevation": 10.0, "fov": 30.0, "distance": 2.0,
-                "start_azimuth": 0.0, "direction": 1, "mean_iou": sum(view_iou) / len(view_iou)}
+    def result(view_outline):
+        outline = torch.tensor(view_outline)
+        return {"view_iou": 1 - 2 * outline, "view_outline": outline, "converged": True, "elevation": 10.0,
+                "fov": 30.0, "distance": 2.0, "start_azimuth": 0.0, "direction": 1, "mean_iou": 0.95}
 
-    good = [0.95, 0.96, 0.94, 0.95, 0.96, 0.95, 0.94, 0.95]
-    bad = good[:3] + [0.70] + good[4:]  # one mask lost a part of the shoe
-    _write_report(tmp_path / "calibration.md", {"good": result(good), "bad": result(bad)}, CFG, 1.0)
+    good = [0.006, 0.005, 0.03, 0.007, 0.006, 0.005, 0.007, 0.006]  # view 2: end-on, a loose fit but no lost part
+    bad = good[:5] + [0.055] + good[6:]  # view 5: the mask lost a band of the shoe
+    small = [x / 10 for x in good[:3]] + [0.03] + [x / 10 for x in good[4:]]  # 0.03 is 5x the median but small
+    _write_report(tmp_path / "calibration.md", {"good": result(good), "bad": result(bad), "small": result(small)}, CFG, 1.0)
     report = (tmp_path / "calibration.md").read_text()
-    assert "## Views to check" in report and "- bad: 003 (0.70)" in report and "- good:" not in report.split("## Per-view")[0]
+    assert "## Views to check" in report and "- bad: 005 (0.89, 0.055)" in report
+    listed = report.split("## Views to check")[1].split("## Per-view")[0]
+    assert "- good:" not in listed and "- small:" not in listed and "002" not in listed
     _write_report(tmp_path / "calibration.md", {"good": result(good)}, CFG, 1.0)
     assert "Views to check" not in (tmp_path / "calibration.md").read_text()
 
