@@ -212,3 +212,23 @@ def test_fill_enclosed_closes_narrow_breaks_only():
     assert fill_enclosed(wide, 3)[0, 0, 4:16, 4:16].sum() == 0  # the inside is the outside's
     assert torch.equal(fill_enclosed(m, 0), fill_enclosed(m, 3))  # closed already: as fill_holes
     assert fill_enclosed(m, 0)[0, 0].sum() == 16 * 16
+
+
+def test_peel_stops_at_a_small_sharp_fall_onto_a_flat_shadow_with_plateau_step():
+    """A grey sole (0.6) on the flat middle of its own shadow (0.65, a front view): the fall is below ``shadow_step``,
+    so the peel takes the sole; counted as a sharp fall where the rows under it are flat, it stops there. A soft
+    shadow that keeps brightening below a fall of the same size does not stop it."""
+    h, w = 16, 8
+    b = torch.ones(1, 1, h, w)
+    b[..., :8, :] = 0.6                                           # the sole
+    b[..., 8:15, :] = 0.65                                        # its flat shadow
+    m = torch.zeros(1, 1, h, w)
+    m[..., :12, :] = 1                                            # the mask took in part of the shadow
+    grey = torch.ones_like(m)
+    plain = peel_from_outside(m, grey, b, outline=sharp_fall(b, 2, 0.1, 0.03))[0, 0]
+    assert plain.sum() == 0                                       # all peeled: the sole is darker than the shadow
+    flat = peel_from_outside(m, grey, b, outline=sharp_fall(b, 2, 0.1, 0.03, plateau_step=0.035))[0, 0]
+    assert flat[:8].all() and flat[8:].sum() == 0                 # the whole sole stays, the shadow goes
+    ramp = b.clone()
+    ramp[..., 8:15, :] = torch.linspace(0.65, 0.8, 7).view(7, 1)  # a soft shadow: brightens below the fall
+    assert not sharp_fall(ramp, 2, 0.1, 0.03, plateau_step=0.035)[0, 0, 5:13].any()  # (14: the toy shadow's end)
