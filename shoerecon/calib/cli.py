@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from shoerecon.calib.refine import RefineConfig
-from shoerecon.calib.turntable import CalibConfig, calibrate_shoe, downscale_masks, iou, silhouettes, splat
+from shoerecon.calib.turntable import (CalibConfig, PolishConfig, calibrate_shoe, downscale_masks, iou, outlier_views,
+                                      silhouettes, splat)
 from shoerecon.data.layout import (DataError, Rig, list_shoes, mask_files, read_mask, read_rig, read_splits, view_files,
                                    write_json, read_image)
 from shoerecon.render.cameras import Cameras
@@ -167,6 +168,9 @@ def _cameras_json(res: dict, cams: torch.Tensor, input_view: int) -> dict:
             "source": {"calibrated": True, "mean_iou": round(res["mean_iou"], 4)}}
 
 
+SUSPECT_DROP = 0.05  # calibration.md lists views this far below their shoe's median reprojection IoU
+
+
 def _write_report(path: Path, results: dict, cfg: CalibConfig, seconds: float) -> None:
     ok = sum(bool(r.get("converged")) for r in results.values())
     lines = ["# Calibration", "",
@@ -184,6 +188,15 @@ def _write_report(path: Path, results: dict, cfg: CalibConfig, seconds: float) -
         lines.append(f"| {shoe} | {status} | {r['elevation']:.1f} | {r['fov']:.1f} | {r['distance']:.2f} | "
                      f"{r['start_azimuth']:.1f} | {r['direction']:+d} | {r['mean_iou']:.3f} | {worst:03d} ({float(vi[worst]):.3f}) | "
                      f"{r.get('seconds', 0):.0f} |")
+    suspects = {shoe: outlier_views(r["view_iou"], SUSPECT_DROP, 0.25).nonzero()[:, 0].tolist()
+                for shoe, r in results.items() if "view_iou" in r}
+    if any(suspects.values()):
+        lines += ["", "## Views to check", "",
+                  f"Views whose reprojection IoU is more than {SUSPECT_DROP} below their shoe's median: usually a mask "
+                  "that lost a part of the shoe (a white toe cap or sole on white) or kept a shadow. "
+                  "Look at them in `calibration_overlay.png`.", ""]
+        lines += [f"- {shoe}: " + ", ".join(f"{i:03d} ({float(results[shoe]['view_iou'][i]):.2f})" for i in views)
+                  for shoe, views in suspects.items() if views]
     lines += ["", "## Per-view reprojection IoU", ""]
     for shoe, r in results.items():
         if "view_iou" in r:
@@ -203,13 +216,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-iou", type=float, default=d.min_iou, help=f"convergence threshold (default {d.min_iou})")
     parser.add_argument("--voxels", type=int, default=d.voxels, help=f"voxel grid resolution (default {d.voxels})")
     parser.add_argument("--mask-height", type=int, default=d.mask_height, help=f"fitting resolution (default {d.mask_height})")
+    parser.add_argument("--tolerance", type=float, default=d.polish.tolerance,
+                        help=f"fraction of the views a point of the shoe's hull may fall outside of (default "
+                             f"{d.polish.tolerance}: 2 of 36), so that a mask which lost a part does not cut it out of "
+                             "the shoe; raise it for poor masks, 0 for exact ones")
     parser.add_argument("--refine", action="store_true",
                         help="also run the gradient-descent stage (calib.refine) after the grid search (slower)")
 
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
-    cfg = CalibConfig(direction=args.direction, min_iou=args.min_iou, voxels=args.voxels, mask_height=args.mask_height)
+    if not 0.0 <= args.tolerance < 0.5:
+        raise SystemExit(f"calibrate: --tolerance must be in [0, 0.5) (a fraction of the views), got {args.tolerance}")
+    cfg = CalibConfig(direction=args.direction, min_iou=args.min_iou, voxels=args.voxels, mask_height=args.mask_height,
+                      polish=replace(PolishConfig(), tolerance=args.tolerance))
     if args.refine:
         cfg = replace(cfg, refine=RefineConfig())
     try:

@@ -142,3 +142,26 @@ def test_workers_write_what_one_process_writes(dataset, tmp_path):
     assert torch.equal(read_rig(one / "sku_00000" / "cameras.json").cameras, read_rig(two / "sku_00000" / "cameras.json").cameras)
     assert (one / "splits.json").read_text() == (two / "splits.json").read_text()
     assert not (two / "noise" / "cameras.json").exists()
+
+
+def test_report_lists_the_views_whose_masks_disagree_with_the_hull(tmp_path):
+    from shoerecon.calib.cli import _write_report
+
+    def result(view_iou):
+        return {"view_iou": torch.tensor(view_iou), "converged": True, "elevation": 10.0, "fov": 30.0, "distance": 2.0,
+                "start_azimuth": 0.0, "direction": 1, "mean_iou": sum(view_iou) / len(view_iou)}
+
+    good = [0.95, 0.96, 0.94, 0.95, 0.96, 0.95, 0.94, 0.95]
+    bad = good[:3] + [0.70] + good[4:]  # one mask lost a part of the shoe
+    _write_report(tmp_path / "calibration.md", {"good": result(good), "bad": result(bad)}, CFG, 1.0)
+    report = (tmp_path / "calibration.md").read_text()
+    assert "## Views to check" in report and "- bad: 003 (0.70)" in report and "- good:" not in report.split("## Per-view")[0]
+    _write_report(tmp_path / "calibration.md", {"good": result(good)}, CFG, 1.0)
+    assert "Views to check" not in (tmp_path / "calibration.md").read_text()
+
+
+def test_calibrate_cli_refuses_a_tolerance_that_is_not_a_fraction(tmp_path):
+    from shoerecon.cli import main
+
+    with pytest.raises(SystemExit, match="--tolerance must be in"):
+        main(["calibrate", str(tmp_path), "--tolerance", "2"])
