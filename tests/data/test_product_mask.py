@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from shoerecon.data.masks import ProductMaskConfig, grow_faint_parts, peel_from_outside, product_mask, sharp_fall
+from shoerecon.data.masks import (ProductMaskConfig, fill_enclosed, grow_faint_parts, peel_from_outside, product_mask,
+                                  sharp_fall)
 
 
 def _coverage(inside, h: int, w: int, ss: int = 4) -> np.ndarray:
@@ -71,7 +72,7 @@ def _mask(img, **cfg):
 @pytest.mark.parametrize("size, expect", [((60, 80), 0.85), ((180, 240), 0.96)])
 def test_near_white_upper_with_a_broken_outline_is_kept_and_the_shadow_left_out(size, expect):
     img, truth = near_white_shoe(*size)
-    old, new = _mask(img, grow=False), _mask(img)
+    old, new = _mask(img, grow=False, gap=0), _mask(img)
     assert _iou(old, truth) < 0.5  # edges and closing cannot enclose the upper: only the sole is found
     assert _iou(new, truth) > expect, _iou(new, truth)
     h, w = size
@@ -162,3 +163,72 @@ def test_peel_stops_at_a_sharp_fall_and_leaves_narrow_streaks():
     out = peel_from_outside(m, grey, b, outline=edge, min_width=5)[0, 0]
     assert torch.equal(out[:6], m[0, 0, :6])                      # the whole sole stays
     assert out[6:].sum() == 0                                     # the whole shadow goes
+
+
+def white_sneaker(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w, 3) photo and (h, w) bool truth of an all-white toy sneaker (upper and sole alike, a red logo the only
+    colour) on a white floor. Its soft contact shadow also lies beside both ends of the sole and darkens downwards
+    from the sole's top: somewhere on the way it is exactly as bright as the white, and there the outline has no
+    edge for a few pixels, a break into the whole white shoe."""
+    sole_top, sole_bottom, x0, x1 = 0.6, 0.72, 0.12, 0.88
+
+    def upper(x, y):
+        return (((x - 0.5) / 0.38) ** 2 + ((y - sole_top) / 0.4) ** 2 <= 1) & (y < sole_top)
+
+    def logo(x, y):
+        return ((x - 0.45) / 0.12) ** 2 + ((y - 0.45) / 0.05) ** 2 <= 1
+
+    def sole(x, y):
+        return (x >= x0) & (x <= x1) & (y >= sole_top) & (y < sole_bottom)
+
+    a_shoe = _coverage(lambda x, y: upper(x, y) | sole(x, y), h, w)
+    a_logo = _coverage(logo, h, w)
+    yy, xx = (np.mgrid[0:h, 0:w] + 0.5) / np.array([h, w])[:, None, None]
+    below = np.clip(yy - sole_bottom, 0, None) / 0.05
+    beyond = np.clip(np.maximum(x0 - xx, xx - x1), 0, None) / 0.08
+    floor = 1 - 0.3 * np.exp(-below - beyond ** 2) * np.clip((yy - sole_top) / 0.15, 0, 1)
+    img = np.repeat(floor[..., None], 3, -1)
+    img = img * (1 - a_shoe[..., None]) + np.array([0.93, 0.93, 0.92]) * a_shoe[..., None]
+    img = img * (1 - a_logo[..., None]) + np.array([0.8, 0.15, 0.15]) * a_logo[..., None]
+    img += np.random.default_rng(seed).normal(0, 0.004, img.shape)
+    return _jpeg(img.clip(0, 1)), a_shoe > 0.5
+
+
+def test_white_shoe_whose_outline_breaks_at_its_shadow_is_kept():
+    img, truth = white_sneaker(240, 320)
+    old, new = _mask(img, gap=0), _mask(img)
+    assert _iou(old, truth) < 0.5, _iou(old, truth)  # through the break: only the logo is left
+    assert _iou(new, truth) > 0.96, _iou(new, truth)
+    assert not new[int(0.76 * 240):].any()  # nothing of the shadow under the sole
+
+
+def test_fill_enclosed_closes_narrow_breaks_only():
+    m = torch.zeros(1, 1, 20, 20)
+    m[..., 2:18, 2] = m[..., 2:18, 17] = m[..., 2, 2:18] = m[..., 17, 2:18] = 1  # a square outline
+    narrow, wide = m.clone(), m.clone()
+    narrow[..., 17, 8:12] = 0                                   # a 4-pixel break
+    wide[..., 17, 5:15] = 0                                     # a 10-pixel break
+    assert fill_enclosed(narrow, 3)[0, 0, 2:17, 2:18].all()  # the break's own pixels may stay a notch
+    assert fill_enclosed(wide, 3)[0, 0, 4:16, 4:16].sum() == 0  # the inside is the outside's
+    assert torch.equal(fill_enclosed(m, 0), fill_enclosed(m, 3))  # closed already: as fill_holes
+    assert fill_enclosed(m, 0)[0, 0].sum() == 16 * 16
+
+
+def test_peel_stops_at_a_small_sharp_fall_onto_a_flat_shadow_with_plateau_step():
+    """A grey sole (0.6) on the flat middle of its own shadow (0.65, a front view): the fall is below ``shadow_step``,
+    so the peel takes the sole; counted as a sharp fall where the rows under it are flat, it stops there. A soft
+    shadow that keeps brightening below a fall of the same size does not stop it."""
+    h, w = 16, 8
+    b = torch.ones(1, 1, h, w)
+    b[..., :8, :] = 0.6                                           # the sole
+    b[..., 8:15, :] = 0.65                                        # its flat shadow
+    m = torch.zeros(1, 1, h, w)
+    m[..., :12, :] = 1                                            # the mask took in part of the shadow
+    grey = torch.ones_like(m)
+    plain = peel_from_outside(m, grey, b, outline=sharp_fall(b, 2, 0.1, 0.03))[0, 0]
+    assert plain.sum() == 0                                       # all peeled: the sole is darker than the shadow
+    flat = peel_from_outside(m, grey, b, outline=sharp_fall(b, 2, 0.1, 0.03, plateau_step=0.035))[0, 0]
+    assert flat[:8].all() and flat[8:].sum() == 0                 # the whole sole stays, the shadow goes
+    ramp = b.clone()
+    ramp[..., 8:15, :] = torch.linspace(0.65, 0.8, 7).view(7, 1)  # a soft shadow: brightens below the fall
+    assert not sharp_fall(ramp, 2, 0.1, 0.03, plateau_step=0.035)[0, 0, 5:13].any()  # (14: the toy shadow's end)
