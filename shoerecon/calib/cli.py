@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from shoerecon.calib.refine import RefineConfig
-from shoerecon.calib.refine import outline_error
+from shoerecon.calib.refine import RefineConfig, outline_error
 from shoerecon.calib.turntable import CalibConfig, PolishConfig, calibrate_shoe, downscale_masks, iou, silhouettes, splat
 from shoerecon.data.layout import (DataError, Rig, list_shoes, mask_files, read_mask, read_rig, read_splits, view_files,
                                    write_json, read_image)

@@ -190,7 +190,8 @@ def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: obje
 
     Seeds are pixels clearly unlike the background (coloured, or much darker than a shadow gets); sharp
     outline edges (canny) joined to the seeds enclose what colour cannot tell apart (a white sole); the
-    closed shape is hole-filled, across breaks of the outline narrower than ``2 * gap`` (``fill_enclosed``); a white sole with a soft outline is grown down to its contact line; faint parts
+    closed shape is hole-filled, across breaks of the outline narrower than ``2 * gap`` (``fill_enclosed``); a
+    white sole with a soft outline is grown down to its contact line; faint parts
     with a broken but mostly sharp outline join (``grow_faint_parts``: a near-white upper on white); grey pixels
     that darken towards the shoe from below (shadow, reflection) are peeled off; small components are dropped.
     Pixel sizes are fixed unless ``ProductMaskConfig.reference_size`` is set.
