@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from shoerecon.calib.refine import RefineConfig, outline_error
-from shoerecon.calib.turntable import CalibConfig, PolishConfig, calibrate_shoe, downscale_masks, iou, silhouettes, splat
+from shoerecon.calib.refine import RefineConfig
+from shoerecon.calib.turntable import (CalibConfig, PolishConfig, calibrate_shoe, downscale_masks, score_reprojection,
+                                      silhouettes, splat)
 from shoerecon.data.layout import (DataError, Rig, list_shoes, mask_files, read_mask, read_rig, read_splits, view_files,
                                    write_json, read_image)
 from shoerecon.render.cameras import Cameras
@@ -72,8 +73,8 @@ def overlay_sheet(rows: list[tuple[torch.Tensor, torch.Tensor]], path: Path, per
 
 
 def calibrate_one(root: Path, shoe: str, num_views: int, cfg: CalibConfig, progress=None) -> tuple[dict, tuple | None]:
-    """Calibrate one shoe of a dataset: its result (``calibrate_shoe``'s, with ``seconds`` and the reprojection's
-    ``view_iou``) and its overlay row (reprojection, masks), or a not-converged result naming the problem."""
+    """Calibrate one shoe of a dataset: its result (``calibrate_shoe``'s, with ``seconds`` and the scores of
+    ``score_reprojection``) and its overlay row (reprojection, masks), or a not-converged result naming the problem."""
     t0 = time.perf_counter()
     try:
         masks = load_masks(root, shoe, num_views)
@@ -83,15 +84,9 @@ def calibrate_one(root: Path, shoe: str, num_views: int, cfg: CalibConfig, progr
     res["seconds"] = time.perf_counter() - t0
     if res["cameras"] is None:
         return res, None
-    if "reprojection" in res:  # the polished hull, already rendered and scored with the cameras as written
-        proj, small = res.pop("reprojection")
-    else:
-        proj, small = reprojection(res, masks)
-        res["view_iou"] = iou(proj, small)
-        res["mean_iou"] = float(res["view_iou"].mean())
-        res["converged"] = res["mean_iou"] >= cfg.min_iou
-    res["view_outline"] = outline_error(proj, small) / small.shape[-2]  # (V,) in image heights
-    return res, (proj, small)
+    if "reprojection" not in res:  # a voxel hull (no polish): the polished one comes rendered and scored
+        score_reprojection(res, *reprojection(res, masks), cfg.min_iou)
+    return res, res.pop("reprojection")
 
 
 def _calibrate_job(job: tuple) -> tuple[str, dict, tuple | None]:

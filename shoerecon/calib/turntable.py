@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from shoerecon.calib.refine import (RefineConfig, TurntableParams, framing_distance, hull_mesh, iou,  # noqa: F401
+from shoerecon.calib.refine import (RefineConfig, TurntableParams, framing_distance, hull_mesh, iou, outline_error,  # noqa: F401
                                     mesh_silhouettes, refine)
 from shoerecon.render.cameras import Cameras, pixel_centers_ndc
 
@@ -538,13 +538,22 @@ def calibrate_shoe(masks: Tensor, cfg: CalibConfig | None = None, progress=None)
     if result.get("mesh") is not None:  # the reprojection with the cameras as written (re-aimed crops)
         big = downscale_masks(masks, result["mask_height"])
         sil = mesh_silhouettes(*result["mesh"], Cameras.from_tensor(result["cameras"]), *big.shape[-2:])
-        result["view_iou"] = iou(sil, big)
-        result["mean_iou"] = float(result["view_iou"].mean())
-        result["converged"] = result["mean_iou"] >= cfg.min_iou
-        result["reprojection"] = (sil, big)  # for overlays: rendering it again would repeat this
+        score_reprojection(result, sil, big, cfg.min_iou)
     return result | {"polished": polished,
         "candidates": [(f.elevation, f.fov, f.direction, round(f.score, 4)) for f in tried],
         "refined": used_refine, "grid_elevation": grid_elevation, "grid_iou": grid_score}
+
+
+def score_reprojection(result: dict, reprojection: Tensor, masks: Tensor, min_iou: float) -> dict:
+    """Score a calibration result by its hull's reprojection (V, 1, h, w) against the masks (V, 1, h, w): sets
+    ``view_iou`` (V,), ``mean_iou``, ``converged`` (mean >= ``min_iou``), ``view_outline`` (V,) (``outline_error``
+    in image heights) and keeps ``reprojection`` = (reprojection, masks) for overlays. Returns ``result``."""
+    result["view_iou"] = iou(reprojection, masks)
+    result["mean_iou"] = float(result["view_iou"].mean())
+    result["converged"] = result["mean_iou"] >= min_iou
+    result["view_outline"] = outline_error(reprojection, masks) / masks.shape[-2]
+    result["reprojection"] = (reprojection, masks)
+    return result
 
 
 def polish(masks: Tensor, start: Fit, cfg: CalibConfig, progress=None) -> Fit | None:

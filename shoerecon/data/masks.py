@@ -246,9 +246,8 @@ def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: obje
     # sole may be darker than that shadow, but its lower edge is a sharp step where a shadow darkens gently.
     grey = (chroma < cfg.shadow_chroma) & (bright > cfg.shadow_dark)
     smooth = kornia.filters.box_blur(bright, (2 * px(1) + 1, 1))
-    tolerance = 0.03  # the peel's: brightness noise (JPEG) that does not count as brighter or darker
-    step = sharp_fall(bright, px(2), cfg.shadow_step, tolerance, cfg.plateau_step, px(cfg.plateau_rows))
-    shape = peel_from_outside(shape, grey.to(x.dtype), smooth, tolerance, outline=step, min_width=px(cfg.peel_width))
+    step = sharp_fall(bright, px(2), cfg.shadow_step, PEEL_NOISE, cfg.plateau_step, px(cfg.plateau_rows))
+    shape = peel_from_outside(shape, grey.to(x.dtype), smooth, PEEL_NOISE, outline=step, min_width=px(cfg.peel_width))
     shape = fill_holes(morph.opening(shape, k))
     return keep_components(shape, cfg.min_component)[0]
 
@@ -404,7 +403,10 @@ def _shift_up(x: Tensor, rows: int) -> Tensor:
     return torch.cat([x[..., rows:, :], x[..., -1:, :].expand_as(x[..., :rows, :])], dim=-2)
 
 
-def peel_from_outside(mask: Tensor, peelable: Tensor, brightness: Tensor, tolerance: float = 0.03,
+PEEL_NOISE = 0.03  # brightness noise (JPEG) that the shadow peel counts as neither brighter nor darker
+
+
+def peel_from_outside(mask: Tensor, peelable: Tensor, brightness: Tensor, tolerance: float = PEEL_NOISE,
                       outline: Tensor | None = None, min_width: int = 1) -> Tensor:
     """Remove from binary masks (B, 1, H, W) the floor's shadow and reflection: scanning each column up from the
     bottom row, through pixels that are outside the mask or ``peelable`` and no brighter than the darkest one
