@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from shoerecon.data.masks import (ProductMaskConfig, fill_enclosed, grow_faint_parts, peel_from_outside, product_mask,
-                                  sharp_fall)
+from shoerecon.data.masks import (ProductMaskConfig, border_background, fill_enclosed, grow_faint_parts,
+                                  peel_from_outside, product_mask, sharp_fall)
 
 
 def _coverage(inside, h: int, w: int, ss: int = 4) -> np.ndarray:
@@ -18,11 +18,12 @@ def _coverage(inside, h: int, w: int, ss: int = 4) -> np.ndarray:
     return cov.reshape(h, ss, w, ss).mean((1, 3))
 
 
-def near_white_shoe(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def near_white_shoe(h: int, w: int, seed: int = 0, vignette: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(h, w, 3) photo and (h, w) bool truth (coverage > 0.5) of a toy shoe: a near-white upper (a half ellipse
     with a collar bump on top) whose outline is grey dashes with gaps between them, on a dark sole, with
     a soft grey contact shadow under the sole that reaches beyond the toe. Sizes in fractions of the photo, so
-    every photo size shows the same picture."""
+    every photo size shows the same picture. ``vignette``: the light falls off by this much at the corners (a
+    lightbox), the shoe as much as the floor."""
     sole_top, sole_bottom, x0, x1 = 0.62, 0.72, 0.15, 0.85
 
     def upper(x, y):
@@ -49,6 +50,7 @@ def near_white_shoe(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     img = img * (1 - a_up[..., None]) + white * a_up[..., None]
     img = img * (1 - a_line[..., None]) + 0.75 * a_line[..., None]
     img = img * (1 - a_sole[..., None]) + np.array([0.15, 0.12, 0.1]) * a_sole[..., None]
+    img *= 1 - vignette * (((xx - 0.5) / 0.5) ** 2 + ((yy - 0.5) / 0.5) ** 2)[..., None] / 2
     img += np.random.default_rng(seed).normal(0, 0.004, img.shape)
     return _jpeg(img.clip(0, 1)), (a_up + a_sole) > 0.5
 
@@ -80,6 +82,28 @@ def test_near_white_upper_with_a_broken_outline_is_kept_and_the_shadow_left_out(
     shadow_beyond_toe[int(0.6 * h):, int(0.88 * w):] = True
     assert not (new & shadow_beyond_toe).any()
     assert not new[int(0.76 * h):].any()  # nothing of the shadow under the sole
+
+
+def test_a_vignetted_photo_is_cut_against_the_background_surface_fitted_to_its_border():
+    # A 10% light fall-off at the corners: the near-white upper is brighter than the border, so against the
+    # border's one colour it is background-coloured everywhere (no weak pixels, no outline to enclose).
+    img, truth = near_white_shoe(180, 240, vignette=0.1)
+    assert _iou(_mask(img, uneven_border=None), truth) < 0.5
+    assert _iou(_mask(img), truth) > 0.96
+    plain, _ = near_white_shoe(180, 240)
+    assert np.array_equal(_mask(plain), _mask(plain, uneven_border=None))   # a plain white border: one colour
+
+
+def test_background_surface_leaves_out_the_shoe_where_it_reaches_the_frame():
+    y, x = torch.meshgrid(torch.linspace(-1, 1, 90), torch.linspace(-1, 1, 120), indexing="ij")
+    light = 0.97 - 0.05 * (x ** 2 + y ** 2) - 0.03 * y                  # a vignette, darker towards the floor
+    photo = light.expand(3, -1, -1).clone()
+    photo[:, 50:, 70:] = torch.tensor([0.2, 0.1, 0.1]).view(3, 1, 1)   # a shoe cut by the right and bottom edges
+    background, colour, busy = border_background(photo)
+    assert (background - light).abs().max() < 0.005
+    assert 0.05 < busy < 0.3                                           # the shoe's part of the border differs
+    flat, _, _ = border_background(photo, vary=None)
+    assert torch.equal(flat, colour.view(3, 1, 1).expand(3, 90, 120))
 
 
 def test_grow_faint_parts_needs_a_sharp_outline_and_a_mask_below():
