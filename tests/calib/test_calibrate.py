@@ -147,19 +147,24 @@ def test_workers_write_what_one_process_writes(dataset, tmp_path):
 def test_report_lists_the_views_whose_masks_disagree_with_the_hull(tmp_path):
     from shoerecon.calib.cli import _write_report
 
-    def result(view_outline):
+    def result(view_outline, view_iou=None):
         outline = torch.tensor(view_outline)
-        return {"view_iou": 1 - 2 * outline, "view_outline": outline, "converged": True, "elevation": 10.0,
+        view_iou = 1 - 2 * outline if view_iou is None else torch.tensor(view_iou)
+        return {"view_iou": view_iou, "view_outline": outline, "converged": True, "elevation": 10.0,
                 "fov": 30.0, "distance": 2.0, "start_azimuth": 0.0, "direction": 1, "mean_iou": 0.95}
 
     good = [0.006, 0.005, 0.03, 0.007, 0.006, 0.005, 0.007, 0.006]  # view 2: end-on, a loose fit but no lost part
     bad = good[:5] + [0.055] + good[6:]  # view 5: the mask lost a band of the shoe
     small = [x / 10 for x in good[:3]] + [0.03] + [x / 10 for x in good[4:]]  # 0.03 is 5x the median but small
-    _write_report(tmp_path / "calibration.md", {"good": result(good), "bad": result(bad), "small": result(small)}, CFG, 1.0)
+    # view 4: a lost white heel counter, a region more than an outline (IoU 0.69, the outline only 0.032 off)
+    part = result(good[:4] + [0.032] + good[5:], [0.97, 0.97, 0.86, 0.97, 0.69, 0.97, 0.96, 0.97])
+    _write_report(tmp_path / "calibration.md", {"good": result(good), "bad": result(bad), "small": result(small),
+                                                "part": part}, CFG, 1.0)
     report = (tmp_path / "calibration.md").read_text()
     assert "## Views to check" in report and "- bad: 005 (0.89, 0.055)" in report
     listed = report.split("## Views to check")[1].split("## Per-view")[0]
     assert "- good:" not in listed and "- small:" not in listed and "002" not in listed
+    assert "- part: 004 (0.69, 0.032)\n" in listed
     _write_report(tmp_path / "calibration.md", {"good": result(good)}, CFG, 1.0)
     assert "Views to check" not in (tmp_path / "calibration.md").read_text()
 
