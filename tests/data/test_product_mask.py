@@ -106,6 +106,17 @@ def test_background_surface_leaves_out_the_shoe_where_it_reaches_the_frame():
     assert torch.equal(flat, colour.view(3, 1, 1).expand(3, 90, 120))
 
 
+def test_a_nearly_clipped_white_upper_between_collar_and_sole_is_kept():
+    # Over-exposed: the upper is 0.015 from the white background (under ``weak``), and its sides have no edge.
+    img = torch.ones(3, 60, 80)
+    img[:, 14:40, 20:60] = torch.tensor([0.985, 0.985, 0.978]).view(3, 1, 1)    # the upper
+    img[:, 10:14, 20:60] = torch.tensor([0.2, 0.2, 0.6]).view(3, 1, 1)          # a blue collar
+    img[:, 40:46, 15:65] = 0.15                                                  # a dark sole
+    mask = product_mask(img)[0]
+    assert mask[14:40, 20:60].mean() > 0.95 and mask.sum() <= 26 * 40 + 4 * 40 + 6 * 50
+    assert product_mask(img, ProductMaskConfig(faint=0.025))[0, 14:40, 20:60].sum() == 0   # as ``weak``: lost
+
+
 def test_grow_faint_parts_needs_a_sharp_outline_and_a_mask_below():
     m = torch.zeros(1, 1, 16, 16)
     m[..., 10:13, 2:14] = 1                                    # the sole, found
