@@ -370,8 +370,10 @@ def drop_soft_outlined(mask: Tensor, grown: Tensor, edges: Tensor, sharp: float,
     >>> m = torch.zeros(1, 1, 10, 10); m[..., 1:9, 1] = m[..., 1, 1:9] = m[..., 8, 1:9] = 1   # the shoe, open right
     >>> g = m.clone(); g[..., 2:8, 2:9] = 1                                  # a white part in the opening, no edges
     >>> e = torch.zeros_like(m)
-    >>> int(drop_soft_outlined(m, g, e, 0.5).sum() - m.sum()), int(drop_soft_outlined(m, g, e, 0.5, 1, 0.6).sum() - m.sum())
-    (0, 42)
+    >>> int(drop_soft_outlined(m, g, e, 0.5).sum() - m.sum())                 # no edges: dropped
+    0
+    >>> int(drop_soft_outlined(m, g, e, 0.5, 1, enclosed=0.6).sum() - m.sum())  # held on 3 sides: stays
+    42
     """
     out = []
     for m, g, e in zip(mask, grown, edges):
