@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from shoerecon.data.layout import DataError, hash_split, read_image, rig_from_turntable, write_json
+from shoerecon.data.layout import DEFAULT_MAX_PIXELS, DataError, hash_split, read_image, rig_from_turntable, write_json
 from shoerecon.data.masks import BackgroundError, ProductMaskConfig, product_mask
 from shoerecon.data.preprocess import mask_bbox
 
@@ -42,6 +42,9 @@ class ImportConfig:
         views: photos per shoe (a turntable of ``views`` evenly spaced views). A folder with an exact
             multiple of it keeps every k-th photo; other counts skip the shoe.
         max_side: photos larger than this (longest side, pixels) are downscaled; None keeps them.
+        max_pixels: photos with more pixels are refused before they are decoded (the shoe is skipped): the guard
+            against decompression bombs. A 100 MP studio camera's photos need a higher limit (about 1.6 GB to
+            decode each).
         outlier_ratio: a view whose mask area, width or height differs from the median of its 4 turntable
             neighbours by more than this factor is flagged. max_flagged: a shoe with more flagged views
             than this fraction is skipped.
@@ -51,6 +54,7 @@ class ImportConfig:
 
     views: int = 36
     max_side: int | None = 1024
+    max_pixels: int = DEFAULT_MAX_PIXELS
     outlier_ratio: float = 1.6
     max_flagged: float = 0.15
     min_area: float = 0.002
@@ -111,10 +115,11 @@ def _photo_mode_note(path: Path) -> str | None:
     return None
 
 
-def _read_photo(path: Path, max_side: int | None) -> Tensor:
-    """(3, H, W) RGB of a photo (alpha composited on white), downscaled to ``max_side``."""
+def _read_photo(path: Path, max_side: int | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
+    """(3, H, W) RGB of a photo (alpha composited on white), downscaled to ``max_side``; refused (``ShoeSkipped``)
+    above ``max_pixels``."""
     try:
-        rgb, alpha = read_image(path)
+        rgb, alpha = read_image(path, max_pixels)
     except DataError as e:
         raise ShoeSkipped(str(e)) from None
     if alpha is not None:
@@ -175,7 +180,7 @@ def import_shoe(folder: Path, out: Path, cfg: ImportConfig, thumb_height: int = 
     if note:
         rep.notes.append(note)
     rep.notes += [n for n in (_photo_mode_note(p) for p in photos) if n]
-    images = [_read_photo(p, cfg.max_side) for p in photos]
+    images = [_read_photo(p, cfg.max_side, cfg.max_pixels) for p in photos]
     sizes = [tuple(img.shape[-2:]) for img in images]
     _check_sizes(photos, sizes, folder)
     rep.size = sizes[0]
@@ -298,6 +303,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="dataset folder to write (DESIGN layout)")
     parser.add_argument("--views", type=int, default=d.views, help=f"photos per turntable (default {d.views})")
     parser.add_argument("--max-side", type=int, default=d.max_side, help=f"downscale larger photos (default {d.max_side}; 0 = keep)")
+    parser.add_argument("--max-pixels", type=int, default=d.max_pixels,
+                        help=f"refuse photos with more pixels, before decoding them (default {d.max_pixels:,}; "
+                             "raise it for a 100 MP studio camera)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
 
 
@@ -305,7 +313,9 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     if args.views < 3:
         raise SystemExit("import: --views must be at least 3")
-    cfg = ImportConfig(views=args.views, max_side=args.max_side or None)
+    if args.max_pixels < 1:
+        raise SystemExit("import: --max-pixels must be a positive number of pixels")
+    cfg = ImportConfig(views=args.views, max_side=args.max_side or None, max_pixels=args.max_pixels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the summary below says the same, once
         try:

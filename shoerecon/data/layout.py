@@ -278,7 +278,8 @@ def _open(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Imag
         w, h = img.size
         if max_pixels is not None and w * h > max_pixels:
             raise DataError(f"{path}: image too large: {w}x{h} = {w * h / 1e6:.0f} MP exceeds the limit of "
-                            f"{max_pixels / 1e6:.0f} MP (data.max_pixels); downscale the photo or raise the limit")
+                            f"{max_pixels / 1e6:.0f} MP (data.max_pixels; shoerecon import --max-pixels); downscale the photo "
+                            "or raise the limit")
         img.load()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None

@@ -136,3 +136,21 @@ def test_import_respects_exif_orientation(tmp_path):
     reports = import_folder(src, out, ImportConfig(views=3), progress=False)
     assert reports[0].status == "ok", reports[0].problem
     assert Image.open(out / "phone" / "views" / "001.png").size == (W, H)
+
+
+def test_import_pixel_limit_skips_a_too_large_shoe_and_the_cli_raises_it(tmp_path):
+    import argparse
+
+    from shoerecon.data.importer import add_arguments, run
+
+    src = tmp_path / "src"
+    _folder(src, "studio")                                  # 64 x 48 = 3072 pixels a photo
+    reports = import_folder(src, tmp_path / "a", ImportConfig(views=6, max_pixels=3000), progress=False)
+    assert reports[0].status != "ok" and "image too large: 64x48" in reports[0].problem
+    assert "--max-pixels" in reports[0].problem               # says how to raise it
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert run(parser.parse_args([str(src), "--out", str(tmp_path / "b"), "--views", "6", "--max-pixels", "4000"])) == 0
+    assert (tmp_path / "b" / "studio" / "views" / "005.png").exists()
+    with pytest.raises(SystemExit, match="--max-pixels must be a positive"):
+        run(parser.parse_args([str(src), "--out", str(tmp_path / "c"), "--views", "6", "--max-pixels", "0"]))

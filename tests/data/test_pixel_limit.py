@@ -32,7 +32,7 @@ def png_claiming(path, width, height):
 def test_bomb_is_a_data_error_naming_the_file(tmp_path):
     small = png_claiming(tmp_path / "eighty_mp.png", 9000, 9000)  # 81 MP: PIL only warns; our default refuses
     assert Image.open(small).size == (9000, 9000)
-    with pytest.raises(DataError, match=r"eighty_mp\.png: image too large: 9000x9000 = 81 MP .* 64 MP \(data.max_pixels\)"):
+    with pytest.raises(DataError, match=r"eighty_mp\.png: image too large: 9000x9000 = 81 MP .* 64 MP \(data.max_pixels; shoerecon import --max-pixels\)"):
         read_image(small)
     huge = png_claiming(tmp_path / "bomb.png", 40000, 40000)
     with pytest.raises(DataError, match=r"bomb\.png: image too large"):
