@@ -11,7 +11,8 @@ as ``shoerecon import`` does (``product_mask`` with ``ImportConfig().mask``). Co
 - over-exposed 4%: every channel x 1.04, clipped (a shop that blows the background out to pure white; near-white
   parts of the shoe clip with it).
 
-    python benchmarks/photo_lighting.py --work /tmp/tt_bench --shoes sku_00000,sku_00004,sku_00008 --threads 1
+    python benchmarks/photo_lighting.py --work /tmp/tt_bench --shoes sku_00000,sku_00004,sku_00008 --threads 1 \
+        --sheet /tmp/lighting.png     # the worst view of each condition: mask outline red, true outline green
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from shoerecon.data.importer import ImportConfig, shoe_photos
+from shoerecon.data.importer import ImportConfig, outline, shoe_photos
 from shoerecon.data.layout import read_image
 from shoerecon.data.masks import product_mask
 
@@ -61,18 +62,29 @@ def jpeg(img: np.ndarray, quality: int = 85) -> np.ndarray:
     return np.asarray(Image.open(buf).convert("RGB"), dtype=np.float32) / 255
 
 
-def score_shoe(work: Path, shoe: str, relight, seed: int) -> list[float]:
-    """Mask IoU per view (V,) of one shoe's re-lit photos against the exact alpha."""
+def score_shoe(work: Path, shoe: str, relight, seed: int) -> tuple[list[float], tuple]:
+    """Mask IoU per view (V,) of one shoe's re-lit photos against the exact alpha, and its worst view as
+    (IoU, photo (H, W, 3), mask (H, W) bool, truth (H, W) bool)."""
     rng = np.random.default_rng(seed)
     cfg = ImportConfig().mask
-    out = []
+    out, worst = [], (2.0,)
     for v, photo in enumerate(shoe_photos(work / "photos" / shoe)):
         img = jpeg(relight(np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) / 255, rng))
         mask = product_mask(torch.from_numpy(img).permute(2, 0, 1).contiguous(), cfg, photo)[0].numpy() > 0.5
         _, alpha = read_image(work / "truth" / shoe / "alpha" / f"{v:03d}.png")
         truth = alpha[0].numpy() > 0.5
         out.append(float((mask & truth).sum() / max((mask | truth).sum(), 1)))
-    return out
+        if out[-1] < worst[0]:
+            worst = (out[-1], img, mask, truth)
+    return out, worst
+
+
+def sheet_tile(img: np.ndarray, mask: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(H, W, 3) photo with the true outline in green and the mask's in red (drawn over it)."""
+    tile = img.copy()
+    for m, colour in ((truth, (0.0, 0.8, 0.0)), (mask, (1.0, 0.0, 0.0))):
+        tile[outline(torch.from_numpy(m)[None])[0].numpy()] = colour
+    return np.pad(tile, ((2, 2), (2, 2), (0, 0)), constant_values=1.0)
 
 
 def main(argv=None) -> int:
@@ -81,6 +93,8 @@ def main(argv=None) -> int:
     p.add_argument("--shoes", default="5", help="comma-separated shoe names, or how many of the first (default 5)")
     p.add_argument("--conditions", default=",".join(CONDITIONS), help=f"comma-separated, of: {', '.join(CONDITIONS)}")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sheet", default=None, help="save the worst view of each condition here (PNG): mask outline red, "
+                                                  "true outline green")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -94,15 +108,24 @@ def main(argv=None) -> int:
     print(f"# Import masks under shop lighting ({len(shoes)} shoes of {work}, --threads {args.threads})\n")
     print("| condition | mean IoU | min view IoU | worst shoe (mean) | CPU s / photo |")
     print("|---|---|---|---|---|")
+    tiles = []
     for name in args.conditions.split(","):
         t0 = time.process_time()
-        per_shoe = {s: score_shoe(work, s, CONDITIONS[name], seed=i) for i, s in enumerate(shoes)}
+        scored = {s: score_shoe(work, s, CONDITIONS[name], seed=i) for i, s in enumerate(shoes)}
+        per_shoe = {s: ious for s, (ious, _) in scored.items()}
+        tiles.append(sheet_tile(*min((w for _, w in scored.values()), key=lambda w: w[0])[1:]))
         flat = [x for ious in per_shoe.values() for x in ious]
         worst = min(per_shoe, key=lambda s: np.mean(per_shoe[s]))
         cpu = (time.process_time() - t0) / len(flat)
         print(f"| {name} | {np.mean(flat):.4f} | {np.min(flat):.3f} | {worst} ({np.mean(per_shoe[worst]):.3f}) | "
               f"{cpu:.2f} |", flush=True)
     print(f"\nload average {[round(x, 2) for x in os.getloadavg()]}")
+    if args.sheet:
+        height = max(t.shape[0] for t in tiles)
+        row = np.concatenate([np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0)), constant_values=1.0)
+                              for t in tiles], 1)
+        Image.fromarray((row * 255 + 0.5).astype(np.uint8)).save(args.sheet)
+        print(f"worst view of each condition ({', '.join(args.conditions.split(','))}): {args.sheet}")
     return 0
 
 

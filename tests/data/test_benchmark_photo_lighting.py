@@ -18,7 +18,11 @@ def test_vignette_darkens_the_corners_and_the_floor_by_its_strength():
 def test_benchmark_prints_one_row_per_condition(tmp_path, capsys):
     cfg = ProductPhotoConfig(height=48, width=64, num_views=4, supersample=1)
     generate_product_photos(tmp_path / "photos", 1, seed=0, cfg=cfg, truth=tmp_path / "truth", progress=False)
-    assert bench.main(["--work", str(tmp_path), "--shoes", "1", "--conditions", "plain,over-exposed 4%"]) == 0
+    sheet = tmp_path / "sheet.png"
+    assert bench.main(["--work", str(tmp_path), "--shoes", "1", "--conditions", "plain,over-exposed 4%",
+                       "--sheet", str(sheet)]) == 0
+    from PIL import Image
+    assert Image.open(sheet).size == (2 * (64 + 4), 48 + 4)                # one tile per condition
     rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| plain")
             or line.startswith("| over-exposed")]
     assert len(rows) == 2
