@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from shoerecon.data.importer import ImportConfig, outline, shoe_photos
+from shoerecon.data.importer import ImportConfig, shoe_photos
 from shoerecon.data.layout import read_image
-from shoerecon.data.masks import product_mask
+from shoerecon.data.masks import outline, product_mask
 
 
 def vignette(strength: float):

@@ -56,7 +56,8 @@ def reprojection(result: dict, masks: torch.Tensor) -> tuple[torch.Tensor, torch
 
 def overlay_sheet(rows: list[tuple[torch.Tensor, torch.Tensor]], path: Path, per_row: int = 12) -> None:
     """Masks (grey) with the reprojection's outline (red), up to ``per_row`` views per shoe."""
-    from shoerecon.data.importer import _save, outline
+    from shoerecon.data.importer import _save
+    from shoerecon.data.masks import outline
 
     lines = []
     for proj, masks in rows:

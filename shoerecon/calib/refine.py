@@ -225,11 +225,10 @@ def outline_error(a: Tensor, b: Tensor) -> Tensor:
     >>> round(float(outline_error(a, b)[0]), 3)
     0.278
     """
+    from shoerecon.data.masks import outline
+
     a, b = a > 0.5, b > 0.5
-    out = 1.0 - b.float()  # a pixel is on the outline when a 4-neighbour is background
-    near_out = torch.maximum(F.max_pool2d(out, (3, 1), 1, (1, 0)), F.max_pool2d(out, (1, 3), 1, (0, 1)))
-    edge = b & (near_out > 0.5)
-    return (a ^ b).flatten(1).sum(1) / edge.flatten(1).sum(1).clamp_min(1)
+    return (a ^ b).flatten(1).sum(1) / outline(b).flatten(1).sum(1).clamp_min(1)
 
 
 def mesh_silhouettes(verts: Tensor, faces: Tensor, cams: Cameras, height: int, width: int) -> Tensor:

@@ -28,7 +28,7 @@ from PIL import Image
 from torch import Tensor
 
 from shoerecon.data.layout import DEFAULT_MAX_PIXELS, DataError, hash_split, read_image, rig_from_turntable, write_json
-from shoerecon.data.masks import BackgroundError, ProductMaskConfig, product_mask
+from shoerecon.data.masks import BackgroundError, ProductMaskConfig, outline, product_mask
 from shoerecon.data.preprocess import mask_bbox
 
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
@@ -218,13 +218,6 @@ def _save(path: Path, image: Tensor) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
     Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(path, compress_level=1)
-
-
-def outline(mask: Tensor) -> Tensor:
-    """Boundary pixels (1, H, W) bool of a (1, H, W) mask: inside pixels with an outside 4-neighbour."""
-    m = mask > 0.5
-    inner = -F.max_pool2d(-m.float()[None], 3, 1, 1)[0] > 0.5
-    return m & ~inner
 
 
 def contact_sheet(reports: list[ShoeReport], path: Path) -> None:

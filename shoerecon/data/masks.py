@@ -24,6 +24,20 @@ def fill_holes(mask: Tensor) -> Tensor:
     return torch.stack(filled)[:, None].to(mask)
 
 
+def outline(mask: Tensor) -> Tensor:
+    """Outline pixels (..., H, W) bool of binary-ish masks (..., H, W): inside pixels with a background 4-neighbour
+    (pixels beyond the image do not count as background).
+
+    >>> m = torch.zeros(1, 6, 6); m[:, 1:5, 1:5] = 1
+    >>> int(outline(m).sum()), bool(outline(m)[0, 2, 2])
+    (12, False)
+    """
+    inside = mask > 0.5
+    out = (~inside).float().reshape(-1, 1, *mask.shape[-2:])
+    near_out = torch.maximum(F.max_pool2d(out, (3, 1), 1, (1, 0)), F.max_pool2d(out, (1, 3), 1, (0, 1)))
+    return inside & (near_out.reshape(mask.shape) > 0.5)
+
+
 def disk(radius: int) -> np.ndarray:
     """(2r+1, 2r+1) bool disk structuring element."""
     yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
@@ -317,12 +331,12 @@ def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: obje
     return keep_components(shape, cfg.min_component)[0]
 
 
-def grow_faint_parts(mask: Tensor, dist: Tensor, edges: Tensor, weak: float, contrast: float, sharp: float,
+def grow_faint_parts(mask: Tensor, dist: Tensor, edges: Tensor, faint: float, contrast: float, sharp: float,
                      radius: int, enclosed: float | None = None) -> Tensor:
     """Binary masks (B, 1, H, W) plus the faint parts of the shoe connected to them (a near-white upper on white,
     whose outline is too broken for edges and closing to enclose).
 
-    Candidates are pixels farther than ``weak`` from the background colour (``dist``: (B, 1, H, W)) that have mask
+    Candidates are pixels farther than ``faint`` from the background colour (``dist``: (B, 1, H, W)) that have mask
     pixels at or below them in their column (a shadow lies on the floor beside and under the shoe, a collar stands
     above its sole). Near the outside (within ``radius`` of a non-candidate pixel) a candidate must also be at least
     ``contrast`` times the largest distance within ``radius`` (the half-coverage point of an outline: the blur and
@@ -339,7 +353,7 @@ def grow_faint_parts(mask: Tensor, dist: Tensor, edges: Tensor, weak: float, con
     >>> grow_faint_parts(m, d, e * 0, 0.025, 0.5, 0.5, 1)[0, 0, 3:8, 3:9].sum().item()   # no outline: a shadow
     0.0
     """
-    cand = dist > weak
+    cand = dist > faint
     local = F.max_pool2d(dist, 2 * radius + 1, 1, radius)
     inner = -F.max_pool2d(-cand.to(dist.dtype), 2 * radius + 1, 1, radius) > 0.5
     over = torch.cummax((mask > 0.5).flip(-2).to(torch.uint8), dim=-2).values.flip(-2).bool()
