@@ -51,6 +51,10 @@ class PolishConfig:
         rounds: hull / crop-alignment rounds per candidate (the crops start from the same fit for every
             candidate of a search, so they are compared fairly); settle_rounds: for the start, whose crops come
             from the voxel hull.
+        distance_height: the views' signed distances (``hull_field``) are computed from the masks at this height
+            and area-averaged down to ``mask_height`` (0 = at ``mask_height``). A thresholded mask's outline is a
+            staircase, so its distances are up to half a pixel off along it, which is about what a degree of
+            elevation moves an outline; computed finer, the zero level keeps the sub-pixel edge.
         tolerance: the fraction of the views (rounded down: 2 of 36, none of 12) a point of the hull may fall
             outside of (``hull_field``). A mask that lost a part (a white toe cap on white) then no longer cuts
             it out of the shoe in every view: on 20 synthetic shop turntables through the import's masks, 2 of 36
@@ -70,6 +74,7 @@ class PolishConfig:
     rounds: int = 2
     settle_rounds: int = 4
     tolerance: float = 0.06
+    distance_height: int = 256
 
     @property
     def candidates(self) -> int:
@@ -304,6 +309,23 @@ def signed_distances(masks: Tensor) -> Tensor:
     on = masks[:, 0].numpy() > 0.5
     sd = [ndimage.distance_transform_edt(~m) - ndimage.distance_transform_edt(m) for m in on]
     return torch.from_numpy(np.stack(sd)).float()[:, None] * px
+
+
+def fine_signed_distances(masks: Tensor, height: int, size: tuple[int, int]) -> Tensor:
+    """(V, 1, *size) ``signed_distances`` of masks (V, 1, H, W) computed at ``height`` (at most H) and
+    area-averaged to ``size``: sub-pixel outlines at ``size``, where the distances of the thresholded small
+    masks would follow their pixel staircase. Distances are in NDC units, which do not depend on the resolution.
+
+    >>> m = torch.zeros(1, 1, 64, 64); m[..., 16:48, 16:47] = 1  # the right edge at x = 47 of 64: mid-pixel at 32
+    >>> coarse = signed_distances(downscale_masks(m, 32))[0, 0, 16, 23] * 16  # pixels of the 32-px image
+    >>> fine = fine_signed_distances(m, 64, (32, 32))[0, 0, 16, 23] * 16
+    >>> round(float(coarse), 2), round(float(fine), 2)  # the pixel whose centre is on the edge
+    (1.0, 0.0)
+    """
+    sd = signed_distances(downscale_masks(masks, max(height, size[0])))
+    if tuple(sd.shape[-2:]) == tuple(size):
+        return sd
+    return F.interpolate(sd, size=size, mode="area")
 
 
 def hull_field(sd: Tensor, cams: Cameras, n: int, tolerance: int = 0) -> tuple[Tensor, Tensor, float]:
@@ -576,7 +598,7 @@ def polish(masks: Tensor, start: Fit, cfg: CalibConfig, progress=None) -> Fit | 
     """
     pc = cfg.polish
     big = downscale_masks(masks, pc.mask_height)
-    sd = signed_distances(big)
+    sd = fine_signed_distances(masks, pc.distance_height, big.shape[-2:]) if pc.distance_height else signed_distances(big)
     v, _, h, w = big.shape
 
     def evaluate(elevation: float, fov: float, base: Fit, rounds: int = pc.rounds) -> Fit | None:
