@@ -9,7 +9,9 @@ as ``shoerecon import`` does (``product_mask`` with ``ImportConfig().mask``). Co
   exposed 0.96-1.02 (a lightbox without post-processing);
 - warm tint: white balance (0.97, 0.95, 0.90);
 - over-exposed 4%: every channel x 1.04, clipped (a shop that blows the background out to pure white; near-white
-  parts of the shoe clip with it).
+  parts of the shoe clip with it);
+- cut-out: the shoe cut out (by its exact alpha) onto pure white, without its shadow and reflection, as shops and
+  sneaker databases publish product shots after background removal.
 
     python benchmarks/photo_lighting.py --work /tmp/tt_bench --shoes sku_00000,sku_00004,sku_00008 --threads 1 \
         --sheet /tmp/lighting.png     # the worst view of each condition: mask outline red, true outline green
@@ -32,7 +34,7 @@ from shoerecon.data.masks import outline, product_mask
 
 
 def vignette(strength: float):
-    def relight(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def relight(img: np.ndarray, rng: np.random.Generator, alpha: np.ndarray) -> np.ndarray:
         h, w, _ = img.shape
         yy, xx = np.mgrid[0:h, 0:w]
         r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
@@ -42,16 +44,23 @@ def vignette(strength: float):
 
 
 def gain(rgb: tuple[float, float, float]):
-    return lambda img, rng: img * np.asarray(rgb)
+    return lambda img, rng, alpha: img * np.asarray(rgb)
 
 
+def cut_out(img: np.ndarray, rng: np.random.Generator, alpha: np.ndarray) -> np.ndarray:
+    """The shoe over pure white by its alpha (H, W) in [0, 1]: no floor, shadow or reflection left."""
+    return img * alpha[..., None] + (1.0 - alpha[..., None])
+
+
+# name -> relight(photo (H, W, 3) in [0, 1], rng, exact alpha (H, W)) -> photo
 CONDITIONS = {
-    "plain": lambda img, rng: img,
+    "plain": lambda img, rng, alpha: img,
     "vignette 5%": vignette(0.05),
     "vignette 12%": vignette(0.12),
     "vignette 20%": vignette(0.20),
     "warm tint": gain((0.97, 0.95, 0.90)),
     "over-exposed 4%": gain((1.04, 1.04, 1.04)),
+    "cut-out": cut_out,
 }
 
 
@@ -69,9 +78,10 @@ def score_shoe(work: Path, shoe: str, relight, seed: int) -> tuple[list[float], 
     cfg = ImportConfig().mask
     out, worst = [], (2.0,)
     for v, photo in enumerate(shoe_photos(work / "photos" / shoe)):
-        img = jpeg(relight(np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) / 255, rng))
-        mask = product_mask(torch.from_numpy(img).permute(2, 0, 1).contiguous(), cfg, photo)[0].numpy() > 0.5
         _, alpha = read_image(work / "truth" / shoe / "alpha" / f"{v:03d}.png")
+        img = np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32) / 255
+        img = jpeg(relight(img, rng, alpha[0].numpy()))
+        mask = product_mask(torch.from_numpy(img).permute(2, 0, 1).contiguous(), cfg, photo)[0].numpy() > 0.5
         truth = alpha[0].numpy() > 0.5
         out.append(float((mask & truth).sum() / max((mask | truth).sum(), 1)))
         if out[-1] < worst[0]:

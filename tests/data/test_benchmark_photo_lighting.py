@@ -8,11 +8,20 @@ from shoerecon.data.product_photos import ProductPhotoConfig, generate_product_p
 
 def test_vignette_darkens_the_corners_and_the_floor_by_its_strength():
     img = np.ones((9, 9, 3))
-    out = bench.vignette(0.2)(img, np.random.default_rng(0))
+    out = bench.vignette(0.2)(img, np.random.default_rng(0), np.ones((9, 9)))
     assert 0.96 * 0.8 <= out[0, 0, 0] <= 1.02 * 0.8                      # a top corner: 20% less light, times exposure
     assert out[0, 0, 0] < out[0, 4, 0] < out[4, 4, 0]                    # brightest in the middle
     assert out[8, 4, 0] < out[0, 4, 0]                                   # darker towards the floor
     assert np.allclose(out[..., 0], out[..., 2])                         # no tint
+
+
+def test_cut_out_keeps_the_shoe_and_whitens_the_rest():
+    img = np.full((4, 4, 3), 0.3)                                        # a grey floor with a shadow...
+    alpha = np.zeros((4, 4)); alpha[1:3, 1:3] = 1.0; alpha[0, 0] = 0.5
+    out = bench.cut_out(img, np.random.default_rng(0), alpha)
+    assert np.allclose(out[1:3, 1:3], 0.3)                                # the shoe as it was
+    assert np.allclose(out[3, 3], 1.0)                                    # ... is pure white now
+    assert np.allclose(out[0, 0], 0.5 * 0.3 + 0.5)                        # an edge pixel blends by its alpha
 
 
 def test_benchmark_prints_one_row_per_condition(tmp_path, capsys):
