@@ -319,9 +319,10 @@ def signed_distances(masks: Tensor) -> Tensor:
 
 
 def fine_signed_distances(masks: Tensor, height: int, size: tuple[int, int]) -> Tensor:
-    """(V, 1, *size) ``signed_distances`` of masks (V, 1, H, W) computed at ``height`` (at most H) and
-    area-averaged to ``size``: sub-pixel outlines at ``size``, where the distances of the thresholded small
-    masks would follow their pixel staircase. Distances are in NDC units, which do not depend on the resolution.
+    """(V, 1, *size) ``signed_distances`` of masks (V, 1, H, W) computed at ``height`` (at most H; at least
+    ``size``'s, so 0 gives the distances of the masks downscaled to ``size``) and area-averaged to ``size``:
+    sub-pixel outlines at ``size``, where the distances of the thresholded small masks would follow their pixel
+    staircase. Distances are in NDC units, which do not depend on the resolution.
 
     >>> m = torch.zeros(1, 1, 64, 64); m[..., 16:48, 16:47] = 1  # the right edge at x = 47 of 64: mid-pixel at 32
     >>> coarse = signed_distances(downscale_masks(m, 32))[0, 0, 16, 23] * 16  # pixels of the 32-px image
@@ -605,7 +606,7 @@ def polish(masks: Tensor, start: Fit, cfg: CalibConfig, progress=None) -> Fit | 
     """
     pc = cfg.polish
     big = downscale_masks(masks, pc.mask_height)
-    sd = fine_signed_distances(masks, pc.distance_height, big.shape[-2:]) if pc.distance_height else signed_distances(big)
+    sd = fine_signed_distances(masks, pc.distance_height, big.shape[-2:])  # height 0: the distances of ``big``
     v, _, h, w = big.shape
 
     def evaluate(elevation: float, fov: float, base: Fit, rounds: int = pc.rounds) -> Fit | None:

@@ -302,6 +302,7 @@ def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: obje
     sigma = 0.8 * scale
     edges = canny_edges(x, cfg.edge_low, cfg.edge_high, kernel_size=2 * px(1) + 1, sigma=sigma)
     weak = (dist > cfg.weak).to(x.dtype)
+    faint = (dist > cfg.faint).to(x.dtype)
     k = x.new_ones(2 * px(cfg.kernel // 2) + 1, 2 * px(cfg.kernel // 2) + 1)
     # Edges count only where the pixel differs from the background at all (JPEG ringing on white does not).
     shape = morph.closing(torch.maximum(seeds, edges * morph.dilation(weak, k)), k)
@@ -314,7 +315,7 @@ def product_mask(image: Tensor, cfg: ProductMaskConfig | None = None, path: obje
     shape = shape * torch.maximum(torch.maximum(weak, seeds), inner)
     # A white sole with a soft outline is neither a seed nor enclosed by edges: take it back column by column,
     # from the shoe's lowest pixel down to the contact line (the darkest row of what differs from the floor).
-    shape = extend_to_contact_line(shape, (dist > cfg.faint).to(x.dtype), bright, cfg.contact_step, cfg.contact_reach)
+    shape = extend_to_contact_line(shape, faint, bright, cfg.contact_step, cfg.contact_reach)
     # A near-white upper on white has a faint, broken outline that the closing cannot join: take back the faint
     # parts that hang above the shoe and whose outline is sharp (a shadow's is soft).
     if cfg.grow:
