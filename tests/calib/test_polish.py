@@ -9,7 +9,7 @@ import torch
 from shoerecon.calib.refine import framing_distance
 from shoerecon.calib.turntable import (CalibConfig, Fit, PolishConfig, _parabola_vertex, aim_at, fit_candidate, hull_field,
                                        hull_length, iou, mesh_silhouettes, polish, shoe_box, signed_distances,
-                                       subpixel_hull, turntable_cameras, voxel_grid)
+                                       subpixel_hull, turntable_cameras, voxel_grid, downscale_masks, fine_signed_distances)
 
 from calib_shoe import shoe  # noqa: F401 (the shared pytest fixture)
 
@@ -101,6 +101,36 @@ def test_polish_recovers_elevation_and_fov(shoe):
     still = polish(masks, start, replace(cfg, polish=PolishConfig(mask_height=48, voxels=40, offsets=(),
                                                                   fov_ratios=(), fine_offsets=())))
     assert still.elevation == start_el and still.fov == start_fov
+
+
+def test_polish_scores_on_the_strict_hull_and_keeps_the_tolerant_one(shoe):
+    """Candidates are chosen on the hull of ``score_tolerance``; the kept hull is ``tolerance``'s at that rig."""
+    masks, crops, _ = shoe
+    pc = PolishConfig(mask_height=48, voxels=40, offsets=(-2.0, 2.0), fov_ratios=(), fine_offsets=())
+    start = Fit(14.0, 30.0, framing_distance(30.0, 0.8), 1, crops, torch.zeros(0, 3), torch.zeros(12))
+    strict = polish(masks, start, CalibConfig(polish=pc))                              # 0.06 of 12 views: none
+    loose = polish(masks, start, CalibConfig(polish=replace(pc, tolerance=0.25)))      # 3 of 12 for the kept hull
+    assert (loose.elevation, loose.fov) == (strict.elevation, strict.fov)
+    assert torch.equal(loose.crops, strict.crops)
+    # the kept hull is the tolerant one: larger, and exactly the 4th-largest distance's zero level
+    assert loose.hull.shape[0] > strict.hull.shape[0]
+    cams = turntable_cameras(12, loose.elevation, loose.fov, loose.distance, 1, loose.crops)
+    sd = fine_signed_distances(masks, pc.distance_height, downscale_masks(masks, 48).shape[-2:])
+    field, origin, size = hull_field(sd, cams, 40, 3)
+    assert loose.hull.shape[0] == int((field < 0).sum())
+
+
+def test_polish_carves_every_candidate_strict_and_only_the_kept_hull_tolerant(shoe, monkeypatch):
+    import shoerecon.calib.turntable as turntable
+
+    masks, crops, _ = shoe
+    used = []
+    real = turntable.hull_field
+    monkeypatch.setattr(turntable, "hull_field", lambda sd, cams, n, tolerance=0: used.append(tolerance) or real(sd, cams, n, tolerance))
+    pc = PolishConfig(mask_height=48, voxels=40, offsets=(-2.0, 2.0), fov_ratios=(), fine_offsets=(), tolerance=0.25)
+    polish(masks, Fit(14.0, 30.0, framing_distance(30.0, 0.8), 1, crops, torch.zeros(0, 3), torch.zeros(12)),
+           CalibConfig(polish=pc))
+    assert len(used) > 5 and set(used[:-1]) == {0} and used[-1] == 3
 
 
 def test_hull_length_is_the_long_extent_at_any_yaw():
