@@ -65,21 +65,22 @@ class PolishConfig:
             staircase, so its distances are up to half a pixel off along it, which is about what a degree of
             elevation moves an outline; computed finer, the zero level keeps the sub-pixel edge.
         tolerance: the fraction of the views (rounded down: 2 of 36, none of 12) a point of the hull may fall
-            outside of (``hull_field``). A mask that lost a part (a white toe cap on white) then no longer cuts
-            it out of the shoe in every view: on 20 synthetic shop turntables through the import's masks, 2 of 36
-            took the elevation from 19 to 20 of 20 within 2 degrees and the mean reprojection IoU from 0.937 to
-            0.958. Each view left out widens the arc between the views that carve a side, so with few views it
-            loosens the hull more than it helps; 3 of 36 measured worse than 2, and so did leaving the views
-            that fit worst out of the hull. The cost: the width is carved by the views that see the shoe nearly
-            end-on, and without 2 of them the hull is wider seen end-on (IoU 0.80-0.88 in those 2-4 views
-            where the strict hull has 0.92; ignoring only views that disagree by 3 px did not change that).
-            This is the hull the result keeps (its reprojection, the shoe's frame), at the chosen rig.
+            outside of (``hull_field``). A mask that lost a part (a white toe cap on white) then no longer cuts it
+            out of the shoe in every view: on 20 synthetic shop turntables through the import's masks, 2 of 36 took
+            the elevation from 19 to 20 of 20 within 2 degrees and the mean reprojection IoU from 0.937 to 0.958
+            (measured when this hull also scored the candidates, before ``score_tolerance`` and the sub-pixel
+            distances). Each view left out widens the arc between the views that carve a side, so with few views it
+            loosens the hull more than it helps; 3 of 36 measured worse than 2, and so did leaving the views that
+            fit worst out of the hull. The cost: the width is carved by the views that see the shoe nearly end-on,
+            and without 2 of them the hull is wider seen end-on (IoU 0.80-0.88 in those 2-4 views where the strict
+            hull has 0.92; ignoring only views that disagree by 3 px did not change that). This is the hull the
+            result keeps (its reprojection, the shoe's frame), at the chosen rig.
         score_tolerance: the same for the hull that scores the candidates and aligns their crops. A tolerant
             hull forgives a camera set too high or with too narrow a fov a little: with the crops fitted to the
             truth (a synthetic shop shoe, 36 views), its IoU falls by 0.0018 a degree above the true elevation
             where the strict hull's falls by 0.0033, and with aligned crops it peaked 2 degrees high. On 40
             synthetic shop turntables, scoring strict took the largest elevation error from 3.2 to 1.9 degrees
-            (mean 0.67 to 0.55; the signed errors centre on zero instead of +0.5).
+            (mean 0.66 to 0.55; signed mean +0.27 to -0.18).
     """
 
     mask_height: int = 128

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from shoerecon.calib.refine import framing_distance
-from shoerecon.calib.turntable import (CalibConfig, Fit, PolishConfig, _parabola_vertex, aim_at, fit_candidate, hull_field,
-                                       hull_length, iou, mesh_silhouettes, polish, shoe_box, signed_distances,
-                                       subpixel_hull, turntable_cameras, voxel_grid, downscale_masks, fine_signed_distances)
+from shoerecon.calib.turntable import (CalibConfig, Fit, PolishConfig, _parabola_vertex, aim_at, downscale_masks,
+                                       fine_signed_distances, fit_candidate, hull_field, hull_length, iou,
+                                       mesh_silhouettes, polish, shoe_box, signed_distances, subpixel_hull,
+                                       turntable_cameras, voxel_grid)
 
 from calib_shoe import shoe  # noqa: F401 (the shared pytest fixture)
 
@@ -126,7 +127,8 @@ def test_polish_carves_every_candidate_strict_and_only_the_kept_hull_tolerant(sh
     masks, crops, _ = shoe
     used = []
     real = turntable.hull_field
-    monkeypatch.setattr(turntable, "hull_field", lambda sd, cams, n, tolerance=0: used.append(tolerance) or real(sd, cams, n, tolerance))
+    monkeypatch.setattr(turntable, "hull_field",
+                        lambda sd, cams, n, tolerance=0: used.append(tolerance) or real(sd, cams, n, tolerance))
     pc = PolishConfig(mask_height=48, voxels=40, offsets=(-2.0, 2.0), fov_ratios=(), fine_offsets=(), tolerance=0.25)
     polish(masks, Fit(14.0, 30.0, framing_distance(30.0, 0.8), 1, crops, torch.zeros(0, 3), torch.zeros(12)),
            CalibConfig(polish=pc))
