@@ -621,9 +621,10 @@ def polish(masks: Tensor, start: Fit, cfg: CalibConfig, progress=None) -> Fit | 
     big = downscale_masks(masks, pc.mask_height)
     sd = fine_signed_distances(masks, pc.distance_height, big.shape[-2:])  # height 0: the distances of ``big``
     v, _, h, w = big.shape
+    score_tolerance, keep_tolerance = int(pc.score_tolerance * v), int(pc.tolerance * v)  # in views
 
     def evaluate(elevation: float, fov: float, base: Fit, rounds: int = pc.rounds,
-                 tolerance: int = int(pc.score_tolerance * v)) -> Fit | None:
+                 tolerance: int = score_tolerance) -> Fit | None:
         if progress is not None:
             progress()
         dist = framing_distance(fov, cfg.framing)
@@ -684,8 +685,10 @@ def polish(masks: Tensor, start: Fit, cfg: CalibConfig, progress=None) -> Fit | 
     fovs = tuple(math.log(r) for r in pc.fov_ratios)  # searched in log fov
     b = search(b, fovs, lambda x, b=b: evaluate(b.elevation, b.fov * math.exp(x), b))
     b = search(b, pc.fine_offsets, lambda x, b=b: evaluate(b.elevation + x, b.fov, b), widen=False)
+    if keep_tolerance == score_tolerance:  # b's hull is already the one to keep
+        return b
     # The hull to keep: the same rig and crops, carved with ``tolerance`` (robust to a mask that lost a part).
-    return evaluate(b.elevation, b.fov, b, rounds=1, tolerance=int(pc.tolerance * v)) or b
+    return evaluate(b.elevation, b.fov, b, rounds=1, tolerance=keep_tolerance) or b
 
 
 def _parabola_vertex(x0: float, x1: float, x2: float, y0: float, y1: float, y2: float) -> float | None:
